@@ -1,0 +1,59 @@
+"""Config: RecBole's Config plus the plugin's yaml layers.
+
+Merge order, later wins: RecBole's internal yamls (overall, model, dataset, quick-start defaults for the
+model type) -> ``properties/overall.yaml`` -> ``properties/model/<model>.yaml`` ->
+``properties/dataset/<dataset>.yaml`` -> the user's ``config_file_list`` -> ``config_dict`` -> command line.
+"""
+
+import os
+
+from recbole.config import Config as RecBoleConfig
+
+from recbole_crs.utils import get_model
+
+PROPERTIES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "properties")
+
+
+def plugin_yaml_files(model, dataset):
+    """The plugin's own yaml layers for ``model`` on ``dataset``, in merge order (existing files only)."""
+    if not os.path.isdir(PROPERTIES_DIR):
+        raise FileNotFoundError(
+            f"recbole-crs cannot find its properties folder '{PROPERTIES_DIR}'. Install the plugin from "
+            "its repository with `pip install -e .` so the yaml defaults stay next to the package."
+        )
+    candidates = [
+        os.path.join(PROPERTIES_DIR, "overall.yaml"),
+        os.path.join(PROPERTIES_DIR, "model", f"{model}.yaml"),
+        os.path.join(PROPERTIES_DIR, "dataset", f"{dataset}.yaml"),
+    ]
+    return [path for path in candidates if os.path.isfile(path)]
+
+
+class Config(RecBoleConfig):
+    """RecBole Config that finds plugin models and adds the plugin's yaml defaults."""
+
+    def _get_model_and_dataset(self, model, dataset):
+        if model is None:
+            model = self.external_config_dict.get("model")
+            if model is None:
+                raise KeyError(
+                    "model needs to be given in one of: the model argument, a config file, config_dict, "
+                    "or --model on the command line."
+                )
+        if dataset is None:
+            dataset = self.external_config_dict.get("dataset")
+            if dataset is None:
+                raise KeyError(
+                    "dataset needs to be given in one of: the dataset argument, a config file, "
+                    "config_dict, or --dataset on the command line."
+                )
+        if isinstance(model, str):
+            return model, get_model(model), dataset
+        return model.__name__, model, dataset
+
+    def _load_internal_config_dict(self, model, model_class, dataset):
+        super()._load_internal_config_dict(model, model_class, dataset)
+        for path in plugin_yaml_files(model, dataset):
+            config_dict = self._update_internal_config_dict(path)
+            if path.endswith(os.path.join("dataset", f"{dataset}.yaml")):
+                self.parameters["Dataset"] += [k for k in config_dict if k not in self.parameters["Dataset"]]

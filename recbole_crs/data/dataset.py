@@ -1,0 +1,314 @@
+"""CRSDataset: a RecBole ``SequentialDataset`` that carries conversations.
+
+Atomic-file format: ``docs/data-format.md``. On top of RecBole's sequential dataset this class
+
+* validates the conversation fields (present, right type, known tokens, confirmed attributes belong to the
+  target, rejected items never the target) and fails with a message that names the problem and the fix;
+* keeps conversation fields as plain per-row fields: RecBole would list-augment every ``.inter`` field
+  into ``[N, MAX_ITEM_LIST_LENGTH, seq_len]`` tensors, but a conversation belongs to its own target row
+  only, so those tensors are pure waste (``benchmarks/dataset_memory.py`` measures the saving);
+* exposes an item -> attributes table and an attribute -> items index as tensors
+  (:attr:`item_attributes`, :attr:`attribute_item_mask`) for models, samplers and evaluation;
+* optionally takes the train/valid/test split from a ``split`` column instead of ``eval_args``.
+"""
+
+import os
+
+import numpy as np
+import torch
+from recbole.data.dataset import SequentialDataset
+from recbole.data.interaction import Interaction
+from recbole.utils import FeatureSource, FeatureType
+
+SPLIT_PHASES = ("train", "valid", "test")
+# How many offending rows an error message quotes; the count is always given in full.
+_EXAMPLES_IN_ERRORS = 3
+
+
+class CRSDataError(ValueError):
+    """Conversational data that cannot be used as given; the message says what to fix."""
+
+
+def _examples(values):
+    return ", ".join(repr(v) for v in list(values)[:_EXAMPLES_IN_ERRORS])
+
+
+class CRSDataset(SequentialDataset):
+    """Sequential dataset with item attributes and per-interaction conversations.
+
+    Config keys: ``ATTRIBUTE_FIELD`` (item ``token_seq``), ``CONFIRMED_FIELD`` (inter ``token_seq``),
+    ``REJECTED_FIELD`` (optional inter ``token_seq``), ``CANDIDATE_FIELD`` (optional inter ``token_seq``),
+    ``SPLIT_FIELD`` (optional inter ``token``).
+    """
+
+    def __init__(self, config):
+        self.attribute_field = config["ATTRIBUTE_FIELD"]
+        self.confirmed_field = config["CONFIRMED_FIELD"]
+        self.rejected_field = config["REJECTED_FIELD"]
+        self.candidate_field = config["CANDIDATE_FIELD"]
+        self.split_field = config["SPLIT_FIELD"]
+        self.item_attributes = None
+        self.attribute_item_mask = None
+        super().__init__(config)
+
+    # ------------------------------------------------------------------ loading and validation
+    def _load_data(self, token, dataset_path):
+        inter_file = os.path.join(dataset_path, f"{token}.inter")
+        if not os.path.isfile(inter_file):
+            raise CRSDataError(
+                f"No interaction file '{inter_file}'. Put the dataset's atomic files in "
+                f"'{dataset_path}/' (format: docs/data-format.md), or convert your data with "
+                "`python -m recbole_crs.data.convert`, or set `data_path` to the folder holding "
+                f"'{token}/'."
+            )
+        super()._load_data(token, dataset_path)
+        self._check_fields_present()
+        self._check_raw_tokens()
+
+    def _optional_inter_fields(self):
+        """Conversation fields that are configured and present in the .inter file."""
+        return [
+            field
+            for field in (self.rejected_field, self.candidate_field, self.split_field)
+            if field and field in self.inter_feat
+        ]
+
+    def crs_fields(self):
+        """Per-row conversation fields; they are never list-augmented."""
+        return [self.confirmed_field] + self._optional_inter_fields()
+
+    def _check_fields_present(self):
+        name = self.dataset_name
+        if self.item_feat is None or self.attribute_field not in self.item_feat:
+            raise CRSDataError(
+                f"Item attribute field '{self.attribute_field}' not found in {name}.item. Add a column "
+                f"'{self.attribute_field}:token_seq' to {name}.item, or set ATTRIBUTE_FIELD to the name "
+                "of your item attribute column (and make sure `load_col` loads it)."
+            )
+        if self.confirmed_field not in self.inter_feat:
+            raise CRSDataError(
+                f"Conversation field '{self.confirmed_field}' not found in {name}.inter. Add a column "
+                f"'{self.confirmed_field}:token_seq' with the attributes the user confirmed (turn "
+                "order), or set CONFIRMED_FIELD to your column's name (and make sure `load_col` loads "
+                "it). `python -m recbole_crs.data.convert recbole ...` simulates conversations for "
+                "data that has none."
+            )
+        expected = {
+            self.attribute_field: FeatureType.TOKEN_SEQ,
+            self.confirmed_field: FeatureType.TOKEN_SEQ,
+            self.rejected_field: FeatureType.TOKEN_SEQ,
+            self.candidate_field: FeatureType.TOKEN_SEQ,
+            self.split_field: FeatureType.TOKEN,
+        }
+        for field, ftype in expected.items():
+            if field in self.field2type and self.field2type[field] != ftype:
+                raise CRSDataError(
+                    f"Field '{field}' has type {self.field2type[field].value}; it must be "
+                    f"{ftype.value}. Fix its header in the atomic file (e.g. '{field}:{ftype.value}')."
+                )
+
+    def _check_raw_tokens(self):
+        """Unknown tokens would silently become new ids after remapping; reject them here."""
+        known_attributes = set(np.concatenate(list(self.item_feat[self.attribute_field]) or [[]]))
+        self._check_tokens_known(self.confirmed_field, known_attributes, "attribute", "any item's attributes")
+        known_items = set(self.item_feat[self.iid_field]) | set(self.inter_feat[self.iid_field])
+        for field in (self.rejected_field, self.candidate_field):
+            if field and field in self.inter_feat:
+                self._check_tokens_known(field, known_items, "item", f"{self.dataset_name}.item")
+        if self.split_field and self.split_field in self.inter_feat:
+            bad = sorted(set(self.inter_feat[self.split_field]) - set(SPLIT_PHASES))
+            if bad:
+                raise CRSDataError(
+                    f"Column '{self.split_field}' holds {_examples(bad)}; allowed values are "
+                    f"{', '.join(SPLIT_PHASES)}."
+                )
+
+    def _check_tokens_known(self, field, known, kind, where):
+        column = self.inter_feat[field]
+        if len(column) == 0:
+            return
+        tokens = np.concatenate(list(column))
+        unknown = sorted(set(tokens) - known)
+        if unknown:
+            rows = int(column.apply(lambda seq: not set(seq) <= known).sum())
+            raise CRSDataError(
+                f"{rows} rows of {self.dataset_name}.inter have '{field}' tokens that are not in "
+                f"{where}: unknown {kind} {_examples(unknown)} ({len(unknown)} distinct). Fix the ids "
+                f"or add the missing {kind}s to {self.dataset_name}.item."
+            )
+
+    def _init_alias(self):
+        """Attributes share one id space in .item and .inter; rejected/candidate items share item ids."""
+        alias = self.config["alias_of_item_id"] or []
+        for field in (self.rejected_field, self.candidate_field):
+            if field and field in self.inter_feat and field not in alias:
+                alias.append(field)
+        self.config["alias_of_item_id"] = alias
+        super()._init_alias()
+        self._set_alias("crs_attribute", [self.attribute_field, self.confirmed_field])
+        self._rest_fields = np.setdiff1d(self._rest_fields, self.alias["crs_attribute"], assume_unique=True)
+
+    # ------------------------------------------------------------------ tables for models and evaluation
+    def _build_attribute_tables(self):
+        # item_feat rows are indexed by remapped item id; row 0 is padding.
+        self.item_attributes = self.item_feat[self.attribute_field].long()  # [n_items, max_attrs]
+        n_attributes = self.num(self.attribute_field)
+        mask = torch.zeros(n_attributes, self.item_num, dtype=torch.bool)
+        items = torch.arange(self.item_num).unsqueeze(1).expand_as(self.item_attributes)
+        mask[self.item_attributes, items] = True
+        mask[0] = False  # padding is nobody's attribute
+        self.attribute_item_mask = mask  # [n_attributes, n_items]
+
+    @property
+    def n_attributes(self):
+        """Number of attribute ids, padding (0) included."""
+        return self.num(self.attribute_field)
+
+    def _check_conversations_consistent(self):
+        confirmed = self.inter_feat[self.confirmed_field]  # [N, C]
+        targets = self.inter_feat[self.iid_field]  # [N]
+        held = self.attribute_item_mask[confirmed, targets.unsqueeze(1)] | (confirmed == 0)
+        bad_rows = (~held.all(dim=1)).nonzero().flatten()
+        if len(bad_rows):
+            raise CRSDataError(
+                f"{len(bad_rows)} rows of {self.dataset_name}.inter confirm attributes their target item "
+                f"does not have (rows {_examples(bad_rows.tolist())}, 0-based after loading). A user can "
+                f"only confirm attributes of the item the conversation led to: fix '{self.confirmed_field}' "
+                f"or the item's '{self.attribute_field}'."
+            )
+        if self.rejected_field and self.rejected_field in self.inter_feat:
+            rejected = self.inter_feat[self.rejected_field]
+            bad_rows = (rejected == targets.unsqueeze(1)).any(dim=1).nonzero().flatten()
+            if len(bad_rows):
+                raise CRSDataError(
+                    f"{len(bad_rows)} rows of {self.dataset_name}.inter list their own target in "
+                    f"'{self.rejected_field}' (rows {_examples(bad_rows.tolist())}). A rejected item cannot "
+                    "be the item the user chose: remove it from the rejected list."
+                )
+
+    def _change_feat_format(self):
+        # Skip SequentialDataset's version: format first, validate, then our own augmentation.
+        super(SequentialDataset, self)._change_feat_format()
+        self._build_attribute_tables()
+        self._check_conversations_consistent()
+        self.data_augmentation()
+
+    # ------------------------------------------------------------------ sequential augmentation
+    def _aug_presets(self):
+        """Declare ``<field>_list`` for every inter field except the user and the conversation fields."""
+        list_suffix = self.config["LIST_SUFFIX"]
+        skip = set(self.crs_fields()) | {self.uid_field}
+        for field in self.inter_feat:
+            if field in skip:
+                continue
+            list_field = field + list_suffix
+            setattr(self, f"{field}_list_field", list_field)
+            ftype = self.field2type[field]
+            is_seq = ftype in (FeatureType.TOKEN_SEQ, FeatureType.FLOAT_SEQ)
+            is_token = ftype in (FeatureType.TOKEN, FeatureType.TOKEN_SEQ)
+            list_ftype = FeatureType.TOKEN_SEQ if is_token else FeatureType.FLOAT_SEQ
+            list_len = (self.max_item_list_len, self.field2seqlen[field]) if is_seq else self.max_item_list_len
+            self.set_field_property(list_field, list_ftype, FeatureSource.INTERACTION, list_len)
+        self.set_field_property(self.item_list_length_field, FeatureType.TOKEN, FeatureSource.INTERACTION, 1)
+
+    def data_augmentation(self):
+        """RecBole's augmentation, vectorised, without list fields for conversation columns.
+
+        Row ``i`` of a user becomes a target whose history is the (at most ``MAX_ITEM_LIST_LENGTH``) rows
+        before it, exactly as ``SequentialDataset.data_augmentation`` does.
+        """
+        self._aug_presets()
+        self._check_field("uid_field", "time_field")
+        self.sort(by=[self.uid_field, self.time_field], ascending=True)
+        self._count_rows_without_history()
+        max_len = self.max_item_list_len
+
+        uids = self.inter_feat[self.uid_field].numpy()
+        rows = np.arange(len(uids))
+        first_of_user = np.ones(len(uids), dtype=bool)
+        first_of_user[1:] = uids[1:] != uids[:-1]
+        user_start = np.maximum.accumulate(np.where(first_of_user, rows, 0))
+        target_index = rows[~first_of_user]
+        seq_start = np.maximum(user_start[target_index], target_index - max_len)
+        length = target_index - seq_start
+
+        offsets = np.arange(max_len)
+        in_history = offsets[None, :] < length[:, None]  # [M, L]
+        history_rows = torch.from_numpy(np.where(in_history, seq_start[:, None] + offsets, 0))
+        in_history = torch.from_numpy(in_history)
+
+        new_data = self.inter_feat[target_index]
+        new_dict = {self.item_list_length_field: torch.from_numpy(length.astype(np.int64))}
+        skip = set(self.crs_fields()) | {self.uid_field}
+        for field in list(self.inter_feat.interaction):
+            if field in skip:
+                continue
+            values = self.inter_feat[field][history_rows]  # [M, L, ...]
+            pad = in_history.view(in_history.shape + (1,) * (values.dim() - 2))
+            new_dict[getattr(self, f"{field}_list_field")] = values * pad.to(values.dtype)
+        new_data.update(Interaction(new_dict))
+        self.inter_feat = new_data
+
+    def _count_rows_without_history(self):
+        """A user's first row never becomes a target; remember how many per split phase, to report it."""
+        self._rows_without_history = {}
+        if not (self.split_field and self.split_field in self.inter_feat):
+            return
+        uids = self.inter_feat[self.uid_field].numpy()
+        first = np.ones(len(uids), dtype=bool)
+        first[1:] = uids[1:] != uids[:-1]
+        phases = self.inter_feat[self.split_field].numpy()[first]
+        id_token = self.field2id_token[self.split_field]
+        for phase_id, count in zip(*np.unique(phases, return_counts=True)):
+            self._rows_without_history[str(id_token[phase_id])] = int(count)
+
+    # ------------------------------------------------------------------ split
+    def build(self):
+        if not (self.split_field and self.split_field in self.inter_feat):
+            datasets = super().build()
+        else:
+            datasets = self._build_by_split_field()
+        self._check_evaluated_rows_have_conversations(datasets[1:])
+        return datasets
+
+    def _build_by_split_field(self):
+        self._change_feat_format()
+        self._drop_unused_col()
+        phase_of_row = self.inter_feat[self.split_field]
+        token_id = self.field2token_id[self.split_field]
+        datasets = []
+        for phase in SPLIT_PHASES:
+            phase_id = token_id.get(phase, -1)
+            datasets.append(self.copy(self.inter_feat[phase_of_row == phase_id]))
+        for phase, dataset in zip(SPLIT_PHASES, datasets):
+            if self._rows_without_history.get(phase):
+                self.logger.warning(
+                    f"{self._rows_without_history[phase]} '{phase}' rows of {self.dataset_name} are a user's "
+                    "first interaction: with no history they cannot be a sequential target and are not used."
+                )
+            if len(dataset) == 0:
+                raise CRSDataError(
+                    f"Column '{self.split_field}' of {self.dataset_name}.inter marks no evaluable "
+                    f"'{phase}' rows (a user's first row has no history and is never a target). Mark some "
+                    f"rows '{phase}', or drop the column to use `eval_args` splitting."
+                )
+        return datasets
+
+    def _check_evaluated_rows_have_conversations(self, eval_datasets):
+        for phase, dataset in zip(SPLIT_PHASES[1:], eval_datasets):
+            confirmed = dataset.inter_feat[self.confirmed_field]
+            empty = (confirmed == 0).all(dim=1).nonzero().flatten()
+            if len(empty):
+                raise CRSDataError(
+                    f"{len(empty)} of {len(dataset)} {phase} rows of {self.dataset_name} have an empty "
+                    f"conversation ('{self.confirmed_field}'): conversation-aware evaluation needs at least "
+                    "the initial attribute. Give every evaluated interaction a conversation (the converters "
+                    "simulate one when the data has none)."
+                )
+
+    def __str__(self):
+        info = [super().__str__()]
+        n_without = int((self.item_attributes[1:] == 0).all(dim=1).sum()) if self.item_attributes is not None else 0
+        info.append(f"The number of attributes: {self.n_attributes - 1}")
+        info.append(f"Items without attributes: {n_without}")
+        return "\n".join(info)

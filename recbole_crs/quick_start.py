@@ -1,0 +1,147 @@
+"""Entry points mirroring ``recbole.quick_start``: run a model, tune it, reload it."""
+
+import importlib
+import logging
+import os
+import sys
+from logging import getLogger
+
+from recbole.data import data_preparation
+from recbole.data.utils import create_dataset as create_recbole_dataset
+from recbole.utils import get_environment, init_logger, init_seed, set_color
+
+from recbole_crs.compat import load_checkpoint, trusted_torch_load
+from recbole_crs.config import Config
+from recbole_crs.utils import get_dataset_class, get_model, get_trainer
+
+DEFAULT_DATASET = "ml-100k-crs"
+
+# Models whose run is more than "fit one model": module:function running the whole pipeline.
+PIPELINES = {"CRSPretrain": "recbole_crs.pipeline:run_crs_pretrain_pipeline"}
+
+
+def create_dataset(config):
+    """The dataset for ``config``: builds the default ml-100k-crs on first use, CRSDataset for sequential models."""
+    if config["dataset"] == DEFAULT_DATASET:
+        from recbole_crs.data.ml100k import ensure_ml100k_crs
+
+        ensure_ml100k_crs(os.path.dirname(os.path.normpath(config["data_path"])))
+    dataset_class = get_dataset_class(config)
+    if dataset_class.__module__.startswith("recbole."):
+        return create_recbole_dataset(config)
+    return dataset_class(config)
+
+
+def build_model(config, train_data):
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model_class = get_model(config["model"])
+    # RecBole models such as S3Rec load `pre_model_path` in their constructor with torch.load.
+    with trusted_torch_load():
+        model = model_class(config, train_data._dataset)
+    return model.to(config["device"])
+
+
+def _pipeline_for(model_name):
+    target = PIPELINES.get(model_name)
+    if target is None:
+        return None
+    module_name, function_name = target.split(":")
+    return getattr(importlib.import_module(module_name), function_name)
+
+
+def train(config, dataset, train_data, valid_data, saved=True, verbose=True):
+    """Train ``config['model']``; returns ``(trainer, best_valid_score, best_valid_result)``."""
+    pipeline = _pipeline_for(config["model"])
+    if pipeline is not None:
+        return pipeline(config, dataset, train_data, valid_data, saved=saved, verbose=verbose)
+    model = build_model(config, train_data)
+    getLogger().info(model)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    best_valid_score, best_valid_result = trainer.fit(
+        train_data, valid_data, verbose=verbose, saved=saved, show_progress=config["show_progress"] and verbose
+    )
+    return trainer, best_valid_score, best_valid_result
+
+
+def evaluate_test(config, trainer, test_data, saved=True, show_progress=False):
+    """Test results for every mode in ``crs_test_modes`` (the best checkpoint is loaded once)."""
+    modes = config["crs_test_modes"] or [config["crs_candidates"]]
+    return trainer.evaluate_modes(test_data, modes, load_best_model=saved, show_progress=show_progress)
+
+
+def format_results_table(results_by_mode):
+    """A markdown table: one row per candidate mode, one column per metric."""
+    metrics = list(next(iter(results_by_mode.values())).keys())
+    lines = ["| crs_candidates | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
+    for mode, result in results_by_mode.items():
+        lines.append(f"| {mode} | " + " | ".join(f"{result[m]:.4f}" for m in metrics) + " |")
+    return "\n".join(lines)
+
+
+def train_and_test(config, saved=True, verbose=True):
+    """Dataset, training and test evaluation for a built ``config``; returns the HyperTuning result dict.
+
+    ``test_result`` is the result in the ``crs_candidates`` mode; ``test_results`` holds every mode of
+    ``crs_test_modes``.
+    """
+    logger = getLogger()
+    dataset = create_dataset(config)
+    logger.info(dataset)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    trainer, best_valid_score, best_valid_result = train(
+        config, dataset, train_data, valid_data, saved=saved, verbose=verbose
+    )
+    test_results = evaluate_test(
+        config, trainer, test_data, saved=saved, show_progress=config["show_progress"] and verbose
+    )
+    main_mode = config["crs_candidates"] if config["crs_candidates"] in test_results else next(iter(test_results))
+    return {
+        "model": config["model"],
+        "best_valid_score": best_valid_score,
+        "valid_score_bigger": config["valid_metric_bigger"],
+        "best_valid_result": best_valid_result,
+        "test_result": test_results[main_mode],
+        "test_results": test_results,
+    }
+
+
+def run_recbole_crs(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True):
+    """Train and test a model (ours or RecBole's) with conversation-aware evaluation."""
+    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    logger = getLogger()
+    logger.info(sys.argv)
+    logger.info(config)
+
+    result = train_and_test(config, saved=saved)
+
+    logger.info("The running environment of this training is as follows:\n" + get_environment(config).draw())
+    logger.info(set_color("best valid ", "yellow") + f": {result['best_valid_result']}")
+    logger.info(set_color("test result", "yellow") + ":\n" + format_results_table(result["test_results"]))
+    return result
+
+
+def objective_function(config_dict=None, config_file_list=None, saved=True):
+    """RecBole ``HyperTuning`` objective: train and test quietly, return the keys HyperTuning reads."""
+    config = Config(config_dict=config_dict, config_file_list=config_file_list)
+    init_seed(config["seed"], config["reproducibility"])
+    logging.basicConfig(level=logging.ERROR)
+    return train_and_test(config, saved=saved, verbose=False)
+
+
+def load_data_and_model(model_file):
+    """Rebuild config, dataset, dataloaders and the trained model from a checkpoint of this plugin.
+
+    The checkpoint is a pickle: only load files you trust (see ``recbole_crs.compat``).
+    """
+    checkpoint = load_checkpoint(model_file)
+    config = checkpoint["config"]
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    dataset = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    model = build_model(config, train_data)
+    model.load_state_dict(checkpoint["state_dict"])
+    model.load_other_parameter(checkpoint.get("other_parameter"))
+    return config, model, dataset, train_data, valid_data, test_data

@@ -1,0 +1,78 @@
+"""A hand-built conversational dataset small enough to know every right answer.
+
+Items and attributes::
+
+    i1: a b      i2: a        i3: b c
+    i4: c        i5: a c      i6: b
+
+Each user's last interaction is the test row (leave-one-out), the one before it the validation row.
+"""
+
+import os
+
+ITEM_ATTRIBUTES = {
+    "i1": ["a", "b"],
+    "i2": ["a"],
+    "i3": ["b", "c"],
+    "i4": ["c"],
+    "i5": ["a", "c"],
+    "i6": ["b"],
+}
+
+# user -> [(item, confirmed attributes, rejected items)], in time order.
+USER_SEQUENCES = {
+    "u1": [("i1", ["a"], []), ("i2", ["a"], ["i1"]), ("i3", ["c", "b"], []), ("i4", ["c"], ["i3"]), ("i5", ["a", "c"], ["i1"])],
+    "u2": [("i2", ["a"], []), ("i3", ["b"], []), ("i1", ["b", "a"], ["i6"]), ("i6", ["b"], []), ("i5", ["c", "a"], [])],
+    "u3": [("i4", ["c"], []), ("i5", ["a"], []), ("i3", ["b"], []), ("i1", ["a"], ["i2", "i5"]), ("i2", ["a"], ["i1", "i5"])],
+    "u4": [("i6", ["b"], []), ("i3", ["c"], []), ("i5", ["c"], []), ("i2", ["a"], []), ("i3", ["b", "c"], ["i6"])],
+}
+
+
+def write_tiny_dataset(root, name="tiny-crs", item_attributes=None, user_sequences=None, item_header=None,
+                       inter_header=None, with_rejected=True):
+    """Write ``root/name/name.{inter,item}``; headers can be overridden to build malformed files."""
+    item_attributes = ITEM_ATTRIBUTES if item_attributes is None else item_attributes
+    user_sequences = USER_SEQUENCES if user_sequences is None else user_sequences
+    folder = os.path.join(root, name)
+    os.makedirs(folder, exist_ok=True)
+    item_header = item_header or "item_id:token\tattributes:token_seq"
+    with open(os.path.join(folder, f"{name}.item"), "w") as f:
+        f.write(item_header + "\n")
+        for item, attributes in item_attributes.items():
+            f.write(f"{item}\t{' '.join(attributes)}\n")
+    default_inter = "user_id:token\titem_id:token\ttimestamp:float\tconfirmed_attributes:token_seq"
+    if with_rejected:
+        default_inter += "\trejected_items:token_seq"
+    with open(os.path.join(folder, f"{name}.inter"), "w") as f:
+        f.write((inter_header or default_inter) + "\n")
+        for user, rows in user_sequences.items():
+            for t, (item, confirmed, rejected) in enumerate(rows):
+                line = f"{user}\t{item}\t{t}\t{' '.join(confirmed)}"
+                if with_rejected:
+                    line += f"\t{' '.join(rejected)}"
+                f.write(line + "\n")
+    return folder
+
+
+def tiny_config(root, **overrides):
+    """A config_dict for fast runs on the tiny dataset written under ``root``."""
+    config = {
+        "data_path": str(root),
+        "checkpoint_dir": os.path.join(str(root), "saved"),
+        "epochs": 2,
+        "train_batch_size": 8,
+        "eval_batch_size": 8,
+        "hidden_size": 8,
+        "inner_size": 16,
+        "n_layers": 1,
+        "n_heads": 1,
+        "MAX_ITEM_LIST_LENGTH": 5,
+        "show_progress": False,
+        "use_gpu": False,
+        "state": "WARNING",
+        "seed": 7,
+        "topk": [1, 3],
+        "valid_metric": "NDCG@3",
+    }
+    config.update(overrides)
+    return config
