@@ -14,7 +14,8 @@ def get_model(model_name):
         return getattr(importlib.import_module(module_name), model_name)
     try:
         return get_recbole_model(model_name)
-    except ValueError:
+    except (ValueError, ModuleNotFoundError):
+        # RecBole's lookup imports its optional exlib models (lightgbm, xgboost) before giving up.
         raise ValueError(
             f"Model '{model_name}' is neither a recbole-crs model (recbole_crs/model/) nor a RecBole model. "
             "Check the spelling and case of --model (e.g. CRSPretrain, SASRec)."
