@@ -8,6 +8,7 @@ model type) -> ``properties/overall.yaml`` -> ``properties/model/<model>.yaml`` 
 import os
 
 from recbole.config import Config as RecBoleConfig
+from recbole.utils import ModelType
 
 from recbole_crs.utils import get_model
 
@@ -57,3 +58,15 @@ class Config(RecBoleConfig):
             config_dict = self._update_internal_config_dict(path)
             if path.endswith(os.path.join("dataset", f"{dataset}.yaml")):
                 self.parameters["Dataset"] += [k for k in config_dict if k not in self.parameters["Dataset"]]
+        self._use_sequential_protocol(model_class)
+
+    def _use_sequential_protocol(self, model_class):
+        """Run general/traditional models (e.g. Pop) on the same leave-one-out rows as sequential ones.
+
+        Conversations belong to single interactions, so a CRS dataset is evaluated per interaction; a general
+        model only needs user and item ids, which those rows carry. Its trainer is still chosen by its own type.
+        """
+        key = "crs_sequential_protocol"
+        enabled = self.external_config_dict.get(key, self.internal_config_dict.get(key, True))
+        if enabled and model_class.type in (ModelType.GENERAL, ModelType.TRADITIONAL):
+            self.internal_config_dict["MODEL_TYPE"] = ModelType.SEQUENTIAL

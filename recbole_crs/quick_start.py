@@ -56,7 +56,8 @@ def train(config, dataset, train_data, valid_data, saved=True, verbose=True):
         return pipeline(config, dataset, train_data, valid_data, saved=saved, verbose=verbose)
     model = build_model(config, train_data)
     getLogger().info(model)
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    # The model's own type picks the trainer (Pop keeps TraditionalTrainer on the sequential protocol).
+    trainer = get_trainer(type(model).type, config["model"])(config, model)
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, verbose=verbose, saved=saved, show_progress=config["show_progress"] and verbose
     )

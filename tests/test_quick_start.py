@@ -11,7 +11,7 @@ from tiny_data import write_tiny_dataset
 MODES = {"all", "first", "confirmed"}
 
 
-@pytest.mark.parametrize("model", ["SASRec", "BERT4Rec", "GRU4Rec", "S3Rec", "SASRecF", "FDSA"])
+@pytest.mark.parametrize("model", ["Pop", "SASRec", "BERT4Rec", "GRU4Rec", "S3Rec", "SASRecF", "FDSA"])
 def test_recbole_models_run_through_the_plugin(model, tiny_config_dict):
     config = {**tiny_config_dict, "epochs": 1, "pretrain_epochs": 1, "save_step": 1, "embedding_size": 8}
     result = run_recbole_crs(model=model, dataset="tiny-crs", config_dict=config)
