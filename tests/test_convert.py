@@ -1,0 +1,607 @@
+"""Tests of the dataset converters (recbole_crs.data.convert) and the default ml-100k-crs builder."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from recbole_crs.data.convert import (
+    CANDIDATE_COLUMN,
+    ConversionError,
+    convert_precrs_lastfm,
+    convert_recbole,
+    convert_scpr_lastfm_star,
+    format_float,
+    main,
+    parse_holdout,
+)
+from recbole_crs.data.ml100k import ensure_ml100k_crs
+
+PRECRS_REAL = "/work/shared/data/precrs-lastfm"
+
+# ---------------------------------------------------------------------------------------------- helpers
+PRECRS_ITEMS = {"1": [1, 2], "2": [1, 3], "3": [2, 3], "5": [1, 2, 3], "6": [4], "8": [1]}  # no item 4 or 7
+PRECRS_TRAIN = [
+    {
+        "user": 1,
+        "context": [1, 2],
+        "pos_item": 5,
+        "neg_item": 3,
+        "initial": 1,
+        "dialog": [[1, 4], [3, 1, 2], [2, 1]],
+        "pos_preference": [1, 2, 3],
+    },
+]
+PRECRS_VALID = [{"user": 2, "context": [3], "pos_item": 1, "neg_item": 2, "initial": 2, "dialog": [[2, 3]]}]
+PRECRS_TEST = [
+    {"user": 3, "context": [8, 1], "pos_item": 3, "neg_item": 1, "initial": 3, "dialog": [[3, 3], [2, 1]]}
+]
+
+
+def write_json(path, data):
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(data, handle)
+    return str(path)
+
+
+def read_atomic(path):
+    """(header columns, rows as lists of fields) of an atomic file; also checks line ends and encoding."""
+    with open(path, "rb") as handle:
+        raw = handle.read()
+    assert b"\r" not in raw and raw.endswith(b"\n")
+    lines = raw.decode("utf-8").split("\n")[:-1]
+    return lines[0].split("\t"), [line.split("\t") for line in lines[1:]]
+
+
+def read_dataset(folder, name):
+    """Parse a written CRS dataset into (item -> attributes, list of row dicts keyed by field name)."""
+    item_header, item_rows = read_atomic(os.path.join(folder, f"{name}.item"))
+    assert item_header == ["item_id:token", "attributes:token_seq"]
+    items = {row[0]: row[1].split(" ") for row in item_rows}
+    header, rows = read_atomic(os.path.join(folder, f"{name}.inter"))
+    names = [column.split(":")[0] for column in header]
+    return items, [dict(zip(names, row)) for row in rows]
+
+
+def check_format(folder, name):
+    """The invariants of docs/data-format.md hold for every row; returns the parsed dataset."""
+    items, rows = read_dataset(folder, name)
+    assert all(attrs and all(attrs) for attrs in items.values())
+    item_set = set(items)
+    for row in rows:
+        confirmed = row["confirmed_attributes"].split()
+        rejected = row["rejected_items"].split()
+        assert row["item_id"] in items
+        assert set(confirmed) <= set(items[row["item_id"]])
+        assert row["item_id"] not in rejected and set(rejected) <= item_set
+        if row.get("split", "train") != "train":
+            assert confirmed, "evaluated rows need a conversation"
+    return items, rows
+
+
+def file_bytes(folder, name):
+    return [open(os.path.join(folder, f"{name}.{suffix}"), "rb").read() for suffix in ("item", "inter")]
+
+
+@pytest.fixture
+def precrs_files(tmp_path):
+    return {
+        "item_dict": write_json(tmp_path / "items.json", PRECRS_ITEMS),
+        "train": [write_json(tmp_path / "train.json", PRECRS_TRAIN)],
+        "valid": [write_json(tmp_path / "valid.json", PRECRS_VALID)],
+        "test": [write_json(tmp_path / "test.json", PRECRS_TEST)],
+    }
+
+
+def precrs_with(tmp_path, records=None, items=None, **options):
+    """Convert one record file (given split 'train') against an item dict; both default to the fixtures."""
+    item_dict = write_json(tmp_path / "items_case.json", PRECRS_ITEMS if items is None else items)
+    train = write_json(
+        tmp_path / "records_case.json", PRECRS_TRAIN + PRECRS_TEST if records is None else records
+    )
+    return convert_precrs_lastfm(item_dict, str(tmp_path / "out" / "case"), train=[train], **options)
+
+
+# ---------------------------------------------------------------------------------------------- precrs-lastfm
+def test_precrs_happy_path(tmp_path, precrs_files):
+    out = tmp_path / "dataset" / "toy"
+    report = convert_precrs_lastfm(
+        precrs_files["item_dict"],
+        str(out),
+        train=precrs_files["train"],
+        valid=precrs_files["valid"],
+        test=precrs_files["test"],
+    )
+    assert report.records_read == report.records_kept == 3 and not report.skipped
+    assert dict(report.rows) == {"train": 6, "valid": 1, "test": 1}
+    items, rows = check_format(out, "toy")
+    assert open(out / "toy.item", encoding="utf-8").read() == (
+        "item_id:token\tattributes:token_seq\n1\t1 2\n2\t1 3\n3\t2 3\n5\t1 2 3\n6\t4\n8\t1\n"
+    )
+    assert [(r["user_id"], r["item_id"], r["timestamp"], r["split"]) for r in rows] == [
+        ("1", "1", "0", "train"),
+        ("1", "2", "1", "train"),
+        ("1", "5", "2", "train"),
+        ("2", "3", "0", "train"),
+        ("2", "1", "1", "valid"),
+        ("3", "8", "0", "train"),
+        ("3", "1", "1", "train"),
+        ("3", "3", "2", "test"),
+    ]
+    targets = {
+        r["user_id"]: r for r in rows if r["timestamp"] == {"1": "2", "2": "1", "3": "2"}[r["user_id"]]
+    }
+    # initial, then [attr, n] turns with the repeated first turn removed; list turns are the rejected items.
+    assert (targets["1"]["confirmed_attributes"], targets["1"]["rejected_items"]) == ("1 2", "3 1 2")
+    assert (targets["2"]["confirmed_attributes"], targets["2"]["rejected_items"]) == ("2", "")
+    assert (targets["3"]["confirmed_attributes"], targets["3"]["rejected_items"]) == ("3 2", "")
+    for row in rows:  # context rows carry simulated conversations
+        assert row["confirmed_attributes"].split()[0] in items[row["item_id"]]
+    assert CANDIDATE_COLUMN.split(":")[0] not in rows[0]
+    assert report.real_conversations["conversations"] == 3
+    assert report.simulated_conversations["conversations"] == 5
+    assert "first turns repeating initial: 3" in str(report)
+
+
+def test_precrs_output_is_byte_identical_across_runs(tmp_path, precrs_files):
+    outputs = []
+    for run in ("a", "b"):
+        convert_precrs_lastfm(
+            precrs_files["item_dict"],
+            str(tmp_path / run / "toy"),
+            train=precrs_files["train"],
+            valid=precrs_files["valid"],
+            test=precrs_files["test"],
+            candidates=3,
+        )
+        outputs.append(file_bytes(tmp_path / run / "toy", "toy"))
+    assert outputs[0] == outputs[1]
+
+
+def many_records(n):
+    """n one-record users, all valid against PRECRS_ITEMS."""
+    return [
+        {
+            "user": 100 + k,
+            "context": [1, 2, 3][: 1 + k % 3],
+            "pos_item": 5,
+            "initial": 1 + k % 3,
+            "dialog": [[1 + k % 3, 3]],
+        }
+        for k in range(n)
+    ]
+
+
+def test_precrs_holdout_is_deterministic_and_sized(tmp_path):
+    records = write_json(tmp_path / "val.json", many_records(10))
+    item_dict = write_json(tmp_path / "items.json", PRECRS_ITEMS)
+    splits = {}
+    for run, seed in (("a", 5), ("b", 5), ("c", 6)):
+        out = tmp_path / run / "held"
+        report = convert_precrs_lastfm(
+            item_dict, str(out), records=[records], holdout="valid=0.2,test=0.2", seed=seed
+        )
+        assert report.rows["valid"] == 2 and report.rows["test"] == 2
+        _, rows = read_dataset(out, "held")
+        splits[run] = {r["user_id"]: r["split"] for r in rows if r["split"] != "train"}
+        assert all(r["split"] == "train" for r in rows if r["item_id"] != "5")  # context rows stay train
+    assert splits["a"] == splits["b"]
+    assert file_bytes(tmp_path / "a" / "held", "held") == file_bytes(tmp_path / "b" / "held", "held")
+    assert splits["a"] != splits["c"]
+
+
+def test_precrs_candidates_share_the_initial_attribute(tmp_path, precrs_files):
+    out = tmp_path / "cand"
+    convert_precrs_lastfm(
+        precrs_files["item_dict"],
+        str(out),
+        train=precrs_files["train"],
+        valid=precrs_files["valid"],
+        test=precrs_files["test"],
+        candidates=2,
+    )
+    items, rows = read_dataset(out, "cand")
+    for row in rows:
+        candidates = row["candidate_items"].split()
+        if row["split"] == "train":
+            assert candidates == []
+            continue
+        initial = row["confirmed_attributes"].split()[0]
+        assert 0 < len(candidates) <= 2 and row["item_id"] not in candidates
+        assert all(initial in items[c] for c in candidates)
+        assert candidates == sorted(candidates, key=int)
+
+
+def test_precrs_user_with_several_records_gets_one_sequence_per_record(tmp_path):
+    records = many_records(2)
+    records[1]["user"] = records[0]["user"]
+    report = precrs_with(tmp_path, records=records)
+    _, rows = read_dataset(tmp_path / "out" / "case", "case")
+    assert {r["user_id"] for r in rows} == {"100-0", "100-1"}
+    assert any("1 users have several records" in note for note in report.notes)
+
+
+def drop_key(key):
+    return lambda record: record.pop(key)
+
+
+def setter(key, value):
+    return lambda record: record.__setitem__(key, value)
+
+
+@pytest.mark.parametrize(
+    "mutate, reason, message",
+    [
+        (drop_key("dialog"), "missing key", "has no key 'dialog'"),
+        (drop_key("user"), "missing key", "has no key 'user'"),
+        (setter("pos_item", 99), "id out of range", "pos_item: item id 99 is outside 1..8"),
+        (setter("pos_item", -1), "id out of range", "item id -1 is negative"),
+        (setter("user", "abc"), "bad id", "user id 'abc' is not a non-negative integer"),
+        (setter("context", [1, 4]), "unknown item", "context: item 4 is not in items_case.json"),
+        (setter("context", 3), "bad value", "context is int, expected a list"),
+        (setter("dialog", [[1, 4], [7, 1, 2]]), "unknown item", "dialog turn 1: item 7 is not in"),
+        (setter("dialog", [[1, 4], [6, 5, 2]]), "target in rejected list", "rejects the target item 5"),
+        (setter("dialog", [[1, 4], "x"]), "bad dialog turn", "dialog turn 1 is 'x'"),
+        (setter("dialog", [[1, "n"]]), "bad dialog turn", "candidate count 'n' is not an integer"),
+        (setter("initial", 4), "attribute not of target", "attribute 4 is not an attribute of target item 5"),
+        (setter("initial", 77), "id out of range", "attribute id 77 is outside 1..4"),
+    ],
+)
+def test_precrs_malformed_record_fails_with_its_problem_and_count(tmp_path, mutate, reason, message):
+    records = [dict(PRECRS_TRAIN[0]), dict(PRECRS_TEST[0])]
+    mutate(records[0])
+    with pytest.raises(ConversionError) as error:
+        precrs_with(tmp_path, records=records)
+    text = str(error.value)
+    assert "1 of 2 records are malformed" in text and f"{reason}: 1" in text and message in text
+    assert "records_case.json record 0" in text and "--skip-invalid" in text
+    # --skip-invalid keeps the good record and counts the bad one by reason.
+    report = precrs_with(tmp_path, records=records, skip_invalid=True)
+    assert report.records_kept == 1 and dict(report.skipped) == {reason: 1}
+    assert f"skipped ({reason}): 1" in str(report)
+
+
+def test_precrs_error_counts_every_malformed_record(tmp_path):
+    records = [dict(r) for r in PRECRS_TRAIN + PRECRS_TEST + PRECRS_VALID]
+    records[0].pop("context")
+    records[2]["pos_item"] = 99
+    with pytest.raises(
+        ConversionError, match=r"2 of 3 records are malformed \(id out of range: 1, missing key: 1\)"
+    ):
+        precrs_with(tmp_path, records=records)
+
+
+def test_precrs_items_without_attributes(tmp_path):
+    items = dict(PRECRS_ITEMS, **{"9": []})
+    with pytest.raises(
+        ConversionError,
+        match=r"1 items have no attributes in .*items_case.json \(e.g. 9\).*--drop-items-without-attributes",
+    ):
+        precrs_with(tmp_path, items=items)
+    records = [dict(PRECRS_TRAIN[0], context=[1, 9, 2]), dict(PRECRS_TEST[0], pos_item=9)]
+    report = precrs_with(tmp_path, records=records, items=items, drop_items_without_attributes=True)
+    assert report.records_kept == 1 and report.skipped["item without attributes"] == 1
+    assert "context items without attributes removed: 1" in report.notes
+    assert "dropped 1 items without attributes (e.g. 9)" in report.notes
+    _, rows = read_dataset(tmp_path / "out" / "case", "case")
+    assert [r["item_id"] for r in rows] == ["1", "2", "5"]
+    # --skip-invalid alone does not drop attribute-less items: that needs its own flag, never silent.
+    with pytest.raises(ConversionError, match="have no attributes"):
+        precrs_with(tmp_path, items=items, skip_invalid=True)
+
+
+@pytest.mark.parametrize(
+    "items, message",
+    [
+        ({"1": "abc"}, "is str, expected a list"),
+        ({"x": [1]}, "item id 'x' is not a non-negative integer"),
+        ({"1": [1, "t"]}, "attribute id 't' is not a non-negative integer"),
+    ],
+)
+def test_precrs_malformed_item_dict(tmp_path, items, message):
+    with pytest.raises(ConversionError, match=r"1 of 1 entries of item dict .* are malformed.*" + message):
+        precrs_with(tmp_path, items=items)
+
+
+def test_precrs_malformed_json_and_wrong_shapes(tmp_path):
+    item_dict = write_json(tmp_path / "items.json", PRECRS_ITEMS)
+    broken = tmp_path / "broken.json"
+    broken.write_text('[{"user": 1,', encoding="utf-8")
+    with pytest.raises(
+        ConversionError, match=r"record file '.*broken.json' is not valid JSON: .* line 1 column"
+    ):
+        convert_precrs_lastfm(item_dict, str(tmp_path / "o"), train=[str(broken)])
+    with pytest.raises(ConversionError, match=r"item dict file '.*broken.json' is not valid JSON"):
+        convert_precrs_lastfm(str(broken), str(tmp_path / "o"), train=[item_dict])
+    not_a_list = write_json(tmp_path / "obj.json", {"user": 1})
+    with pytest.raises(ConversionError, match="must hold a JSON list of records, got dict"):
+        convert_precrs_lastfm(item_dict, str(tmp_path / "o"), train=[not_a_list])
+    with pytest.raises(ConversionError, match="does not exist"):
+        convert_precrs_lastfm(item_dict, str(tmp_path / "o"), train=[str(tmp_path / "missing.json")])
+    with pytest.raises(ConversionError, match="--records needs --holdout"):
+        convert_precrs_lastfm(item_dict, str(tmp_path / "o"), records=[item_dict])
+    with pytest.raises(ConversionError, match="No record files"):
+        convert_precrs_lastfm(item_dict, str(tmp_path / "o"))
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("valid=0.7,test=0.5", "add up to more than 1"),
+        ("train=0.2", "expected 'valid=F,test=F'"),
+        ("valid=x", "is not a number"),
+        ("valid=-0.1", "outside"),
+    ],
+)
+def test_parse_holdout_rejects_bad_specs(text, message):
+    with pytest.raises(ConversionError, match=message):
+        parse_holdout(text)
+
+
+def test_parse_holdout_and_float_format():
+    assert parse_holdout("valid=0.2, test=0.1") == {"valid": 0.2, "test": 0.1}
+    assert [format_float(v) for v in (3, 881250949.0, 0.5, -2.0)] == ["3", "881250949", "0.5", "-2"]
+
+
+@pytest.mark.skipif(not os.path.isdir(PRECRS_REAL), reason="the authors' Last.fm files are not available")
+def test_precrs_real_files(tmp_path):
+    out = tmp_path / "lastfm-precrs"
+    report = convert_precrs_lastfm(
+        f"{PRECRS_REAL}/item_dict_lastfm1.0.json",
+        str(out),
+        records=[f"{PRECRS_REAL}/val_lastfm.json"],
+        holdout="valid=0.2,test=0.2",
+        candidates=100,
+    )
+    assert report.records_read == report.records_kept == 451 and not report.skipped
+    assert (
+        report.rows["valid"] == report.rows["test"] == 90 and report.items == 1921 and report.attributes == 71
+    )
+    records = {r["user"]: r for r in json.load(open(f"{PRECRS_REAL}/val_lastfm.json"))}
+    _, rows = check_format(out, "lastfm-precrs")
+    targets = [r for r in rows if r["split"] != "train"]
+    for row in targets:
+        record = records[int(row["user_id"])]
+        attribute_turns = [str(t[0]) for t in record["dialog"] if len(t) == 2]
+        assert row["item_id"] == str(record["pos_item"])
+        assert row["confirmed_attributes"].split() == attribute_turns  # the first turn repeats `initial`
+        assert row["rejected_items"].split() == [str(i) for t in record["dialog"] if len(t) != 2 for i in t]
+        assert len(row["candidate_items"].split()) <= 100
+
+
+# ------------------------------------------------------------------------------------------ scpr-lastfm-star
+def write_scpr(folder, item_dict=None, train=None, valid=None, test=None):
+    os.makedirs(folder, exist_ok=True)
+    default_items = {
+        "0": {"feature_index": [0, 1]},
+        "1": {"feature_index": [1]},
+        "2": {"feature_index": [2, 0]},
+        "3": {"feature_index": [3]},
+    }
+    write_json(os.path.join(folder, "item_dict.json"), default_items if item_dict is None else item_dict)
+    write_json(
+        os.path.join(folder, "review_dict_train.json"), {"0": [1, 0], "1": [2]} if train is None else train
+    )
+    write_json(os.path.join(folder, "review_dict_valid.json"), {"0": [2]} if valid is None else valid)
+    write_json(os.path.join(folder, "review_dict_test.json"), {"0": [3], "1": [0]} if test is None else test)
+    return str(folder)
+
+
+def test_scpr_happy_path_and_determinism(tmp_path):
+    source = write_scpr(tmp_path / "scpr")
+    report = convert_scpr_lastfm_star(source, str(tmp_path / "a" / "star"), candidates=5)
+    assert report.records_read == report.records_kept == 6 and dict(report.rows) == {
+        "train": 3,
+        "valid": 1,
+        "test": 2,
+    }
+    items, rows = check_format(tmp_path / "a" / "star", "star")
+    assert items == {"0": ["0", "1"], "1": ["1"], "2": ["0", "2"], "3": ["3"]}
+    assert [(r["user_id"], r["item_id"], r["timestamp"], r["split"]) for r in rows] == [
+        ("0", "1", "0", "train"),
+        ("0", "0", "1", "train"),
+        ("0", "2", "2", "valid"),
+        ("0", "3", "3", "test"),
+        ("1", "2", "0", "train"),
+        ("1", "0", "1", "test"),
+    ]
+    assert all(r["confirmed_attributes"] for r in rows)  # every row has a simulated conversation
+    assert [r["candidate_items"] for r in rows if r["split"] == "train"] == ["", "", ""]
+    convert_scpr_lastfm_star(source, str(tmp_path / "b" / "star"), candidates=5)
+    assert file_bytes(tmp_path / "a" / "star", "star") == file_bytes(tmp_path / "b" / "star", "star")
+
+
+@pytest.mark.parametrize(
+    "files, message",
+    [
+        ({"item_dict": {"0": {"features": [1]}}}, "has no key 'feature_index'"),
+        (
+            {"item_dict": {"0": {"feature_index": []}, "1": {"feature_index": [1]}}},
+            "1 items have no attributes",
+        ),
+        ({"train": {"0": [1, 9]}}, "item id 9 is outside 0..3"),
+        ({"valid": {"0": "2"}}, "is str, expected a list"),
+        ({"test": {"x": [1]}}, "user id 'x' is not a non-negative integer"),
+    ],
+)
+def test_scpr_malformed_input(tmp_path, files, message):
+    source = write_scpr(tmp_path / "scpr", **files)
+    with pytest.raises(ConversionError, match=message):
+        convert_scpr_lastfm_star(source, str(tmp_path / "out"))
+
+
+def test_scpr_malformed_json_and_skip_invalid(tmp_path):
+    source = write_scpr(tmp_path / "scpr", train={"0": [1, 0, 9], "1": [2]})
+    report = convert_scpr_lastfm_star(source, str(tmp_path / "out"), skip_invalid=True)
+    assert (
+        report.records_read == 7
+        and report.records_kept == 6
+        and dict(report.skipped) == {"id out of range": 1}
+    )
+    (tmp_path / "scpr" / "review_dict_valid.json").write_text("{", encoding="utf-8")
+    with pytest.raises(ConversionError, match="review_dict_valid.json' is not valid JSON"):
+        convert_scpr_lastfm_star(source, str(tmp_path / "out"))
+
+
+# ---------------------------------------------------------------------------------------------- recbole
+def write_recbole(folder, inter_lines=None, item_lines=None):
+    os.makedirs(os.path.join(folder, "toy"), exist_ok=True)
+    inter = inter_lines or [
+        "user_id:token\titem_id:token\trating:float\ttimestamp:float",
+        "u2\ti1\t5\t10",
+        "u1\ti3\t4\t7",
+        "u1\ti2\t3\t5",
+        "u1\ti1\t1\t7",
+        "u10\ti2\t2\t1.5",
+    ]
+    item = item_lines or [
+        "item_id:token\ttitle:token_seq\tyear:token\tgenre:token_seq",
+        "i1\tToy Story\t1995\tComedy Animation",
+        "i2\tHeat\t1995\tAction Crime",
+        "i3\tBabe\t1995\tComedy",
+    ]
+    for suffix, lines in (("inter", inter), ("item", item)):
+        with open(os.path.join(folder, "toy", f"toy.{suffix}"), "w", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
+    return str(folder)
+
+
+def test_recbole_happy_path_and_determinism(tmp_path):
+    source = write_recbole(tmp_path / "src")
+    report = convert_recbole(source, "toy", "genre", str(tmp_path / "a" / "toy-crs"))
+    assert report.records_read == report.records_kept == 5 and dict(report.rows) == {"all": 5}
+    items, rows = check_format(tmp_path / "a" / "toy-crs", "toy-crs")
+    assert items == {"i1": ["Animation", "Comedy"], "i2": ["Action", "Crime"], "i3": ["Comedy"]}
+    # by user, then time; the tie at time 7 keeps source order (i3 before i1), as RecBole's stable sort would.
+    assert [(r["user_id"], r["item_id"], r["timestamp"]) for r in rows] == [
+        ("u1", "i2", "5"),
+        ("u1", "i3", "7"),
+        ("u1", "i1", "7"),
+        ("u10", "i2", "1.5"),
+        ("u2", "i1", "10"),
+    ]
+    assert "split" not in rows[0] and all(r["confirmed_attributes"] for r in rows)
+    convert_recbole(source, "toy", "genre", str(tmp_path / "b" / "toy-crs"))
+    assert file_bytes(tmp_path / "a" / "toy-crs", "toy-crs") == file_bytes(
+        tmp_path / "b" / "toy-crs", "toy-crs"
+    )
+
+
+def test_recbole_items_without_attributes(tmp_path):
+    item = ["item_id:token\tgenre:token_seq", "i1\tComedy", "i2\t", "i3\tDrama"]
+    source = write_recbole(tmp_path / "src", item_lines=item)
+    with pytest.raises(
+        ConversionError, match=r"1 items have no attributes in field 'genre' of toy.item \(e.g. i2\)"
+    ):
+        convert_recbole(source, "toy", "genre", str(tmp_path / "out"))
+    report = convert_recbole(
+        source, "toy", "genre", str(tmp_path / "out"), drop_items_without_attributes=True
+    )
+    assert report.records_kept == 3 and report.skipped["item without attributes"] == 2
+    assert "dropped 2 interactions with items without attributes" in report.notes
+    items, rows = check_format(tmp_path / "out", "out")
+    assert set(items) == {"i1", "i3"} and all(r["item_id"] != "i2" for r in rows)
+
+
+@pytest.mark.parametrize(
+    "inter_extra, message",
+    [
+        ("u3\ti9\t1\t3", r"line 7: item 'i9' is not in the .item file"),
+        ("u3\ti1\t1\tsoon", r"timestamp 'soon' is not a number"),
+        ("u3\ti1\t1", r"line 7 has 3 fields, header has 4"),
+    ],
+)
+def test_recbole_malformed_interactions(tmp_path, inter_extra, message):
+    inter = [
+        "user_id:token\titem_id:token\trating:float\ttimestamp:float",
+        "u2\ti1\t5\t10",
+        "u1\ti3\t4\t7",
+        "u1\ti2\t3\t5",
+        "u1\ti1\t1\t7",
+        "u10\ti2\t2\t1.5",
+        inter_extra,
+    ]
+    source = write_recbole(tmp_path / "src", inter_lines=inter)
+    with pytest.raises(ConversionError, match="1 of 6 interactions of .* are malformed.*" + message):
+        convert_recbole(source, "toy", "genre", str(tmp_path / "out"))
+    report = convert_recbole(source, "toy", "genre", str(tmp_path / "out"), skip_invalid=True)
+    assert report.records_kept == 5 and sum(report.skipped.values()) == 1
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (
+            dict(attribute_field="genres"),
+            r"has no field 'genres' \(fields: item_id, title, year, genre\).*--attribute-field",
+        ),
+        (dict(attribute_field="year"), "field 'year' is token, expected token_seq"),
+        (dict(attribute_field="genre", time_field="when"), "has no field 'when'.*--time-field"),
+        (
+            dict(attribute_field="genre", dataset="nope"),
+            r"nope.inter' does not exist|nope.item' does not exist",
+        ),
+    ],
+)
+def test_recbole_bad_fields_and_paths(tmp_path, options, message):
+    source = write_recbole(tmp_path / "src")
+    options = dict(dict(dataset="toy"), **options)
+    with pytest.raises(ConversionError, match=message):
+        convert_recbole(
+            source, options.pop("dataset"), options.pop("attribute_field"), str(tmp_path / "out"), **options
+        )
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def test_cli_success_and_error(tmp_path, capsys, precrs_files):
+    out = tmp_path / "cli"
+    argv = [
+        "precrs-lastfm",
+        "--item-dict",
+        precrs_files["item_dict"],
+        "--train",
+        precrs_files["train"][0],
+        "--test",
+        precrs_files["test"][0],
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    assert "records: 2 read, 2 kept, 0 skipped" in capsys.readouterr().out
+    assert os.path.isfile(out / "cli.inter") and os.path.isfile(out / "cli.item")
+    assert main(argv[:-1] + [str(out), "--candidates", "-1"]) == 2
+    assert "--candidates must be an integer >= 0" in capsys.readouterr().err
+    broken = write_json(tmp_path / "bad.json", [{"user": 1}])
+    assert (
+        main(
+            ["precrs-lastfm", "--item-dict", precrs_files["item_dict"], "--train", broken, "--out", str(out)]
+        )
+        == 2
+    )
+    assert "missing key" in capsys.readouterr().err
+
+
+def test_cli_help_as_a_module():
+    result = subprocess.run(
+        [sys.executable, "-m", "recbole_crs.data.convert", "precrs-lastfm", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for option in ("--item-dict", "--records", "--holdout", "--candidates", "--skip-invalid", "--seed"):
+        assert option in result.stdout
+
+
+# ---------------------------------------------------------------------------------------------- ml-100k-crs
+def test_ml100k_crs_is_built_once_and_byte_identical(tmp_path):
+    folders = [ensure_ml100k_crs(str(tmp_path / run)) for run in ("a", "b")]
+    assert file_bytes(folders[0], "ml-100k-crs") == file_bytes(folders[1], "ml-100k-crs")
+    items, rows = check_format(folders[0], "ml-100k-crs")
+    assert len(rows) == 100000 and len(items) == 1682 and len({a for v in items.values() for a in v}) == 19
+    assert sorted(os.listdir(folders[0])) == ["ml-100k-crs.inter", "ml-100k-crs.item"]
+    inter = os.path.join(folders[0], "ml-100k-crs.inter")
+    modified = os.stat(inter).st_mtime_ns
+    assert ensure_ml100k_crs(str(tmp_path / "a")) == folders[0]
+    assert os.stat(inter).st_mtime_ns == modified  # present files are not rebuilt
