@@ -75,7 +75,7 @@ def test_filter_masks_exactly_the_items_the_conversation_allows(setup):
 
 def test_unknown_mode_is_rejected(setup):
     _, test_data, trainer = setup
-    with pytest.raises(ValueError, match="crs_candidates 'best'.*all, first, confirmed"):
+    with pytest.raises(ValueError, match="crs_candidates .best.*all, first, confirmed, authors"):
         trainer.evaluate(test_data, load_best_model=False, crs_candidates="best")
 
 
@@ -87,3 +87,49 @@ def test_candidate_modes_need_full_ranking(tiny_config_dict):
     trainer = get_trainer(config["MODEL_TYPE"], "SASRec")(config, FixedOrder(config, test_data._dataset))
     with pytest.raises(ValueError, match="needs full ranking"):
         trainer.evaluate(test_data, load_best_model=False, crs_candidates="confirmed")
+
+
+def test_authors_metrics_follow_the_papers_formulas():
+    from recbole_crs.evaluation import authors_protocol_metrics
+
+    result = authors_protocol_metrics(torch.tensor([0, 1, 9, 10]))
+    assert result["mrr"] == pytest.approx((1 + 1 / 2 + 1 / 10 + 1 / 11) / 4)
+    assert result["ndcg@10"] == pytest.approx((1 + 1 / torch.log2(torch.tensor(3.0)).item() + 1 / torch.log2(torch.tensor(11.0)).item()) / 4)
+    assert result["hit@10"] == 0.75
+
+
+def test_strict_rank_counts_ties_for_the_target():
+    from recbole_crs.evaluation import strict_ranks
+
+    scores = torch.tensor([[0.5, 0.9, 0.5, 0.1], [0.2, 0.2, 0.2, 0.3]])
+    assert strict_ranks(scores, torch.tensor([0, 1])).tolist() == [1, 1]
+
+
+def test_authors_mode_ranks_target_against_its_candidate_list(tiny_root):
+    """Candidate lists per test row; the fixed order i6 > i4 > i3 > i2 > i1 > i5 gives known strict ranks."""
+    import os
+
+    candidates = {"u1": "i2 i3", "u2": "i1", "u3": "i6 i4 i5", "u4": ""}  # u4: no candidates -> rank 0
+    path = os.path.join(tiny_root, "tiny-crs", "tiny-crs.inter")
+    lines = open(path).read().splitlines()
+    out = [lines[0] + "\tcandidate_items:token_seq"]
+    for line in lines[1:]:
+        user, _, t = line.split("\t")[:3]
+        out.append(line + "\t" + (candidates[user] if t == "4" else ""))
+    open(path, "w").write("\n".join(out) + "\n")
+
+    from tiny_data import tiny_config
+
+    config = Config("SASRec", "tiny-crs", config_dict=tiny_config(tiny_root))
+    dataset = CRSDataset(config)
+    _, _, test_data = data_preparation(config, dataset)
+    trainer = get_trainer(config["MODEL_TYPE"], "SASRec")(config, FixedOrder(config, test_data._dataset))
+    result = trainer.evaluate(test_data, load_best_model=False, crs_candidates="authors")
+    ranks = {"u1": 2, "u2": 1, "u3": 2, "u4": 0}  # i5 < i2,i3; i5 < i1; i2 < i6,i4 (> i5); nothing to beat
+    assert result["mrr"] == pytest.approx(sum(1 / (r + 1) for r in ranks.values()) / 4)
+
+
+def test_authors_mode_without_candidate_column_says_how_to_add_it(setup):
+    _, test_data, trainer = setup
+    with pytest.raises(ValueError, match="no 'candidate_items' column.*--candidates 100"):
+        trainer.evaluate(test_data, load_best_model=False, crs_candidates="authors")

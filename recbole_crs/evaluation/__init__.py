@@ -1,3 +1,9 @@
-from recbole_crs.evaluation.candidates import CANDIDATE_MODES, CandidateFilter, check_mode
+from recbole_crs.evaluation.candidates import (
+    CANDIDATE_MODES,
+    CandidateFilter,
+    authors_protocol_metrics,
+    check_mode,
+    strict_ranks,
+)
 
-__all__ = ["CANDIDATE_MODES", "CandidateFilter", "check_mode"]
+__all__ = ["CANDIDATE_MODES", "CandidateFilter", "authors_protocol_metrics", "check_mode", "strict_ranks"]

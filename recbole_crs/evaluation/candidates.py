@@ -2,14 +2,20 @@
 
 * ``all``: RecBole's full ranking over every item;
 * ``first``: only items that carry the conversation's first (initial) attribute;
-* ``confirmed``: only items that carry every confirmed attribute, minus the items rejected in it.
+* ``confirmed``: only items that carry every confirmed attribute, minus the items rejected in it;
+* ``authors``: the target and the row's fixed candidate list (``CANDIDATE_FIELD``), the protocol of the
+  paper's code: up to 100 items sharing the initial attribute. Scored by :func:`authors_protocol_metrics`.
 
 The filter works on RecBole's full-sort score matrix, so it applies to every model the same way.
 """
 
 import torch
 
-CANDIDATE_MODES = ("all", "first", "confirmed")
+from collections import OrderedDict
+
+CANDIDATE_MODES = ("all", "first", "confirmed", "authors")
+# The authors' protocol reports NDCG at this cut-off (and MRR without one).
+AUTHORS_NDCG_CUTOFF = 10
 
 
 def check_mode(mode):
@@ -28,6 +34,14 @@ class CandidateFilter:
         self.confirmed_field = dataset.confirmed_field
         rejected = dataset.rejected_field
         self.rejected_field = rejected if rejected and rejected in dataset.inter_feat else None
+        self.item_field = dataset.iid_field
+        self.candidate_field = dataset.candidate_field
+        if mode == "authors" and not (self.candidate_field and self.candidate_field in dataset.inter_feat):
+            raise ValueError(
+                f"crs_candidates 'authors' ranks each target against a fixed candidate list, but "
+                f"{dataset.dataset_name}.inter has no '{self.candidate_field}' column. Convert the data with "
+                "`python -m recbole_crs.data.convert ... --candidates 100`, or use all/first/confirmed."
+            )
         mask = dataset.attribute_item_mask.clone()
         mask[0] = True  # a padded attribute slot constrains nothing
         self.attribute_item_mask = mask.to(device)  # [n_attributes, n_items]
@@ -38,6 +52,14 @@ class CandidateFilter:
             return torch.ones(
                 len(confirmed), self.attribute_item_mask.shape[1], dtype=torch.bool, device=confirmed.device
             )
+        if self.mode == "authors":
+            allowed = torch.zeros(
+                len(confirmed), self.attribute_item_mask.shape[1], dtype=torch.bool, device=confirmed.device
+            )
+            allowed.scatter_(1, interaction[self.candidate_field], True)
+            allowed[:, 0] = False  # padding of the candidate list
+            allowed.scatter_(1, interaction[self.item_field].unsqueeze(1), True)
+            return allowed
         if self.mode == "first":
             return self.attribute_item_mask[confirmed[:, 0]].clone()
         allowed = self.attribute_item_mask[confirmed[:, 0]].clone()
@@ -48,3 +70,23 @@ class CandidateFilter:
             rejected = interaction[self.rejected_field]  # [B, R], 0 = padding
             allowed.scatter_(1, rejected, False)
         return allowed
+
+
+def strict_ranks(scores, targets):
+    """Number of items scored strictly higher than each row's target (ties count in the target's favour)."""
+    target_scores = scores.gather(1, targets.unsqueeze(1))  # [B, 1]
+    return (scores > target_scores).sum(dim=1)
+
+
+def authors_protocol_metrics(ranks):
+    """The paper code's metrics from strict ranks: MRR = 1/(rank+1); NDCG@10 = 1/log2(rank+2) if rank < 10."""
+    ranks = ranks.double()
+    hit = ranks < AUTHORS_NDCG_CUTOFF
+    ndcg = torch.where(hit, 1.0 / torch.log2(ranks + 2), torch.zeros_like(ranks))
+    return OrderedDict(
+        [
+            ("mrr", (1.0 / (ranks + 1)).mean().item()),
+            (f"ndcg@{AUTHORS_NDCG_CUTOFF}", ndcg.mean().item()),
+            (f"hit@{AUTHORS_NDCG_CUTOFF}", hit.double().mean().item()),
+        ]
+    )

@@ -6,11 +6,12 @@ matrix to the ``crs_candidates`` of each evaluated conversation, and loads check
 """
 
 import numpy as np
+import torch
 from recbole.data.dataloader import FullSortEvalDataLoader
 from recbole.trainer import Trainer
 
 from recbole_crs.compat import load_checkpoint
-from recbole_crs.evaluation.candidates import CandidateFilter, check_mode
+from recbole_crs.evaluation.candidates import CandidateFilter, authors_protocol_metrics, check_mode, strict_ranks
 
 
 class CRSEvaluationMixin:
@@ -50,9 +51,24 @@ class CRSEvaluationMixin:
                 )
             self._candidate_filter = CandidateFilter(eval_data._dataset, mode, self.device)
         try:
+            if mode == "authors":
+                return self._evaluate_authors_protocol(eval_data)
             return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
         finally:
             self._candidate_filter = None
+
+    @torch.no_grad()
+    def _evaluate_authors_protocol(self, eval_data):
+        """Strict-rank metrics of the paper's code (ties count for the target), not RecBole's top-k."""
+        self.model.eval()
+        self.tot_item_num = eval_data._dataset.item_num
+        if self.item_tensor is None:
+            self.item_tensor = eval_data._dataset.get_item_feature().to(self.device)
+        ranks = []
+        for batched_data in eval_data:
+            _, scores, _, positive_i = self._full_sort_batch_eval(batched_data)
+            ranks.append(strict_ranks(scores, positive_i.to(scores.device)))
+        return authors_protocol_metrics(torch.cat(ranks))
 
     def evaluate_modes(self, eval_data, modes, load_best_model=True, model_file=None, show_progress=False):
         """``{mode: result}`` for each candidate mode, loading the best model once."""
