@@ -22,6 +22,8 @@ setup(
         # hyperopt >= 0.2.7 breaks RecBole's exhaustive search (RandomState.integers).
         "hyperopt==0.2.5",
         "ray[tune]==2.6.3",
+        # pyarrow 26 (pulled in by ray[tune]) refuses numpy < 2; ray imports it when it serializes anything.
+        "pyarrow<26",
         "matplotlib<4",
     ],
     extras_require={"test": ["pytest>=8"]},
