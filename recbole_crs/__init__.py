@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
-from recbole_crs.compat import quiet_known_recbole_warnings
+from recbole_crs.compat import disable_recbole_anomaly_detection, quiet_known_recbole_warnings
 
 quiet_known_recbole_warnings()
+disable_recbole_anomaly_detection()

@@ -67,3 +67,16 @@ def quiet_known_recbole_warnings():
     import warnings
 
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.")
+
+
+def disable_recbole_anomaly_detection():
+    """Undo ``torch.autograd.set_detect_anomaly(True)``, which recbole 1.2.1 runs when SINE is imported.
+
+    ``recbole/model/sequential_recommender/sine.py`` switches anomaly detection on for the whole process at
+    import time, and any ``get_model`` lookup imports it. Anomaly mode checks every backward output for NaN,
+    which about doubles the cost of a training step of every model (SASRec included). We import that module
+    once, here, and switch the mode back off; a later import does not re-run it.
+    """
+    import recbole.model.sequential_recommender  # noqa: F401  (runs sine.py's module-level call)
+
+    torch.autograd.set_detect_anomaly(False)
