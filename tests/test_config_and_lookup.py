@@ -82,3 +82,12 @@ def test_recbole_trainers_get_conversation_aware_evaluation():
     s3rec_trainer = get_trainer(ModelType.SEQUENTIAL, "S3Rec")
     assert issubclass(s3rec_trainer, S3RecTrainer) and issubclass(s3rec_trainer, CRSEvaluationMixin)
     assert get_trainer(ModelType.SEQUENTIAL, "SASRec") is trainer  # cached wrapper class
+
+
+def test_model_lookup_leaves_autograd_anomaly_mode_off():
+    """recbole's sine.py turns anomaly mode on at import; it doubles every training step's cost."""
+    import torch
+
+    get_model("SINE")
+    get_model("SASRec")
+    assert not torch.is_anomaly_enabled()
