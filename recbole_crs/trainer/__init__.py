@@ -3,3 +3,7 @@
 from recbole_crs.trainer.evaluation import CRSEvaluationMixin, CRSTrainer, with_crs_evaluation
 
 __all__ = ["CRSEvaluationMixin", "CRSTrainer", "with_crs_evaluation"]
+
+from recbole_crs.trainer.pretrain import CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer  # noqa: E402
+
+__all__ += ["CRSPretrainTrainer", "CRSFinetuneTrainer", "CRSGeneratorTrainer"]

@@ -1,0 +1,265 @@
+r"""
+CRSPretrain
+################################################
+
+Reference:
+    Kun Zhou, Wayne Xin Zhao, Hui Wang, Sirui Wang, Fuzheng Zhang, Zhongyuan Wang and Ji-Rong Wen.
+    "Leveraging Historical Interaction Data for Improving Conversational Recommender System." CIKM 2020.
+
+The pre-training *discriminator*: an item-based Transformer over the interaction history and an
+attribute-based Transformer over an attribute sequence (:class:`~recbole_crs.model.layers.CRSEncoder`),
+trained with two objectives:
+
+* **MIP** (masked item prediction): items of the sequence are replaced by ``[MASK]`` (each real position
+  with probability ``mask_ratio``, the last one always); for every masked position a random non-empty subset
+  of the masked item's attributes goes through the attribute Transformer, is fused with the item-side state
+  at that position, and the true item is scored against ``n_negatives`` negatives with
+  ``-log sigmoid(s_pos - s_neg)``. Negatives come from a negative sampler passed in by the trainer (RecBole's
+  SASRec as generator, :mod:`recbole_crs.model.negative_generator`, or uniform).
+* **SAD** (substituted attribute discrimination): in that subset, each attribute is replaced with
+  probability ``min(1, substitute_k / |subset|)`` by an attribute the item lacks; every real slot of the
+  substituted sequence is classified original vs substituted from its attribute-side output and the
+  item-side state at the masked position.
+
+Loss ``L_MIP + sad_weight * L_SAD``, returned as the tuple ``(L_MIP, sad_weight * L_SAD)`` so that RecBole
+logs both parts. The masked sequence is RecBole's ``item_id_list`` followed by the row's target item
+(``[B, MAX_ITEM_LIST_LENGTH + 1]``): the target is the "last" item that is always masked, which is exactly
+the fine-tuning situation (history + ``[MASK]`` -> next item).
+
+Deviations from the authors' code (docs/method.md):
+
+* ``-log sigmoid(s_pos - s_neg)`` on raw scores (the authors apply a sigmoid twice, giving tiny gradients);
+* SAD ignores padding slots (the authors label them "original" and count them in the loss);
+* MIP scores the clean subset and SAD sees the substituted one (two attribute-Transformer inputs, one batched
+  call); the attribute-side state is the mean over real slots, not the output at the last slot;
+* separate embedding tables for items and attributes (the authors share one table), no hard-coded sizes.
+
+``full_sort_predict`` scores the next item exactly like fine-tuning (history + ``[MASK]``, the row's confirmed
+attributes), so a pre-trained model can be evaluated before fine-tuning.
+"""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from recbole.model.abstract_recommender import SequentialRecommender
+from torch import nn
+
+from recbole_crs.model.layers import CRSEncoder
+from recbole_crs.model.negative_generator import UniformNegativeSampler
+
+
+def item_attribute_table(dataset):
+    """Each item's distinct attributes, ascending and left-aligned: ([n_items, W] LongTensor, [n_items] counts)."""
+    if dataset.item_attributes is None:
+        raise ValueError(
+            "The dataset has no item attribute table yet: build it first (recbole's data_preparation / "
+            "dataset.build()), then create the model, as quick_start does."
+        )
+    rows = dataset.item_attributes.numpy()  # [n_items, max_attrs], 0 = padding
+    unique = [np.unique(row[row > 0]) for row in rows]
+    width = max(1, max(len(u) for u in unique))
+    table = np.zeros((len(rows), width), dtype=np.int64)
+    for i, attributes in enumerate(unique):
+        table[i, : len(attributes)] = attributes
+    counts = np.array([len(u) for u in unique], dtype=np.int64)
+    return torch.from_numpy(table), torch.from_numpy(counts)
+
+
+class CRSPretrain(SequentialRecommender):
+    r"""MIP + SAD pre-training of the item- and attribute-based Transformers (the ELECTRA-style discriminator)."""
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+
+        # encoder hyper-parameters (shared with CRSFinetune)
+        self.hidden_size = config["hidden_size"]
+        self.inner_size = config["inner_size"]
+        self.n_heads = config["n_heads"]
+        self.n_layers = config["n_layers"]
+        self.attribute_n_layers = config["attribute_n_layers"]
+        self.hidden_dropout_prob = config["hidden_dropout_prob"]
+        self.attn_dropout_prob = config["attn_dropout_prob"]
+        self.hidden_act = config["hidden_act"]
+        self.layer_norm_eps = config["layer_norm_eps"]
+        self.initializer_range = config["initializer_range"]
+        self.max_attribute_length = config["max_attribute_length"]
+        # pre-training hyper-parameters
+        self.mask_ratio = config["mask_ratio"]
+        self.n_negatives = config["n_negatives"]
+        self.substitute_k = config["substitute_k"]
+        self.sad_weight = config["sad_weight"]
+        if not 0.0 <= self.mask_ratio <= 1.0:
+            raise ValueError(f"mask_ratio must be in [0, 1], got {self.mask_ratio}.")
+        if self.n_negatives < 1:
+            raise ValueError(f"n_negatives must be >= 1, got {self.n_negatives}.")
+
+        # dataset information
+        self.CONFIRMED = dataset.confirmed_field
+        self.n_attributes = dataset.n_attributes
+        table, counts = item_attribute_table(dataset)
+        self.register_buffer("item_attribute_table", table, persistent=False)  # [n_items, W], ascending
+        self.register_buffer("item_attribute_count", counts, persistent=False)  # [n_items]
+
+        # the sequence is item_id_list + [target]: one position more than MAX_ITEM_LIST_LENGTH
+        self.encoder = CRSEncoder(
+            n_items=self.n_items,
+            n_attributes=self.n_attributes,
+            max_seq_length=self.max_seq_length + 1,
+            max_attribute_length=self.max_attribute_length,
+            hidden_size=self.hidden_size,
+            inner_size=self.inner_size,
+            n_heads=self.n_heads,
+            n_layers=self.n_layers,
+            attribute_n_layers=self.attribute_n_layers,
+            hidden_dropout_prob=self.hidden_dropout_prob,
+            attn_dropout_prob=self.attn_dropout_prob,
+            hidden_act=self.hidden_act,
+            layer_norm_eps=self.layer_norm_eps,
+            initializer_range=self.initializer_range,
+        )
+        # SAD head: logit(slot j is original) = (W f_aj) . h_mask
+        self.sad_projection = nn.Linear(self.hidden_size, self.hidden_size)
+        self.sad_projection.apply(self.encoder._init_weights)
+        self.uniform_sampler = UniformNegativeSampler(self.n_items)
+
+    # ------------------------------------------------------------------ corruption (no parameters)
+    def mask_sequence(self, item_seq, item_seq_len, target):
+        """Build the MIP sequence and mask it.
+
+        Args:
+            item_seq: [B, L] history (RecBole ``item_id_list``, right-padded), item_seq_len: [B], target: [B].
+        Returns:
+            sequence [B, L+1] (history + target, zeros after), real [B, L+1] bool,
+            masked_seq [B, L+1] (masked positions hold ``mask_token``), masked [B, L+1] bool.
+        """
+        batch = torch.arange(len(item_seq), device=item_seq.device)
+        real = torch.arange(item_seq.size(1) + 1, device=item_seq.device).unsqueeze(0) <= item_seq_len.unsqueeze(1)
+        sequence = F.pad(item_seq, (0, 1))
+        sequence[batch, item_seq_len] = target
+        sequence = sequence.masked_fill(~real, 0)  # ids at padded positions never matter
+        masked = (torch.rand(sequence.shape, device=sequence.device) < self.mask_ratio) & real
+        masked[batch, item_seq_len] = True  # the last item is always masked
+        masked_seq = sequence.masked_fill(masked, self.encoder.mask_token)
+        return sequence, real, masked_seq, masked
+
+    def sample_attribute_subset(self, items):
+        """A random non-empty subset of each item's attributes, shuffled, left-aligned.
+
+        [M] items -> [M, A] attribute ids (0 = padding), A = min(max_attribute_length, widest item).
+        The subset size is uniform in 1 .. min(#attributes, A); items without attributes get an empty row.
+        """
+        attributes = self.item_attribute_table[items]  # [M, W]
+        count = self.item_attribute_count[items]  # [M]
+        keys = torch.rand(attributes.shape, device=items.device).masked_fill(attributes == 0, 2.0)
+        shuffled = attributes.gather(1, keys.argsort(dim=1))[:, : self.max_attribute_length]  # real first
+        max_size = count.clamp(max=shuffled.size(1))
+        size = (torch.rand(len(items), device=items.device) * max_size).long() + 1
+        size = torch.minimum(size, max_size)  # 0 for items without attributes
+        keep = torch.arange(shuffled.size(1), device=items.device).unsqueeze(0) < size.unsqueeze(1)
+        return shuffled.masked_fill(~keep, 0)
+
+    def sample_lacking_attributes(self, items, n_slots):
+        """Uniform attributes the item does NOT have: [M] items -> [M, n_slots] (0 where it has them all).
+
+        Draws a rank among the item's missing attributes and maps it to an id by skipping over the item's own
+        (ascending) attributes: exact, no rejection loop.
+        """
+        own = self.item_attribute_table[items]  # [M, W] ascending, 0 = padding
+        own = own.masked_fill(own == 0, self.n_attributes)  # padding sorts last and is never skipped
+        n_missing = (self.n_attributes - 1 - self.item_attribute_count[items]).clamp(min=0)  # [M]
+        rank = (torch.rand(len(items), n_slots, device=items.device) * n_missing.unsqueeze(1)).long() + 1
+        for j in range(own.size(1)):
+            rank = rank + (rank >= own[:, j : j + 1]).long()
+        return rank.masked_fill(n_missing.unsqueeze(1) == 0, 0)
+
+    def substitute_attributes(self, subset, items):
+        """SAD corruption: replace each real slot with probability ``min(1, substitute_k / |subset|)``.
+
+        Args:
+            subset: [M, A] attribute ids (0 = padding), items: [M] their items.
+        Returns:
+            corrupted [M, A] and substituted [M, A] bool (True exactly where a slot was replaced; padding never).
+        """
+        real = subset != 0
+        size = real.sum(dim=1, keepdim=True).clamp(min=1)
+        probability = (self.substitute_k / size).clamp(max=1.0)  # [M, 1]
+        replacement = self.sample_lacking_attributes(items, subset.size(1))  # [M, A]
+        substituted = real & (torch.rand(subset.shape, device=subset.device) < probability) & (replacement != 0)
+        return torch.where(substituted, replacement, subset), substituted
+
+    # ------------------------------------------------------------------ model
+    def forward(self, masked_seq, real, batch_index, position_index, subset, corrupted):
+        """Discriminator pass.
+
+        Args:
+            masked_seq, real: [B, S] masked item sequence and its real positions.
+            batch_index, position_index: [M] masked positions.
+            subset, corrupted: [M, A] clean (MIP) and substituted (SAD) attribute sequences.
+        Returns:
+            user_state [M, d] (fusion of item-side state and clean attribute state), item_state [M, d],
+            corrupted_outputs [M, A, d] (attribute Transformer outputs of the substituted sequence).
+        """
+        item_state = self.encoder.encode_items(masked_seq, real)[batch_index, position_index]  # [M, d]
+        outputs, pooled = self.encoder.encode_attributes(torch.cat([subset, corrupted], dim=0))  # [2M, A, d], [2M, d]
+        n = len(subset)
+        user_state = self.encoder.fuse(item_state, pooled[:n])
+        return user_state, item_state, outputs[n:]
+
+    def sad_logits(self, corrupted_outputs, item_state):
+        """[M, A, d], [M, d] -> [M, A] logits that a slot holds an original attribute of the masked item."""
+        return (self.sad_projection(corrupted_outputs) * item_state.unsqueeze(1)).sum(dim=-1)
+
+    @staticmethod
+    def mip_loss(pos_score, neg_score):
+        """``-log sigmoid(s_pos - s_neg)`` averaged over masked positions and negatives ([M], [M, K])."""
+        return -F.logsigmoid(pos_score.unsqueeze(1) - neg_score).mean()
+
+    @staticmethod
+    def sad_loss(logits, corrupted, substituted):
+        """BCE over real slots only (label 1 = original, 0 = substituted); padding slots contribute nothing."""
+        real = corrupted != 0
+        if not real.any():
+            return logits.sum() * 0.0
+        labels = (~substituted).to(logits.dtype)
+        return F.binary_cross_entropy_with_logits(logits[real], labels[real])
+
+    def calculate_loss(self, interaction, negative_sampler=None):
+        """``(L_MIP, sad_weight * L_SAD)`` for a batch of RecBole sequential rows.
+
+        ``negative_sampler`` has ``sample(item_seq, batch_index, position_index, true_items, n)``; uniform if None.
+        """
+        item_seq = interaction[self.ITEM_SEQ]  # [B, L]
+        item_seq_len = interaction[self.ITEM_SEQ_LEN]  # [B]
+        target = interaction[self.POS_ITEM_ID]  # [B]
+        sequence, real, masked_seq, masked = self.mask_sequence(item_seq, item_seq_len, target)
+        batch_index, position_index = masked.nonzero(as_tuple=True)  # [M], [M]
+        true_items = sequence[batch_index, position_index]  # [M]
+
+        subset = self.sample_attribute_subset(true_items)  # [M, A]
+        corrupted, substituted = self.substitute_attributes(subset, true_items)
+        user_state, item_state, corrupted_outputs = self.forward(
+            masked_seq, real, batch_index, position_index, subset, corrupted
+        )
+
+        sampler = negative_sampler or self.uniform_sampler
+        history = sequence[:, :-1].masked_fill(~real[:, 1:], 0)  # [B, L] item_id_list, padding zeroed
+        negatives = sampler.sample(history, batch_index, position_index, true_items, self.n_negatives)  # [M, K]
+        pos_score = self.encoder.score_items(user_state, true_items.unsqueeze(1)).squeeze(1)  # [M]
+        neg_score = self.encoder.score_items(user_state, negatives)  # [M, K]
+        mip = self.mip_loss(pos_score, neg_score)
+        sad = self.sad_loss(self.sad_logits(corrupted_outputs, item_state), corrupted, substituted)
+        return mip, self.sad_weight * sad
+
+    # ------------------------------------------------------------------ next-item scoring (as fine-tuning)
+    def next_item_state(self, interaction):
+        """History + ``[MASK]`` and the row's confirmed attributes -> [B, d] user state."""
+        return self.encoder.next_item_state(
+            interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN], interaction[self.CONFIRMED]
+        )
+
+    def predict(self, interaction):
+        user_state = self.next_item_state(interaction)  # [B, d]
+        return self.encoder.score_items(user_state, interaction[self.ITEM_ID].unsqueeze(1)).squeeze(1)  # [B]
+
+    def full_sort_predict(self, interaction):
+        return self.encoder.score_all_items(self.next_item_state(interaction))  # [B, n_items]

@@ -1,0 +1,241 @@
+"""Negative samplers for MIP pre-training: RecBole's SASRec as a generator, and uniform sampling.
+
+Reference: Zhou et al., "Leveraging Historical Interaction Data for Improving Conversational Recommender
+System", CIKM 2020 (pre-training with negatives from a SASRec "negative generator", as ELECTRA's generator
+feeds its discriminator).
+
+Deviations from the authors' code (docs/method.md):
+
+* the distribution is ``softmax(logits / temperature)`` over SASRec's raw logits; the authors take a softmax
+  over ``sigmoid(logits)``, which makes any two items' probabilities differ by less than a factor e, so
+  their "hard" negatives are close to uniform;
+* the generator is RecBole's causal SASRec (the authors' "SASRec" is bidirectional); it samples in eval
+  mode (no dropout) under ``no_grad``;
+* sampling is one batched ``torch.multinomial`` over logits where the true item is set to ``-inf``, so a
+  negative never equals the true item (the authors loop in Python per position and redraw at most six
+  times, then keep the true item).
+
+Training objective: SASRec's original one (Kang & McAuley, ICDM 2018), next-item cross-entropy at every
+position of a sequence (:func:`sasrec_sequence_loss`), on the same training sequences as pre-training. RecBole's
+``SASRec.calculate_loss`` scores only the last position of each augmented row, which needs one row per
+target; the all-position loss learns the same next-item model from ~MAX_ITEM_LIST_LENGTH times fewer rows.
+
+Which distribution belongs to a masked position: SASRec is causal, its output at position ``p - 1`` is the
+next-item distribution for position ``p`` given the items before ``p``. The MIP sequence is RecBole's
+``item_id_list`` followed by the row's target, so the generator runs once on ``item_id_list`` and a masked
+position ``p >= 1`` reads output ``p - 1``. Position 0 has no prefix: its negatives are uniform.
+"""
+
+import copy
+
+import torch
+from recbole.model.sequential_recommender.sasrec import SASRec
+from torch import nn
+
+from recbole_crs.compat import load_checkpoint
+
+# SASRec's architecture keys: a generator loaded from a checkpoint is rebuilt with the checkpoint's values.
+SASREC_ARCHITECTURE_KEYS = (
+    "n_layers", "n_heads", "hidden_size", "inner_size", "hidden_dropout_prob", "attn_dropout_prob",
+    "hidden_act", "layer_norm_eps", "initializer_range", "MAX_ITEM_LIST_LENGTH",
+)
+
+
+def stage_config(config, **overrides):
+    """A copy of a RecBole ``Config`` with some values replaced; ``model=`` also renames the model.
+
+    The copy shares nothing mutable with ``config`` that a stage would change (the final dict is copied).
+    """
+    staged = copy.copy(config)
+    staged.final_config_dict = dict(config.final_config_dict)
+    for key, value in overrides.items():
+        staged[key] = value
+    if "model" in overrides:
+        staged.model = overrides["model"]
+    return staged
+
+
+def generator_config(config):
+    """The SASRec config of the generator: the model's config with the ``generator_*`` overrides.
+
+    The generator must give a full softmax, so it always trains with ``loss_type: CE``.
+    """
+    overrides = dict(config["generator_config"] or {})
+    # MAX_ITEM_LIST_LENGTH belongs to the dataset's item_id_list, so it is not the generator's to change.
+    allowed = (set(SASREC_ARCHITECTURE_KEYS) - {"MAX_ITEM_LIST_LENGTH"}) | {"learning_rate", "epochs", "weight_decay"}
+    bad = sorted(set(overrides) - allowed)
+    if bad:
+        raise ValueError(
+            f"generator_config has keys {bad} that do not configure a SASRec generator; allowed: "
+            f"{', '.join(sorted(allowed))}."
+        )
+    overrides.setdefault("epochs", config["generator_epochs"])
+    overrides.setdefault("learning_rate", config["generator_learning_rate"])
+    return stage_config(config, model="SASRec", loss_type="CE", **overrides)
+
+
+def sasrec_sequence_loss(sasrec, interaction):
+    """SASRec's next-item cross-entropy at every position of ``item_id_list + [target]``.
+
+    The sequence ``s`` ([B, L + 1], zeros after the target) is read as input ``s[:, :L]`` and labels
+    ``s[:, 1:]``: output ``j`` (causal, sees items ``0..j``) predicts item ``j + 1``; padded labels are skipped.
+    """
+    item_seq = interaction[sasrec.ITEM_SEQ]  # [B, L]
+    item_seq_len = interaction[sasrec.ITEM_SEQ_LEN]  # [B]
+    batch = torch.arange(len(item_seq), device=item_seq.device)
+    real = torch.arange(item_seq.size(1) + 1, device=item_seq.device).unsqueeze(0) <= item_seq_len.unsqueeze(1)
+    sequence = torch.nn.functional.pad(item_seq, (0, 1))
+    sequence[batch, item_seq_len] = interaction[sasrec.POS_ITEM_ID]
+    sequence = sequence.masked_fill(~real, 0)  # [B, L + 1]
+    inputs, labels = sequence[:, :-1], sequence[:, 1:]  # [B, L], [B, L]
+    output = sequence_output(sasrec, inputs)  # [B, L, d]
+    has_label = labels != 0
+    logits = output[has_label] @ sasrec.item_embedding.weight.t()  # [N, n_items]
+    return torch.nn.functional.cross_entropy(logits, labels[has_label])
+
+
+def sequence_output(sasrec, item_seq):
+    """SASRec's output at every position (its ``forward`` without the final gather).
+
+    [B, L] -> [B, L, d]; output ``j`` encodes items ``0..j`` (causal) and predicts item ``j + 1``.
+    """
+    positions = torch.arange(item_seq.size(1), device=item_seq.device).unsqueeze(0)
+    hidden = sasrec.item_embedding(item_seq) + sasrec.position_embedding(positions)
+    hidden = sasrec.dropout(sasrec.LayerNorm(hidden))
+    attention_mask = sasrec.get_attention_mask(item_seq)
+    return sasrec.trm_encoder(hidden, attention_mask, output_all_encoded_layers=False)[-1]
+
+
+def uniform_negatives(true_items, n_items, n_negatives):
+    """Uniform negatives over the real items ``1 .. n_items - 1`` except the true one.
+
+    Args:
+        true_items: [M] item ids (>= 1).
+    Returns:
+        [M, n_negatives] ids, never equal to the row's true item.
+    """
+    if n_items < 3:
+        raise ValueError("Sampling a negative needs at least two real items.")
+    # draw from n_items - 2 values and skip over the true item: exactly uniform, no rejection loop.
+    draws = torch.randint(1, n_items - 1, (len(true_items), n_negatives), device=true_items.device)
+    return draws + (draws >= true_items.unsqueeze(1)).long()
+
+
+class UniformNegativeSampler:
+    """Uniform negatives (the ``negative_sampler: uniform`` ablation and the warm-up epochs)."""
+
+    name = "uniform"
+
+    def __init__(self, n_items):
+        self.n_items = n_items
+
+    def sample(self, item_seq, batch_index, position_index, true_items, n_negatives):
+        return uniform_negatives(true_items, self.n_items, n_negatives)
+
+
+class NegativeGenerator(nn.Module):
+    """RecBole's SASRec as the negative generator; it samples MIP negatives from its next-item distribution.
+
+    Args:
+        config: the pre-training config; ``generator_temperature`` and the generator's SASRec config
+            (:func:`generator_config`) are read from it.
+        dataset: the dataset SASRec is built for.
+        sasrec: an already built SASRec (used when loading a checkpoint); built from config if None.
+    """
+
+    name = "generator"
+
+    def __init__(self, config, dataset, sasrec=None):
+        super().__init__()
+        self.temperature = config["generator_temperature"]
+        if not self.temperature or self.temperature <= 0:
+            raise ValueError(f"generator_temperature must be > 0, got {self.temperature}.")
+        self.dataset_name = config["dataset"]
+        self.sasrec = sasrec if sasrec is not None else SASRec(generator_config(config), dataset)
+        self.n_items = self.sasrec.n_items
+
+    @classmethod
+    def from_checkpoint(cls, path, config, dataset):
+        """Load a SASRec checkpoint (RecBole's or this plugin's) as the generator, checking it fits ``dataset``."""
+        checkpoint = load_checkpoint(path)
+        saved_config = checkpoint.get("config")
+        state = checkpoint.get("state_dict")
+        if saved_config is None or state is None:
+            raise ValueError(f"'{path}' is not a RecBole checkpoint (no config/state_dict); pass a SASRec .pth file.")
+        if str(saved_config["model"]).lower() != "sasrec":
+            raise ValueError(
+                f"generator_path '{path}' holds a {saved_config['model']} model; the negative generator must be a "
+                "SASRec checkpoint (train one with --model SASRec, or leave generator_path empty so the "
+                "pipeline trains it)."
+            )
+        if saved_config["dataset"] != config["dataset"]:
+            raise ValueError(
+                f"generator_path '{path}' was trained on dataset '{saved_config['dataset']}', not "
+                f"'{config['dataset']}': its item ids mean different things here. Use a SASRec trained on "
+                f"'{config['dataset']}'."
+            )
+        n_items = dataset.num(config["ITEM_ID_FIELD"])
+        saved_items = state["item_embedding.weight"].shape[0]
+        if saved_items != n_items:
+            raise ValueError(
+                f"generator_path '{path}' scores {saved_items} item ids but dataset '{config['dataset']}' has "
+                f"{n_items}: the checkpoint was trained on a different version of the data. Retrain the generator."
+            )
+        saved_length = state["position_embedding.weight"].shape[0]
+        if saved_length < config["MAX_ITEM_LIST_LENGTH"]:
+            raise ValueError(
+                f"generator_path '{path}' handles sequences of at most {saved_length} items but "
+                f"MAX_ITEM_LIST_LENGTH is {config['MAX_ITEM_LIST_LENGTH']}; use a generator trained with at least "
+                "that length."
+            )
+        architecture = {key: saved_config[key] for key in SASREC_ARCHITECTURE_KEYS}
+        sasrec_config = stage_config(config, model="SASRec", loss_type="CE", **architecture)
+        sasrec = SASRec(sasrec_config, dataset)
+        sasrec.load_state_dict(state)
+        return cls(config, dataset, sasrec=sasrec)
+
+    def sequence_output(self, item_seq):
+        """[B, L] -> [B, L, d] SASRec outputs at every position (see :func:`sequence_output`)."""
+        return sequence_output(self.sasrec, item_seq)
+
+    def logits(self, item_seq, batch_index, position_index):
+        """Raw next-item logits for masked positions ``(batch_index, position_index)`` (all >= 1).
+
+        Returns [M, n_items]; column 0 (padding) is -inf.
+        """
+        output = self.sequence_output(item_seq)  # [B, L, d]
+        state = output[batch_index, position_index - 1]  # [M, d]
+        logits = state @ self.sasrec.item_embedding.weight.t()  # [M, n_items]
+        logits[:, 0] = -torch.inf
+        return logits
+
+    @torch.no_grad()
+    def sample(self, item_seq, batch_index, position_index, true_items, n_negatives):
+        """Sample negatives for masked positions of the MIP sequence ``item_id_list + [target]``.
+
+        Args:
+            item_seq: [B, L] RecBole ``item_id_list`` (the MIP sequence without its last item).
+            batch_index, position_index: [M] row and position (0 .. item_length) of each masked item.
+            true_items: [M] the masked items.
+        Returns:
+            [M, n_negatives] item ids drawn from ``softmax(logits / temperature)`` with the true item and
+            padding excluded; uniform for position 0, which has no prefix.
+        """
+        was_training = self.training
+        self.eval()  # no dropout while sampling
+        try:
+            logits = torch.zeros(len(true_items), self.n_items, device=true_items.device)  # uniform
+            has_prefix = position_index > 0
+            if has_prefix.any():
+                logits[has_prefix] = self.logits(item_seq, batch_index[has_prefix], position_index[has_prefix])
+            logits = logits / self.temperature
+            logits[:, 0] = -torch.inf
+            logits.scatter_(1, true_items.unsqueeze(1), -torch.inf)
+            probabilities = torch.softmax(logits, dim=-1)
+            return torch.multinomial(probabilities, n_negatives, replacement=True)
+        finally:
+            self.train(was_training)
+
+    def calculate_loss(self, interaction):
+        """The generator's own loss (:func:`sasrec_sequence_loss`), for ``joint`` training."""
+        return sasrec_sequence_loss(self.sasrec, interaction)

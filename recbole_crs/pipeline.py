@@ -1,0 +1,211 @@
+"""The CRSPretrain pipeline: negative generator -> MIP/SAD pre-training -> conversational fine-tuning.
+
+``python run_recbole_crs.py --model CRSPretrain`` lands in :func:`run_crs_pretrain_pipeline` (through
+``recbole_crs.quick_start.PIPELINES``). Stages (``crs_stages``, in this order, any subset):
+
+1. ``generator``: train RecBole's SASRec on the training split (``generator_epochs``, best validation
+   checkpoint kept) -- or load ``generator_path`` if it is set;
+2. ``pretrain``: train :class:`~recbole_crs.model.crspretrain.CRSPretrain` on the training split's sequences
+   with negatives from the generator (``pretrain_epochs``);
+3. ``finetune``: train :class:`~recbole_crs.model.crsfinetune.CRSFinetune` initialised from the pre-trained
+   encoders (from stage 2, or ``pretrained_path``; from scratch if neither) with early stopping on the
+   validation set.
+
+The trainer of the last stage run is returned; quick_start evaluates it on the test set in every
+``crs_test_modes`` mode (for ``finetune`` that is the best fine-tuned checkpoint).
+"""
+
+import contextlib
+from logging import getLogger
+from time import time
+
+import numpy as np
+import torch
+from recbole.data.dataloader import TrainDataLoader
+from recbole.utils import init_seed, set_color
+
+from recbole_crs.model.crsfinetune import CRSFinetune
+from recbole_crs.model.crspretrain import CRSPretrain
+from recbole_crs.model.negative_generator import NegativeGenerator, generator_config, stage_config
+from recbole_crs.trainer.pretrain import CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer
+
+STAGES = ("generator", "pretrain", "finetune")
+
+
+def check_stages(stages):
+    stages = list(stages or STAGES)
+    unknown = [stage for stage in stages if stage not in STAGES]
+    if unknown or not stages:
+        raise ValueError(f"crs_stages {stages} must be a non-empty subset of {list(STAGES)}.")
+    return [stage for stage in STAGES if stage in stages]  # always run in pipeline order
+
+
+def pretrain_rows(dataset, stride):
+    """Indices of the training rows whose ``item_id_list + [target]`` forms the pre-training sequences.
+
+    Per user, rows are taken every ``stride`` targets counting back from the user's last training row. With
+    ``stride = MAX_ITEM_LIST_LENGTH + 1`` the sequences are the user's training history cut into
+    non-overlapping windows; ``stride = 1`` keeps every (augmented) training row.
+    """
+    users = dataset.inter_feat[dataset.uid_field].numpy()
+    order = np.argsort(users, kind="stable")  # rows of a user keep their (time) order
+    sorted_users = users[order]
+    starts = np.r_[0, np.flatnonzero(sorted_users[1:] != sorted_users[:-1]) + 1]
+    ends = np.r_[starts[1:], len(order)]
+    rank = np.arange(len(order)) - np.repeat(starts, ends - starts)  # position among the user's rows
+    from_last = np.repeat(ends - starts, ends - starts) - 1 - rank
+    return np.sort(order[from_last % stride == 0])
+
+
+def pretrain_dataloader(config, train_data):
+    """A shuffled dataloader over the pre-training sequences of the training split.
+
+    ``pretrain_stride`` picks the rows (:func:`pretrain_rows`), ``pretrain_batch_size`` the batch size: one such
+    sequence holds up to ``MAX_ITEM_LIST_LENGTH + 1`` items, an augmented training row one target.
+    """
+    dataset = train_data._dataset
+    stride = config["pretrain_stride"] or config["MAX_ITEM_LIST_LENGTH"] + 1
+    rows = pretrain_rows(dataset, stride)
+    subset = dataset.copy(dataset.inter_feat[rows])
+    batch_config = stage_config(config, train_batch_size=config["pretrain_batch_size"] or config["train_batch_size"])
+    return TrainDataLoader(batch_config, subset, train_data._sampler, shuffle=True)
+
+
+def _log(verbose, message):
+    if verbose:
+        getLogger().info(set_color(message, "green"))
+
+
+def train_generator(config, dataset, train_data, valid_data, saved=True, verbose=True):
+    """Train RecBole's SASRec as the negative generator; returns (trainer, NegativeGenerator, score, result).
+
+    It learns from the pre-training sequences with the all-position next-item loss (see
+    :mod:`recbole_crs.model.negative_generator`).
+    """
+    sasrec_config = generator_config(config)
+    sasrec_config["crs_candidates"] = "all"  # a generator is judged on plain next-item ranking
+    init_seed(config["seed"], config["reproducibility"])
+    generator = NegativeGenerator(config, dataset)
+    trainer = CRSGeneratorTrainer(sasrec_config, generator.sasrec)
+    data = pretrain_dataloader(sasrec_config, train_data)
+    _log(verbose, f"training the SASRec negative generator on {len(data._dataset)} sequences of the training split")
+    show_progress = bool(config["show_progress"] and verbose)
+    score, result = trainer.fit(data, valid_data, verbose=verbose, saved=saved, show_progress=show_progress)
+    if saved:  # the best validation checkpoint, as a fresh, frozen generator
+        generator = NegativeGenerator.from_checkpoint(trainer.saved_model_file, config, dataset)
+        generator.to(config["device"])
+    return trainer, generator, score, result
+
+
+def pretrain(config, dataset, train_data, generator, saved=True, verbose=True):
+    """MIP/SAD pre-training; returns the trainer (its model is the pre-trained CRSPretrain)."""
+    pretrain_config = stage_config(config, model="CRSPretrain")
+    init_seed(config["seed"], config["reproducibility"])
+    model = CRSPretrain(pretrain_config, dataset).to(config["device"])
+    if verbose:
+        getLogger().info(model)
+    trainer = CRSPretrainTrainer(pretrain_config, model, generator=generator)
+    data = pretrain_dataloader(pretrain_config, train_data)
+    _log(verbose, f"pre-training on {len(data._dataset)} sequences of the training split")
+    show_progress = bool(config["show_progress"] and verbose)
+    trainer.fit(data, None, verbose=verbose, saved=saved, show_progress=show_progress)
+    return trainer
+
+
+def finetune(config, dataset, train_data, valid_data, pretrained=None, saved=True, verbose=True):
+    """Fine-tune CRSFinetune from ``pretrained`` (path, checkpoint dict, or None = from scratch)."""
+    finetune_config = stage_config(config, model="CRSFinetune", pretrained_path=None)
+    init_seed(config["seed"], config["reproducibility"])
+    model = CRSFinetune(finetune_config, dataset)
+    if pretrained is not None:
+        model.load_pretrained(pretrained)
+        _log(verbose, "fine-tuning from the pre-trained encoders")
+    else:
+        _log(verbose, "no pre-trained model: fine-tuning from scratch")
+    model = model.to(config["device"])
+    if verbose:
+        getLogger().info(model)
+    trainer = CRSFinetuneTrainer(finetune_config, model)
+    show_progress = bool(config["show_progress"] and verbose)
+    score, result = trainer.fit(train_data, valid_data, verbose=verbose, saved=saved, show_progress=show_progress)
+    return trainer, score, result
+
+
+def _load_generator(config, dataset, verbose):
+    path = config["generator_path"]
+    generator = NegativeGenerator.from_checkpoint(path, config, dataset).to(config["device"])
+    _log(verbose, f"negative generator loaded from {path}")
+    return generator
+
+
+@contextlib.contextmanager
+def torch_threads(threads):
+    """Run with ``threads`` torch threads (None: unchanged), restoring the previous count afterwards."""
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def run_crs_pretrain_pipeline(config, dataset, train_data, valid_data, saved=True, verbose=True):
+    """Run the stages of ``crs_stages``; returns ``(trainer, best_valid_score, best_valid_result)`` of the last.
+
+    With ``saved=False`` nothing is written: the stages hand their models over in memory. ``torch_threads``
+    sets the torch thread count for the duration of the pipeline.
+    """
+    with torch_threads(config["torch_threads"]):
+        return _run_stages(config, dataset, train_data, valid_data, saved, verbose)
+
+
+def _run_stages(config, dataset, train_data, valid_data, saved, verbose):
+    stages = check_stages(config["crs_stages"])
+    started = time()
+    generator = None
+    trainer, best_score, best_result = None, None, None
+
+    if "generator" in stages:
+        stage_started = time()
+        if config["generator_path"]:
+            generator = _load_generator(config, dataset, verbose)
+            trainer = CRSGeneratorTrainer(generator_config(config), generator.sasrec)
+            trainer.saved_model_file = config["generator_path"]
+            best_result = trainer.evaluate(valid_data, load_best_model=False)
+            best_score = best_result[config["valid_metric"].lower()] if best_result else None
+        else:
+            trainer, generator, best_score, best_result = train_generator(
+                config, dataset, train_data, valid_data, saved=saved, verbose=verbose
+            )
+        _log(verbose, f"stage generator done in {time() - stage_started:.1f}s")
+
+    pretrained = config["pretrained_path"]
+    if "pretrain" in stages:
+        stage_started = time()
+        warmup = config["uniform_warmup_epochs"] or 0
+        if generator is None and config["negative_sampler"] == "generator" and warmup < config["pretrain_epochs"]:
+            if not config["generator_path"]:
+                raise ValueError(
+                    "Pre-training with negative_sampler 'generator' needs a generator: add 'generator' to "
+                    "crs_stages, set generator_path to a SASRec checkpoint, or use negative_sampler: uniform."
+                )
+            generator = _load_generator(config, dataset, verbose)
+        trainer = pretrain(config, dataset, train_data, generator, saved=saved, verbose=verbose)
+        pretrained = trainer.saved_model_file if saved else {
+            "config": trainer.config,
+            "state_dict": trainer.model.state_dict(),
+        }
+        best_result = trainer.evaluate(valid_data, load_best_model=False)  # before fine-tuning, for the log
+        best_score = best_result[config["valid_metric"].lower()] if best_result else None
+        _log(verbose, f"stage pretrain done in {time() - stage_started:.1f}s; valid before fine-tuning: {best_result}")
+
+    if "finetune" in stages:
+        stage_started = time()
+        trainer, best_score, best_result = finetune(
+            config, dataset, train_data, valid_data, pretrained=pretrained, saved=saved, verbose=verbose
+        )
+        _log(verbose, f"stage finetune done in {time() - stage_started:.1f}s")
+
+    _log(verbose, f"CRSPretrain pipeline ({', '.join(stages)}) done in {time() - started:.1f}s")
+    return trainer, best_score, best_result

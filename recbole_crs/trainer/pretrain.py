@@ -1,0 +1,272 @@
+"""Trainers of the CRSPretrain pipeline: negative-generator training, MIP/SAD pre-training, fine-tuning.
+
+* :class:`CRSCheckpointMixin`: checkpoint files that never collide (RecBole names them by the second), and
+  checkpoints that hold the random state (global torch/numpy/python generators and the training
+  dataloader's shuffling generator), so that ``resume_checkpoint`` continues a run exactly.
+* :class:`CRSPretrainTrainer`: per batch, the negative sampler draws negatives (the SASRec generator in eval
+  mode under ``no_grad``, or uniform during ``uniform_warmup_epochs``), the discriminator takes one step on
+  ``L_MIP + sad_weight * L_SAD``; in ``generator_mode: joint`` the generator then takes one step on its own
+  loss with its own optimizer. Losses are logged per part (mip, sad[, generator]).
+* :class:`CRSFinetuneTrainer`: RecBole's trainer with conversation-aware evaluation for ``CRSFinetune``.
+"""
+
+import os
+import random
+from time import time
+
+import numpy as np
+import torch
+from recbole.trainer import Trainer
+from recbole.utils import get_local_time, set_color
+from torch.nn.utils.clip_grad import clip_grad_norm_
+from tqdm import tqdm
+
+from recbole_crs.model.negative_generator import NegativeGenerator, UniformNegativeSampler, sasrec_sequence_loss
+from recbole_crs.trainer.evaluation import CRSEvaluationMixin
+
+NEGATIVE_SAMPLERS = ("generator", "uniform")
+GENERATOR_MODES = ("frozen", "joint")
+
+_handed_out = set()  # checkpoint paths named by this process
+
+
+def unique_checkpoint_file(checkpoint_dir, stem):
+    """``checkpoint_dir/<stem>-<local time>.pth``, suffixed ``-2``, ``-3``... if that name is taken.
+
+    A name counts as taken if the file exists or this process already handed it out (trainers built in the
+    same second, before either saved).
+    """
+    base = os.path.join(checkpoint_dir, f"{stem}-{get_local_time()}")
+    path, n = f"{base}.pth", 1
+    while path in _handed_out or os.path.exists(path):
+        n += 1
+        path = f"{base}-{n}.pth"
+    _handed_out.add(path)
+    return path
+
+
+def random_state(train_data=None):
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    if train_data is not None and getattr(train_data, "generator", None) is not None:
+        state["dataloader"] = train_data.generator.get_state()
+    return state
+
+
+def restore_random_state(state, train_data=None):
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if "dataloader" in state and train_data is not None and getattr(train_data, "generator", None) is not None:
+        train_data.generator.set_state(state["dataloader"])
+
+
+class CRSCheckpointMixin:
+    """Collision-free checkpoint names and exact resumption. Mix in before :class:`CRSEvaluationMixin`.
+
+    Subclasses may add entries to the checkpoint with :meth:`_extra_checkpoint_state` and read them back in
+    :meth:`_load_extra_checkpoint_state`.
+    """
+
+    checkpoint_stage = None  # appended to the file stem, e.g. "pretrain"
+
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        stem = f"{config['model']}-{config['dataset']}"
+        if self.checkpoint_stage:
+            stem += f"-{self.checkpoint_stage}"
+        self.saved_model_file = unique_checkpoint_file(self.checkpoint_dir, stem)
+        self._train_data = None
+        self._pending_random_state = None
+
+    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+        self._train_data = train_data
+        if self._pending_random_state is not None:
+            restore_random_state(self._pending_random_state, train_data)
+            self._pending_random_state = None
+        return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+
+    def _extra_checkpoint_state(self):
+        return {}
+
+    def _load_extra_checkpoint_state(self, checkpoint):
+        pass
+
+    def _save_checkpoint(self, epoch, verbose=True, **kwargs):
+        saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
+        state = {
+            "config": self.config,
+            "epoch": epoch,
+            "cur_step": self.cur_step,
+            "best_valid_score": self.best_valid_score,
+            "state_dict": self.model.state_dict(),
+            "other_parameter": self.model.other_parameter(),
+            "optimizer": self.optimizer.state_dict(),
+            "random_state": random_state(self._train_data),
+        }
+        state.update(self._extra_checkpoint_state())
+        torch.save(state, saved_model_file, pickle_protocol=4)
+        if verbose:
+            self.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
+
+    def resume_checkpoint(self, resume_file):
+        """Model, optimizer(s), counters and random state; training continues as if never interrupted."""
+        checkpoint = super().resume_checkpoint(resume_file)
+        self._load_extra_checkpoint_state(checkpoint)
+        self._pending_random_state = checkpoint.get("random_state")
+        return checkpoint
+
+
+class CRSFinetuneTrainer(CRSCheckpointMixin, CRSEvaluationMixin, Trainer):
+    """RecBole's training loop for :class:`~recbole_crs.model.crsfinetune.CRSFinetune`."""
+
+    checkpoint_stage = "finetune"
+
+
+class CRSGeneratorTrainer(CRSCheckpointMixin, CRSEvaluationMixin, Trainer):
+    """Trains RecBole's SASRec as the negative generator (its checkpoint is a plain SASRec checkpoint).
+
+    The loss is SASRec's next-item cross-entropy at every position of each training sequence
+    (:func:`~recbole_crs.model.negative_generator.sasrec_sequence_loss`); evaluation is SASRec's own.
+    """
+
+    checkpoint_stage = "generator"
+
+    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        loss_func = loss_func or (lambda interaction: sasrec_sequence_loss(self.model, interaction))
+        return super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+
+
+class CRSPretrainTrainer(CRSCheckpointMixin, CRSEvaluationMixin, Trainer):
+    """Pre-training: generator negatives -> discriminator step (-> generator step in ``joint`` mode).
+
+    Config: ``pretrain_epochs``, ``pretrain_learning_rate``, ``negative_sampler`` (generator | uniform),
+    ``generator_mode`` (frozen | joint), ``uniform_warmup_epochs``, ``generator_learning_rate``,
+    ``clip_grad_norm``.
+
+    Args:
+        generator: a :class:`~recbole_crs.model.negative_generator.NegativeGenerator`; needed unless
+            ``negative_sampler`` is ``uniform``.
+    """
+
+    checkpoint_stage = "pretrain"
+
+    def __init__(self, config, model, generator=None):
+        super().__init__(config, model)
+        self.epochs = config["pretrain_epochs"]
+        self.learning_rate = config["pretrain_learning_rate"]
+        self.optimizer = self._build_optimizer(params=self.model.parameters(), learning_rate=self.learning_rate)
+        self.negative_sampler = config["negative_sampler"]
+        self.generator_mode = config["generator_mode"]
+        self.uniform_warmup_epochs = config["uniform_warmup_epochs"] or 0
+        if self.negative_sampler not in NEGATIVE_SAMPLERS:
+            raise ValueError(f"negative_sampler must be one of {NEGATIVE_SAMPLERS}, got {self.negative_sampler!r}.")
+        if self.generator_mode not in GENERATOR_MODES:
+            raise ValueError(f"generator_mode must be one of {GENERATOR_MODES}, got {self.generator_mode!r}.")
+        self.uses_generator = self.negative_sampler == "generator" and self.uniform_warmup_epochs < self.epochs
+        if self.uses_generator and not isinstance(generator, NegativeGenerator):
+            raise ValueError(
+                "negative_sampler 'generator' needs a trained SASRec generator: set generator_path, or keep "
+                "'generator' in crs_stages so the pipeline trains one (or use negative_sampler: uniform)."
+            )
+        self.generator = generator.to(self.device) if generator is not None else None
+        self.uniform_sampler = UniformNegativeSampler(model.n_items)
+        self.joint = self.uses_generator and self.generator_mode == "joint"
+        self.generator_optimizer = None
+        if self.generator is not None:
+            self.generator.requires_grad_(self.joint)
+            self.generator.eval()
+        if self.joint:
+            self.generator_optimizer = self._build_optimizer(
+                params=self.generator.parameters(), learning_rate=config["generator_learning_rate"]
+            )
+        self.loss_names = ("mip", "sad") + (("generator",) if self.joint else ())
+
+    def sampler_for_epoch(self, epoch_idx):
+        """Uniform during the warm-up epochs (and for ``negative_sampler: uniform``), the generator after."""
+        if self.uses_generator and epoch_idx >= self.uniform_warmup_epochs:
+            return self.generator
+        return self.uniform_sampler
+
+    def _clip(self, parameters):
+        if self.clip_grad_norm:
+            clip_grad_norm_(parameters, **self.clip_grad_norm)
+
+    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        """One epoch; returns the summed (mip, sad[, generator]) losses."""
+        self.model.train()
+        sampler = self.sampler_for_epoch(epoch_idx)
+        iter_data = (
+            tqdm(train_data, total=len(train_data), ncols=100, desc=set_color(f"Pretrain {epoch_idx:>5}", "pink"))
+            if show_progress
+            else train_data
+        )
+        total = None
+        for interaction in iter_data:
+            interaction = interaction.to(self.device)
+            # 1) discriminator step; the sampler draws negatives without gradient (generator in eval mode)
+            self.optimizer.zero_grad()
+            losses = self.model.calculate_loss(interaction, negative_sampler=sampler)
+            loss = sum(losses)
+            self._check_nan(loss)
+            loss.backward()
+            self._clip(self.model.parameters())
+            self.optimizer.step()
+            parts = [part.item() for part in losses]
+            # 2) joint mode: the generator keeps learning its own (SASRec CE) objective
+            if self.joint:
+                self.generator.train()
+                self.generator_optimizer.zero_grad()
+                generator_loss = self.generator.calculate_loss(interaction)
+                self._check_nan(generator_loss)
+                generator_loss.backward()
+                self._clip(self.generator.parameters())
+                self.generator_optimizer.step()
+                self.generator.eval()
+                parts.append(generator_loss.item())
+            total = parts if total is None else [a + b for a, b in zip(total, parts)]
+        return tuple(total) if total is not None else tuple(0.0 for _ in self.loss_names)
+
+    def _generate_train_loss_output(self, epoch_idx, s_time, e_time, losses):
+        des = self.config["loss_decimal_place"] or 4
+        parts = ", ".join(
+            set_color(f"{name} loss", "blue") + f": {value:.{des}f}" for name, value in zip(self.loss_names, losses)
+        )
+        sampler = self.sampler_for_epoch(epoch_idx)
+        return (
+            set_color(f"epoch {epoch_idx} pre-training", "green")
+            + f" [{set_color('time', 'blue')}: {e_time - s_time:.2f}s, "
+            + f"{set_color('negatives', 'blue')}: {sampler.name}, {parts}]"
+        )
+
+    def _extra_checkpoint_state(self):
+        if self.generator is None:
+            return {}
+        return {
+            "generator_state_dict": self.generator.state_dict(),
+            "generator_optimizer": self.generator_optimizer.state_dict() if self.generator_optimizer else None,
+            "generator_mode": self.generator_mode,
+        }
+
+    def _load_extra_checkpoint_state(self, checkpoint):
+        if self.generator is None:
+            return
+        if "generator_state_dict" not in checkpoint:
+            raise ValueError(
+                f"Checkpoint '{self.saved_model_file}' holds no generator state; it cannot resume pre-training "
+                "with generator negatives."
+            )
+        self.generator.load_state_dict(checkpoint["generator_state_dict"])
+        if self.generator_optimizer is not None and checkpoint.get("generator_optimizer") is not None:
+            self.generator_optimizer.load_state_dict(checkpoint["generator_optimizer"])
+
+    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+        """Pre-train for ``pretrain_epochs``; validation is skipped (MIP has no ranking metric to stop on)."""
+        started = time()
+        result = super().fit(train_data, None, verbose, saved, show_progress, callback_fn)
+        if verbose:
+            self.logger.info(set_color("pre-training done", "green") + f" in {time() - started:.1f}s")
+        return result

@@ -1,0 +1,454 @@
+"""CRSPretrain: masking, SAD corruption, negative sampling, the pre-training trainer and the pipeline.
+
+Everything runs on the hand-built tiny dataset (tests/tiny_data.py) inside tmp dirs.
+"""
+
+import os
+import sys
+from types import SimpleNamespace
+
+import pytest
+import torch
+import yaml
+import recbole.trainer.trainer as recbole_trainer
+from recbole.data import data_preparation
+from recbole.data.interaction import Interaction
+from recbole.utils import init_seed
+from torch.utils.tensorboard import SummaryWriter
+
+from recbole_crs.config import PROPERTIES_DIR, Config
+from recbole_crs.model.crsfinetune import CRSFinetune
+from recbole_crs.model.crspretrain import CRSPretrain
+from recbole_crs.model.negative_generator import NegativeGenerator, sasrec_sequence_loss, uniform_negatives
+from recbole_crs.pipeline import pretrain_dataloader, pretrain_rows, run_crs_pretrain_pipeline
+from recbole_crs.quick_start import create_dataset, run_recbole_crs
+from recbole_crs.trainer.pretrain import CRSPretrainTrainer, unique_checkpoint_file
+from tiny_data import tiny_config, write_tiny_dataset
+
+FAST = {
+    "generator_epochs": 1,
+    "pretrain_epochs": 2,
+    "epochs": 2,
+    "n_negatives": 3,
+    "train_batch_size": 4,
+    "pretrain_batch_size": 4,
+    "mask_ratio": 0.5,
+}
+
+
+def crs_config(root, model="CRSPretrain", dataset="tiny-crs", **overrides):
+    config_dict = tiny_config(root, **FAST)
+    config_dict.update(overrides)
+    return Config(model=model, dataset=dataset, config_dict=config_dict)
+
+
+def prepare(config):
+    init_seed(config["seed"], config["reproducibility"])
+    dataset = create_dataset(config)
+    return (dataset,) + tuple(data_preparation(config, dataset))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """Config, dataset and dataloaders of the tiny dataset; cwd in a tmp dir for the whole module."""
+    root = tmp_path_factory.mktemp("crspretrain")
+    write_tiny_dataset(str(root))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        patch.setattr(sys, "argv", [sys.argv[0]])
+        # RecBole's trainers open a tensorboard writer on a cwd-relative path that a background thread flushes
+        # later, possibly after the cwd has moved back to the repo: give them an absolute tmp path instead.
+        patch.setattr(recbole_trainer, "get_tensorboard", lambda logger: SummaryWriter(str(root / "log_tensorboard")))
+        config = crs_config(root)
+        dataset, train, valid, test = prepare(config)
+        yield SimpleNamespace(root=root, config=config, dataset=dataset, train=train, valid=valid, test=test)
+
+
+def all_train_rows(tiny):
+    """Every training row as one batch (a copy, safe to modify)."""
+    rows = tiny.train._dataset.inter_feat
+    return Interaction({field: value.clone() for field, value in rows.interaction.items()})
+
+
+def params(module):
+    return {name: p.detach().clone() for name, p in module.named_parameters()}
+
+
+def same_params(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ---------------------------------------------------------------------------------------------- leakage
+def test_masked_items_never_reach_the_discriminator_input(tiny):
+    model = CRSPretrain(tiny.config, tiny.dataset)
+    masks, item_inputs = [], []
+    mask_sequence, encode_items = model.mask_sequence, model.encoder.encode_items
+
+    def spy_mask(*args):
+        masks.append(mask_sequence(*args))
+        return masks[-1]
+
+    def spy_encode(item_seq, real):  # record the ids that actually reach the item embedding
+        hook = model.encoder.item_embedding.register_forward_pre_hook(lambda m, a: item_inputs.append(a[0].clone()))
+        try:
+            return encode_items(item_seq, real)
+        finally:
+            hook.remove()
+
+    model.mask_sequence, model.encoder.encode_items = spy_mask, spy_encode
+    rows = all_train_rows(tiny)
+    torch.manual_seed(0)
+    model.calculate_loss(rows)
+    (sequence, real, _, masked), seen = masks[0], item_inputs[0]
+    assert masked.sum() > len(rows), "every row masks its last item and some others"
+    assert (seen[masked] == model.encoder.mask_token).all()
+    assert torch.equal(seen[real & ~masked], sequence[real & ~masked])
+    assert (seen[~real] == 0).all()
+    # the last real position is the row's target
+    assert torch.equal(sequence[torch.arange(len(rows)), rows["item_length"]], rows["item_id"])
+
+
+# ---------------------------------------------------------------------------------------------- padding
+def test_padded_positions_and_padding_embeddings_change_no_pretraining_output(tiny):
+    model = CRSPretrain(tiny.config, tiny.dataset).eval()
+    rows = all_train_rows(tiny)
+    torch.manual_seed(1)
+    expected = model.calculate_loss(rows)
+
+    garbage = all_train_rows(tiny)
+    seq, length = garbage["item_id_list"], garbage["item_length"]
+    padded = torch.arange(seq.size(1)).unsqueeze(0) >= length.unsqueeze(1)
+    assert padded.any()
+    seq[padded] = torch.randint(1, model.n_items, (int(padded.sum()),))
+    with torch.no_grad():
+        model.encoder.item_embedding.weight[0].normal_()
+        model.encoder.attribute_embedding.weight[0].normal_()
+    torch.manual_seed(1)
+    got = model.calculate_loss(garbage)
+    assert all(torch.equal(a, b) for a, b in zip(expected, got))
+
+
+# ---------------------------------------------------------------------------------------------- SAD
+def test_attribute_subsets_are_non_empty_subsets_of_the_items_attributes(tiny):
+    model = CRSPretrain(tiny.config, tiny.dataset)
+    items = torch.arange(1, model.n_items).repeat(300)
+    torch.manual_seed(0)
+    subset = model.sample_attribute_subset(items)
+    real = subset != 0
+    assert real.any(dim=1).all()
+    assert tiny.dataset.attribute_item_mask[subset, items.unsqueeze(1)][real].all()
+    # left-aligned and without repeats
+    assert not (~real[:, :-1] & real[:, 1:]).any()
+    for row in subset[:50]:
+        values = row[row != 0].tolist()
+        assert len(values) == len(set(values))
+    # every size from 1 to the item's attribute count occurs
+    counts = model.item_attribute_count[items]
+    sizes = real.sum(dim=1)
+    for c in counts.unique().tolist():
+        assert set(sizes[counts == c].unique().tolist()) == set(range(1, c + 1))
+
+
+def test_sad_labels_mark_exactly_the_substituted_slots(tiny):
+    model = CRSPretrain(tiny.config, tiny.dataset)
+    items = torch.arange(1, model.n_items).repeat(500)
+    torch.manual_seed(0)
+    subset = model.sample_attribute_subset(items)
+    corrupted, substituted = model.substitute_attributes(subset, items)
+    assert torch.equal(substituted, corrupted != subset)
+    assert (corrupted[subset == 0] == 0).all() and not substituted[subset == 0].any()
+    carried = tiny.dataset.attribute_item_mask[corrupted, items.unsqueeze(1)]
+    assert not carried[substituted].any(), "a substitute is an attribute the item lacks"
+    assert carried[(subset != 0) & ~substituted].all()
+    # each real slot is substituted with probability min(1, k / |subset|) (k = 2 here)
+    size = (subset != 0).sum(dim=1, keepdim=True).expand_as(subset)
+    for s in (1, 2):
+        rate = substituted[(subset != 0) & (size == s)].float().mean().item()
+        assert abs(rate - min(1.0, 2 / s)) < 0.05
+    # k = 0: nothing substituted
+    model.substitute_k = 0
+    corrupted, substituted = model.substitute_attributes(subset, items)
+    assert not substituted.any() and torch.equal(corrupted, subset)
+
+
+def test_lacking_attributes_are_uniform_over_the_missing_ones(tiny):
+    model = CRSPretrain(tiny.config, tiny.dataset)
+    item = tiny.dataset.field2token_id["item_id"]["i2"]  # i2 has only 'a': lacks b and c
+    torch.manual_seed(0)
+    draws = model.sample_lacking_attributes(torch.tensor([item] * 4000), 1).flatten()
+    attribute_id = tiny.dataset.field2token_id["attributes"]
+    assert set(draws.tolist()) == {attribute_id["b"], attribute_id["c"]}
+    assert abs((draws == attribute_id["b"]).float().mean().item() - 0.5) < 0.05
+
+
+def test_padding_slots_contribute_nothing_to_the_sad_loss():
+    corrupted = torch.tensor([[3, 2, 0, 0], [1, 0, 0, 0]])
+    substituted = torch.tensor([[True, False, False, False], [False, False, False, False]])
+    logits = torch.randn(2, 4, requires_grad=True)
+    loss = CRSPretrain.sad_loss(logits, corrupted, substituted)
+    loss.backward()
+    assert (logits.grad[corrupted == 0] == 0).all() and (logits.grad[corrupted != 0] != 0).all()
+    real = corrupted != 0
+    manual = torch.nn.functional.binary_cross_entropy_with_logits(logits[real], (~substituted[real]).float())
+    assert torch.allclose(loss, manual)
+    with torch.no_grad():
+        changed = logits.detach().clone()
+        changed[~real] = 100.0
+    assert torch.equal(CRSPretrain.sad_loss(changed, corrupted, substituted), loss.detach())
+
+
+def test_mip_loss_is_log_sigmoid_of_raw_score_differences():
+    pos, neg = torch.tensor([2.0, -1.0]), torch.tensor([[0.0, 1.0], [-3.0, -1.0]])
+    expected = -torch.log(torch.sigmoid(pos.unsqueeze(1) - neg)).mean()
+    assert torch.allclose(CRSPretrain.mip_loss(pos, neg), expected)
+
+
+# ---------------------------------------------------------------------------------------------- negatives
+def test_uniform_negatives_never_hit_the_true_item_and_cover_all_others():
+    torch.manual_seed(0)
+    true = torch.randint(1, 7, (3000,))
+    negatives = uniform_negatives(true, 7, 4)
+    assert not (negatives == true.unsqueeze(1)).any()
+    assert negatives.min() >= 1 and negatives.max() <= 6
+    counts = torch.bincount(negatives[true == 3].flatten(), minlength=7)[1:].float()
+    assert counts[2] == 0 and (counts[[0, 1, 3, 4, 5]] / counts.sum() - 0.2).abs().max() < 0.03
+
+
+def _masked_positions(rows):
+    """(batch_index, position_index, true_items) for every position 1..item_length of ``rows``."""
+    seq = torch.nn.functional.pad(rows["item_id_list"], (0, 1))
+    seq[torch.arange(len(rows)), rows["item_length"]] = rows["item_id"]
+    real = torch.arange(seq.size(1)).unsqueeze(0) <= rows["item_length"].unsqueeze(1)
+    batch, position = (real & (torch.arange(seq.size(1)) > 0)).nonzero(as_tuple=True)
+    return batch, position, seq[batch, position]
+
+
+def test_generator_negatives_follow_its_distribution_and_never_hit_the_true_item(tiny):
+    torch.manual_seed(0)
+    generator = NegativeGenerator(tiny.config, tiny.dataset)
+    rows = all_train_rows(tiny)
+    batch, position, true = _masked_positions(rows)
+    history = rows["item_id_list"]
+    with torch.no_grad():
+        generator.eval()
+        logits = generator.logits(history, batch, position)  # [M, n_items]
+    excluded = logits.clone()
+    excluded.scatter_(1, true.unsqueeze(1), -torch.inf)
+
+    negatives = generator.sample(history, batch.repeat(400), position.repeat(400), true.repeat(400), 5)
+    assert not (negatives == true.repeat(400).unsqueeze(1)).any()
+    assert (negatives >= 1).all()
+    # empirical frequencies match softmax(logits / T) without the true item (T = 1)
+    expected = torch.softmax(excluded, dim=1)  # [M, n]
+    n = generator.n_items
+    for m in range(len(true)):
+        counts = torch.bincount(negatives.view(400, len(true), 5)[:, m].flatten(), minlength=n).float()
+        assert (counts / counts.sum() - expected[m]).abs().max() < 0.04
+
+    # a peaked generator (item embeddings scaled up): nearly every draw is its top item, not 1 / (n - 2)
+    with torch.no_grad():
+        generator.sasrec.item_embedding.weight.mul_(300.0)
+        peaked = generator.logits(history, batch, position).scatter_(1, true.unsqueeze(1), -torch.inf)
+    top = peaked.argmax(dim=1, keepdim=True)
+    assert torch.softmax(peaked, dim=1).max(dim=1).values.min() > 0.95  # precondition: it is peaked
+    negatives = generator.sample(history, batch, position, true, 200)
+    assert (negatives == top).float().mean() > 0.9 > 1 / (n - 2)
+
+
+def test_generator_reads_sasrec_output_before_the_masked_position_and_samples_in_eval_mode(tiny):
+    torch.manual_seed(0)
+    generator = NegativeGenerator(tiny.config, tiny.dataset).eval()
+    rows = all_train_rows(tiny)
+    with torch.no_grad():
+        full = generator.sequence_output(rows["item_id_list"])
+        last = full[torch.arange(len(rows)), rows["item_length"] - 1]
+        assert torch.allclose(last, generator.sasrec.forward(rows["item_id_list"], rows["item_length"]), atol=1e-6)
+    modes = []
+    generator.sasrec.trm_encoder.register_forward_hook(lambda m, i, o: modes.append(m.training))
+    generator.train()
+    batch, position, true = _masked_positions(rows)
+    negatives = generator.sample(rows["item_id_list"], batch, position, true, 2)
+    assert modes == [False] and generator.training, "samples without dropout, then restores the mode"
+    assert not negatives.requires_grad
+    # position 0 has no prefix: uniform negatives, and no generator call is needed
+    modes.clear()
+    zero = torch.zeros(len(rows), dtype=torch.long)
+    generator.sample(rows["item_id_list"], torch.arange(len(rows)), zero, rows["item_id_list"][:, 0], 2)
+    assert modes == []
+
+
+def test_generator_config_overrides_the_generators_sasrec(tiny):
+    generator = NegativeGenerator(crs_config(tiny.root, generator_config={"n_layers": 2}), tiny.dataset)
+    assert len(generator.sasrec.trm_encoder.layer) == 2 and generator.sasrec.loss_type == "CE"
+    with pytest.raises(ValueError, match="generator_config has keys \\['mask_ratio'\\]"):
+        NegativeGenerator(crs_config(tiny.root, generator_config={"mask_ratio": 0.3}), tiny.dataset)
+
+
+def test_generator_loss_is_next_item_cross_entropy_at_every_position(tiny):
+    torch.manual_seed(0)
+    sasrec = NegativeGenerator(tiny.config, tiny.dataset).sasrec.eval()
+    rows = all_train_rows(tiny)
+    loss = sasrec_sequence_loss(sasrec, rows)
+    # the same from SASRec's own forward on every prefix: the prefix of length j predicts item j
+    terms = []
+    for b in range(len(rows)):
+        n = int(rows["item_length"][b])
+        sequence = rows["item_id_list"][b, :n].tolist() + [int(rows["item_id"][b])]
+        for j in range(1, n + 1):
+            prefix = torch.tensor([sequence[:j] + [0] * (rows["item_id_list"].size(1) - j)])
+            logits = sasrec.full_sort_predict(Interaction({"item_id_list": prefix, "item_length": torch.tensor([j])}))
+            terms.append(torch.nn.functional.cross_entropy(logits, torch.tensor([sequence[j]])))
+    assert torch.allclose(loss, torch.stack(terms).mean(), atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------- trainer
+def _pretrain_trainer(tiny, **overrides):
+    config = crs_config(tiny.root, **overrides)
+    init_seed(config["seed"], config["reproducibility"])
+    generator = NegativeGenerator(config, tiny.dataset)
+    model = CRSPretrain(config, tiny.dataset)
+    trainer = CRSPretrainTrainer(config, model, generator=generator)
+    tiny.train.generator.manual_seed(config["seed"])  # the shared dataloader starts every run alike
+    return trainer, pretrain_dataloader(config, tiny.train)
+
+
+@pytest.mark.parametrize("mode", ["frozen", "joint"])
+def test_generator_is_frozen_unless_joint(tiny, mode):
+    trainer, data = _pretrain_trainer(tiny, generator_mode=mode, pretrain_stride=1)
+    generator_before, model_before = params(trainer.generator), params(trainer.model)
+    losses = trainer._train_epoch(data, 0)
+    assert len(losses) == (3 if mode == "joint" else 2)
+    assert same_params(generator_before, params(trainer.generator)) == (mode == "frozen")
+    assert not same_params(model_before, params(trainer.model))
+
+
+def test_uniform_warmup_then_generator_negatives(tiny):
+    trainer, _ = _pretrain_trainer(tiny, uniform_warmup_epochs=1)
+    assert trainer.sampler_for_epoch(0).name == "uniform"
+    assert trainer.sampler_for_epoch(1) is trainer.generator
+    trainer, _ = _pretrain_trainer(tiny, negative_sampler="uniform")
+    assert trainer.sampler_for_epoch(5).name == "uniform"
+
+
+def test_pretraining_loss_decreases(tiny):
+    trainer, data = _pretrain_trainer(
+        tiny, negative_sampler="uniform", pretrain_stride=1, pretrain_learning_rate=0.02, pretrain_epochs=15
+    )
+    losses = [sum(trainer._train_epoch(data, epoch)) for epoch in range(15)]
+    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
+
+
+def test_resume_continues_pretraining_exactly(tiny):
+    """2 epochs straight == 1 epoch, a new trainer resuming the checkpoint, 1 more epoch (joint mode)."""
+    overrides = dict(generator_mode="joint", pretrain_stride=1, pretrain_batch_size=3)
+
+    straight, data = _pretrain_trainer(tiny, **overrides)
+    straight.fit(data, verbose=False, saved=False)
+
+    first, data = _pretrain_trainer(tiny, pretrain_epochs=1, **overrides)
+    first.fit(data, verbose=False, saved=True)
+    checkpoint = torch.load(first.saved_model_file, weights_only=False)
+    for key in ("state_dict", "optimizer", "generator_state_dict", "generator_optimizer", "random_state"):
+        assert checkpoint[key] is not None, key
+
+    resumed, data = _pretrain_trainer(tiny, **overrides)
+    torch.rand(5)  # the resumed run's global random state differs until the checkpoint restores it
+    resumed.resume_checkpoint(first.saved_model_file)
+    assert resumed.start_epoch == 1
+    resumed.fit(data, verbose=False, saved=False)
+    assert same_params(params(straight.model), params(resumed.model))
+    assert same_params(params(straight.generator), params(resumed.generator))
+
+
+def test_checkpoint_names_never_collide(tmp_path):
+    names = {unique_checkpoint_file(str(tmp_path), "CRSPretrain-x-pretrain") for _ in range(3)}
+    assert len(names) == 3
+
+
+def test_pretrain_rows_cut_each_users_history_into_windows():
+    dataset = SimpleNamespace(uid_field="u", inter_feat={"u": torch.tensor([1, 1, 1, 1, 1, 2, 2, 1])})
+    # user 1: rows 0,1,2,3,4,7 in time order; every 3rd counting back from its last row: 7, 2. User 2: 6.
+    assert pretrain_rows(dataset, 3).tolist() == [2, 6, 7]
+    assert pretrain_rows(dataset, 1).tolist() == list(range(8))
+
+
+# ---------------------------------------------------------------------------------------------- pipeline
+def test_pipeline_is_deterministic_and_returns_the_finetuned_trainer(tiny):
+    def run():
+        config = crs_config(tiny.root)
+        init_seed(config["seed"], config["reproducibility"])
+        dataset, train, valid, test = prepare(config)
+        trainer, score, _ = run_crs_pretrain_pipeline(config, dataset, train, valid, saved=True, verbose=False)
+        assert isinstance(trainer.model, CRSFinetune) and "CRSFinetune" in os.path.basename(trainer.saved_model_file)
+        return score, trainer.evaluate_modes(test, ["all", "first", "confirmed"])
+
+    first, second = run(), run()
+    assert first == second
+    assert set(first[1]) == {"all", "first", "confirmed"}
+
+
+def test_quick_start_runs_the_pipeline_and_reports_every_mode(tiny):
+    result = run_recbole_crs(
+        model="CRSPretrain", dataset="tiny-crs", config_dict=tiny_config(tiny.root, **dict(FAST, pretrain_epochs=1))
+    )
+    assert set(result["test_results"]) == {"all", "first", "confirmed"}
+    assert result["test_results"]["confirmed"]["ndcg@3"] >= result["test_results"]["all"]["ndcg@3"]
+
+
+def test_stages_can_run_one_at_a_time(tiny):
+    config = crs_config(tiny.root, crs_stages=["generator"])
+    generator_trainer, _, _ = run_crs_pretrain_pipeline(config, tiny.dataset, tiny.train, tiny.valid, verbose=False)
+    assert type(generator_trainer.model).__name__ == "SASRec"
+
+    config = crs_config(tiny.root, crs_stages=["pretrain"], generator_path=generator_trainer.saved_model_file)
+    pretrain_trainer, _, _ = run_crs_pretrain_pipeline(config, tiny.dataset, tiny.train, tiny.valid, verbose=False)
+    assert isinstance(pretrain_trainer.model, CRSPretrain)
+    assert pretrain_trainer.evaluate(tiny.test)["ndcg@3"] >= 0  # a pre-trained model alone can be evaluated
+
+    config = crs_config(tiny.root, crs_stages=["finetune"], pretrained_path=pretrain_trainer.saved_model_file)
+    finetune_trainer, _, _ = run_crs_pretrain_pipeline(config, tiny.dataset, tiny.train, tiny.valid, verbose=False)
+    assert isinstance(finetune_trainer.model, CRSFinetune)
+
+    config = crs_config(tiny.root, crs_stages=["pretrain"])
+    with pytest.raises(ValueError, match="needs a generator"):
+        run_crs_pretrain_pipeline(config, tiny.dataset, tiny.train, tiny.valid, verbose=False)
+    with pytest.raises(ValueError, match="crs_stages"):
+        run_crs_pretrain_pipeline(crs_config(tiny.root, crs_stages=["train"]), tiny.dataset, tiny.train, tiny.valid)
+
+
+def test_generator_checkpoint_mismatch_gives_a_clear_error(tiny, tmp_path):
+    config = crs_config(tiny.root, crs_stages=["generator"])
+    trainer, _, _ = run_crs_pretrain_pipeline(config, tiny.dataset, tiny.train, tiny.valid, verbose=False)
+    checkpoint = torch.load(trainer.saved_model_file, weights_only=False)
+
+    other_dataset = dict(checkpoint, config=dict(checkpoint["config"].final_config_dict, dataset="ml-100k-crs"))
+    torch.save(other_dataset, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="trained on dataset 'ml-100k-crs'"):
+        NegativeGenerator.from_checkpoint(str(tmp_path / "other.pth"), tiny.config, tiny.dataset)
+
+    state = dict(checkpoint["state_dict"])
+    state["item_embedding.weight"] = torch.zeros(50, state["item_embedding.weight"].shape[1])
+    torch.save(dict(checkpoint, state_dict=state), tmp_path / "items.pth")
+    with pytest.raises(ValueError, match="scores 50 item ids"):
+        NegativeGenerator.from_checkpoint(str(tmp_path / "items.pth"), tiny.config, tiny.dataset)
+
+    not_sasrec = dict(checkpoint, config=dict(checkpoint["config"].final_config_dict, model="GRU4Rec"))
+    torch.save(not_sasrec, tmp_path / "gru.pth")
+    with pytest.raises(ValueError, match="must be a SASRec checkpoint"):
+        NegativeGenerator.from_checkpoint(str(tmp_path / "gru.pth"), tiny.config, tiny.dataset)
+
+
+def test_finetune_yaml_agrees_with_the_pipeline_yaml():
+    with open(os.path.join(PROPERTIES_DIR, "model", "CRSPretrain.yaml")) as f:
+        pipeline = yaml.safe_load(f)
+    with open(os.path.join(PROPERTIES_DIR, "model", "CRSFinetune.yaml")) as f:
+        finetune = yaml.safe_load(f)
+    assert {k: v for k, v in finetune.items()} == {k: pipeline[k] for k in finetune}
+
+
+def test_every_yaml_key_is_documented():
+    with open(os.path.join(PROPERTIES_DIR, "model", "CRSPretrain.yaml")) as f:
+        keys = yaml.safe_load(f)
+    with open(os.path.join(os.path.dirname(PROPERTIES_DIR), "docs", "method.md")) as f:
+        docs = f.read()
+    assert [key for key in keys if f"`{key}`" not in docs] == []
