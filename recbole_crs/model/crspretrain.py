@@ -21,7 +21,7 @@ trained with two objectives:
   substituted sequence is classified original vs substituted from its attribute-side output and the
   item-side state at the masked position.
 
-Loss ``L_MIP + sad_weight * L_SAD``, returned as the tuple ``(L_MIP, sad_weight * L_SAD)`` so that RecBole
+Loss ``mip_weight * L_MIP + sad_weight * L_SAD``, returned as the tuple ``(mip_weight * L_MIP, sad_weight * L_SAD)`` so that RecBole
 logs both parts. The masked sequence is RecBole's ``item_id_list`` followed by the row's target item
 (``[B, MAX_ITEM_LIST_LENGTH + 1]``): the target is the "last" item that is always masked, which is exactly
 the fine-tuning situation (history + ``[MASK]`` -> next item).
@@ -87,6 +87,7 @@ class CRSPretrain(SequentialRecommender):
         self.mask_ratio = config["mask_ratio"]
         self.n_negatives = config["n_negatives"]
         self.substitute_k = config["substitute_k"]
+        self.mip_weight = config["mip_weight"]
         self.sad_weight = config["sad_weight"]
         if not 0.0 <= self.mask_ratio <= 1.0:
             raise ValueError(f"mask_ratio must be in [0, 1], got {self.mask_ratio}.")
@@ -224,7 +225,7 @@ class CRSPretrain(SequentialRecommender):
         return F.binary_cross_entropy_with_logits(logits[real], labels[real])
 
     def calculate_loss(self, interaction, negative_sampler=None):
-        """``(L_MIP, sad_weight * L_SAD)`` for a batch of RecBole sequential rows.
+        """``(mip_weight * L_MIP, sad_weight * L_SAD)`` for a batch of RecBole sequential rows.
 
         ``negative_sampler`` has ``sample(item_seq, batch_index, position_index, true_items, n)``; uniform if None.
         """
@@ -248,7 +249,7 @@ class CRSPretrain(SequentialRecommender):
         neg_score = self.encoder.score_items(user_state, negatives)  # [M, K]
         mip = self.mip_loss(pos_score, neg_score)
         sad = self.sad_loss(self.sad_logits(corrupted_outputs, item_state), corrupted, substituted)
-        return mip, self.sad_weight * sad
+        return self.mip_weight * mip, self.sad_weight * sad
 
     # ------------------------------------------------------------------ next-item scoring (as fine-tuning)
     def next_item_state(self, interaction):
