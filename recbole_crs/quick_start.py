@@ -12,6 +12,7 @@ from recbole.utils import get_environment, init_logger, init_seed, set_color
 
 from recbole_crs.compat import load_checkpoint, trusted_torch_load
 from recbole_crs.config import Config
+from recbole_crs.evaluation import format_results_table
 from recbole_crs.utils import get_dataset_class, get_model, get_trainer
 
 DEFAULT_DATASET = "ml-100k-crs"
@@ -65,25 +66,22 @@ def train(config, dataset, train_data, valid_data, saved=True, verbose=True):
 
 
 def evaluate_test(config, trainer, test_data, saved=True, show_progress=False):
-    """Test results for every mode in ``crs_test_modes`` (the best checkpoint is loaded once)."""
+    """``({mode: result}, {mode: result by turn})`` for every mode in ``crs_test_modes``.
+
+    The best checkpoint is loaded once. Results by turn are empty for data without conversations.
+    """
     modes = config["crs_test_modes"] or [config["crs_candidates"]]
-    return trainer.evaluate_modes(test_data, modes, load_best_model=saved, show_progress=show_progress)
-
-
-def format_results_table(results_by_mode):
-    """A markdown table: one row per candidate mode, one column per metric."""
-    metrics = list(next(iter(results_by_mode.values())).keys())
-    lines = ["| crs_candidates | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
-    for mode, result in results_by_mode.items():
-        lines.append(f"| {mode} | " + " | ".join(f"{result[m]:.4f}" for m in metrics) + " |")
-    return "\n".join(lines)
+    results = trainer.evaluate_modes(test_data, modes, load_best_model=saved, show_progress=show_progress)
+    by_turn = getattr(trainer, "results_by_turn", {})
+    return results, {mode: by_turn[mode] for mode in modes if mode in by_turn}
 
 
 def train_and_test(config, saved=True, verbose=True):
     """Dataset, training and test evaluation for a built ``config``; returns the HyperTuning result dict.
 
     ``test_result`` is the result in the ``crs_candidates`` mode; ``test_results`` holds every mode of
-    ``crs_test_modes``.
+    ``crs_test_modes`` and ``test_results_by_turn`` their metrics at each turn (keys:
+    :mod:`recbole_crs.evaluation.summary`).
     """
     logger = getLogger()
     dataset = create_dataset(config)
@@ -92,7 +90,7 @@ def train_and_test(config, saved=True, verbose=True):
     trainer, best_valid_score, best_valid_result = train(
         config, dataset, train_data, valid_data, saved=saved, verbose=verbose
     )
-    test_results = evaluate_test(
+    test_results, test_results_by_turn = evaluate_test(
         config, trainer, test_data, saved=saved, show_progress=config["show_progress"] and verbose
     )
     main_mode = config["crs_candidates"] if config["crs_candidates"] in test_results else next(iter(test_results))
@@ -103,6 +101,7 @@ def train_and_test(config, saved=True, verbose=True):
         "best_valid_result": best_valid_result,
         "test_result": test_results[main_mode],
         "test_results": test_results,
+        "test_results_by_turn": test_results_by_turn,
     }
 
 

@@ -9,7 +9,9 @@ Atomic-file format: ``docs/data-format.md``. On top of RecBole's sequential data
   only, so those tensors are pure waste (``benchmarks/dataset_memory.py`` measures the saving);
 * exposes an item -> attributes table and an attribute -> items index as tensors
   (:attr:`item_attributes`, :attr:`attribute_item_mask`) for models, samplers and evaluation;
-* optionally takes the train/valid/test split from a ``split`` column instead of ``eval_args``.
+* optionally takes the train/valid/test split from a ``split`` column instead of ``eval_args``;
+* evaluates conversations turn by turn: each validation and test row becomes one row per turn of its
+  conversation (:mod:`recbole_crs.data.turns`), using the optional turn columns.
 """
 
 import os
@@ -19,6 +21,8 @@ import torch
 from recbole.data.dataset import SequentialDataset
 from recbole.data.interaction import Interaction
 from recbole.utils import FeatureSource, FeatureType
+
+from recbole_crs.data.turns import LAST_TURN_FIELD, TURN_FIELD, conversation_states
 
 SPLIT_PHASES = ("train", "valid", "test")
 # How many offending rows an error message quotes; the count is always given in full.
@@ -38,7 +42,8 @@ class CRSDataset(SequentialDataset):
 
     Config keys: ``ATTRIBUTE_FIELD`` (item ``token_seq``), ``CONFIRMED_FIELD`` (inter ``token_seq``),
     ``REJECTED_FIELD`` (optional inter ``token_seq``), ``CANDIDATE_FIELD`` (optional inter ``token_seq``),
-    ``SPLIT_FIELD`` (optional inter ``token``).
+    ``SPLIT_FIELD`` (optional inter ``token``), ``CONFIRMED_TURN_FIELD`` and ``REJECTED_TURN_FIELD``
+    (optional inter ``float_seq``, the turn of each confirmed attribute / rejected item).
     """
 
     def __init__(self, config):
@@ -47,6 +52,8 @@ class CRSDataset(SequentialDataset):
         self.rejected_field = config["REJECTED_FIELD"]
         self.candidate_field = config["CANDIDATE_FIELD"]
         self.split_field = config["SPLIT_FIELD"]
+        self.confirmed_turn_field = config["CONFIRMED_TURN_FIELD"]
+        self.rejected_turn_field = config["REJECTED_TURN_FIELD"]
         self.item_attributes = None
         self.attribute_item_mask = None
         super().__init__(config)
@@ -69,7 +76,13 @@ class CRSDataset(SequentialDataset):
         """Conversation fields that are configured and present in the .inter file."""
         return [
             field
-            for field in (self.rejected_field, self.candidate_field, self.split_field)
+            for field in (
+                self.rejected_field,
+                self.candidate_field,
+                self.split_field,
+                self.confirmed_turn_field,
+                self.rejected_turn_field,
+            )
             if field and field in self.inter_feat
         ]
 
@@ -99,6 +112,8 @@ class CRSDataset(SequentialDataset):
             self.rejected_field: FeatureType.TOKEN_SEQ,
             self.candidate_field: FeatureType.TOKEN_SEQ,
             self.split_field: FeatureType.TOKEN,
+            self.confirmed_turn_field: FeatureType.FLOAT_SEQ,
+            self.rejected_turn_field: FeatureType.FLOAT_SEQ,
         }
         for field, ftype in expected.items():
             if field in self.field2type and self.field2type[field] != ftype:
@@ -106,6 +121,35 @@ class CRSDataset(SequentialDataset):
                     f"Field '{field}' has type {self.field2type[field].value}; it must be "
                     f"{ftype.value}. Fix its header in the atomic file (e.g. '{field}:{ftype.value}')."
                 )
+        self._check_turn_fields_present()
+
+    def _turn_columns(self):
+        """``[(list field, its turn field)]`` for the turn columns present in the .inter file."""
+        pairs = [(self.confirmed_field, self.confirmed_turn_field), (self.rejected_field, self.rejected_turn_field)]
+        return [(field, turns) for field, turns in pairs if turns and turns in self.inter_feat]
+
+    def _check_turn_fields_present(self):
+        """Turn columns come together: a state at turn t needs the turn of every confirmation and rejection."""
+        name = self.dataset_name
+        has = {field: bool(field) and field in self.inter_feat for field in
+               (self.rejected_field, self.confirmed_turn_field, self.rejected_turn_field)}
+        if has[self.rejected_turn_field] and not has[self.rejected_field]:
+            raise CRSDataError(
+                f"{name}.inter has '{self.rejected_turn_field}' but no '{self.rejected_field}' column it could "
+                f"describe. Add the rejected items or drop the '{self.rejected_turn_field}' column."
+            )
+        needs_both = has[self.rejected_field] and (has[self.confirmed_turn_field] != has[self.rejected_turn_field])
+        if has[self.rejected_turn_field] and not has[self.confirmed_turn_field] or needs_both:
+            present, missing = (
+                (self.confirmed_turn_field, self.rejected_turn_field)
+                if has[self.confirmed_turn_field]
+                else (self.rejected_turn_field, self.confirmed_turn_field)
+            )
+            raise CRSDataError(
+                f"{name}.inter has turn column '{present}' but not '{missing}': per-turn evaluation needs the "
+                f"turn of every confirmed attribute and every rejected item. Add '{missing}:float_seq' "
+                "(docs/data-format.md), or drop both turn columns to score each conversation once."
+            )
 
     def _check_raw_tokens(self):
         """Unknown tokens would silently become new ids after remapping; reject them here."""
@@ -185,6 +229,33 @@ class CRSDataset(SequentialDataset):
                     f"'{self.rejected_field}' (rows {_examples(bad_rows.tolist())}). A rejected item cannot "
                     "be the item the user chose: remove it from the rejected list."
                 )
+        self._check_turns_consistent()
+
+    def _check_turns_consistent(self):
+        """Each turn column is parallel to its list, holds whole turns >= 1, non-decreasing; turn 1 is the first."""
+        name = self.dataset_name
+        for field, turn_field in self._turn_columns():
+            values, turns = self.inter_feat[field], self.inter_feat[turn_field]
+            present = values != 0
+            # Both lists are left-aligned, so equal counts mean the same positions (and the same width).
+            problems = [("do not have one turn per entry of '" + field + "'", present.sum(1) != (turns > 0).sum(1))]
+            if turns.shape == present.shape:
+                problems += [
+                    ("hold turns that are not whole numbers", (turns != turns.round()).any(dim=1)),
+                    ("hold turns that decrease along the list",
+                     ((turns[:, 1:] < turns[:, :-1]) & (turns[:, 1:] > 0)).any(dim=1)),
+                ]
+                if field == self.confirmed_field:
+                    problems.append(("do not start at turn 1 (the initial attribute)", present[:, 0] & (turns[:, 0] != 1)))
+            for problem, bad in problems:
+                bad_rows = bad.nonzero().flatten()
+                if len(bad_rows):
+                    raise CRSDataError(
+                        f"{len(bad_rows)} rows of {name}.inter have '{turn_field}' values that {problem} (rows "
+                        f"{_examples(bad_rows.tolist())}, 0-based after loading). '{turn_field}' gives, for "
+                        f"each entry of '{field}' in order, the 1-based turn it happened in "
+                        "(docs/data-format.md): fix the column or drop both turn columns."
+                    )
 
     def _change_feat_format(self):
         # Skip SequentialDataset's version: format first, validate, then our own augmentation.
@@ -269,7 +340,20 @@ class CRSDataset(SequentialDataset):
         else:
             datasets = self._build_by_split_field()
         self._check_evaluated_rows_have_conversations(datasets[1:])
+        for dataset in datasets[1:]:
+            dataset.inter_feat = self._conversation_states(dataset.inter_feat)
         return datasets
+
+    def _conversation_states(self, inter_feat):
+        """Evaluated rows, one per turn of their conversation (:func:`recbole_crs.data.turns.conversation_states`)."""
+        turn_of = dict(self._turn_columns())
+        rejected = None
+        if self.rejected_field and self.rejected_field in inter_feat:
+            rejected = (self.rejected_field, turn_of.get(self.rejected_field))
+        states = conversation_states(inter_feat, (self.confirmed_field, turn_of.get(self.confirmed_field)), rejected)
+        self.set_field_property(TURN_FIELD, FeatureType.TOKEN, FeatureSource.INTERACTION, 1)
+        self.set_field_property(LAST_TURN_FIELD, FeatureType.TOKEN, FeatureSource.INTERACTION, 1)
+        return states
 
     def _build_by_split_field(self):
         self._change_feat_format()

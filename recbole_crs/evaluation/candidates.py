@@ -1,21 +1,19 @@
-"""Which items each evaluated conversation may be recommended (config ``crs_candidates``).
+"""Which items each evaluated conversation state may be recommended (config ``crs_candidates``).
 
-* ``all``: RecBole's full ranking over every item;
+* ``all``: every item (RecBole's full ranking);
 * ``first``: only items that carry the conversation's first (initial) attribute;
-* ``confirmed``: only items that carry every confirmed attribute, minus the items rejected in it;
+* ``confirmed``: only items that carry every attribute confirmed so far, minus the items rejected so far;
 * ``authors``: the target and the row's fixed candidate list (``CANDIDATE_FIELD``), the protocol of the
-  paper's code: up to 100 items sharing the initial attribute. Scored by :func:`authors_protocol_metrics`.
+  paper's code: up to 100 items sharing the initial attribute.
 
-The filter works on RecBole's full-sort score matrix, so it applies to every model the same way.
+A state at turn t (:mod:`recbole_crs.data.turns`) already holds only what was confirmed and rejected up to
+then, so the same rules give each turn's candidates. The filter works on RecBole's full-sort score matrix, so
+it applies to every model the same way; the target is always a candidate.
 """
 
 import torch
 
-from collections import OrderedDict
-
 CANDIDATE_MODES = ("all", "first", "confirmed", "authors")
-# The authors' protocol reports NDCG at this cut-off (and MRR without one).
-AUTHORS_NDCG_CUTOFF = 10
 
 
 def check_mode(mode):
@@ -49,9 +47,11 @@ class CandidateFilter:
     def __call__(self, interaction):
         confirmed = interaction[self.confirmed_field]  # [B, C], 0 = padding
         if self.mode == "all":
-            return torch.ones(
+            allowed = torch.ones(
                 len(confirmed), self.attribute_item_mask.shape[1], dtype=torch.bool, device=confirmed.device
             )
+            allowed[:, 0] = False  # the padding item
+            return allowed
         if self.mode == "authors":
             allowed = torch.zeros(
                 len(confirmed), self.attribute_item_mask.shape[1], dtype=torch.bool, device=confirmed.device
@@ -70,23 +70,3 @@ class CandidateFilter:
             rejected = interaction[self.rejected_field]  # [B, R], 0 = padding
             allowed.scatter_(1, rejected, False)
         return allowed
-
-
-def strict_ranks(scores, targets):
-    """Number of items scored strictly higher than each row's target (ties count in the target's favour)."""
-    target_scores = scores.gather(1, targets.unsqueeze(1))  # [B, 1]
-    return (scores > target_scores).sum(dim=1)
-
-
-def authors_protocol_metrics(ranks):
-    """The paper code's metrics from strict ranks: MRR = 1/(rank+1); NDCG@10 = 1/log2(rank+2) if rank < 10."""
-    ranks = ranks.double()
-    hit = ranks < AUTHORS_NDCG_CUTOFF
-    ndcg = torch.where(hit, 1.0 / torch.log2(ranks + 2), torch.zeros_like(ranks))
-    return OrderedDict(
-        [
-            ("mrr", (1.0 / (ranks + 1)).mean().item()),
-            (f"ndcg@{AUTHORS_NDCG_CUTOFF}", ndcg.mean().item()),
-            (f"hit@{AUTHORS_NDCG_CUTOFF}", hit.double().mean().item()),
-        ]
-    )

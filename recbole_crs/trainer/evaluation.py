@@ -1,17 +1,29 @@
 """Conversation-aware evaluation for every trainer, RecBole's and ours.
 
-:class:`CRSEvaluationMixin` sits in front of any RecBole trainer class: it masks the full-sort score
-matrix to the ``crs_candidates`` of each evaluated conversation, and loads checkpoints through
+:class:`CRSEvaluationMixin` sits in front of any RecBole trainer class. On a conversational dataset it scores
+every evaluated conversation state (one per turn, :mod:`recbole_crs.data.turns`) against the candidates of
+``crs_candidates`` (:mod:`recbole_crs.evaluation.candidates`), ranks the target with the tie rule
+``crs_ties`` (:mod:`recbole_crs.evaluation.ranking`) and reports all turns, turn 1, the last turn and the
+chance level of each (:mod:`recbole_crs.evaluation.summary`). It also loads checkpoints through
 :mod:`recbole_crs.compat` (RecBole's own loading fails under torch >= 2.6).
 """
 
-import numpy as np
 import torch
 from recbole.data.dataloader import FullSortEvalDataLoader
 from recbole.trainer import Trainer
+from recbole.utils import ModelType, set_color
+from tqdm import tqdm
 
 from recbole_crs.compat import load_checkpoint
-from recbole_crs.evaluation.candidates import CandidateFilter, authors_protocol_metrics, check_mode, strict_ranks
+from recbole_crs.data.turns import LAST_TURN_FIELD, TURN_FIELD
+from recbole_crs.evaluation import (
+    CandidateFilter,
+    RankMetrics,
+    check_mode,
+    summarize_by_turn,
+    summarize_states,
+    tie_counts,
+)
 
 
 class CRSEvaluationMixin:
@@ -19,8 +31,14 @@ class CRSEvaluationMixin:
 
     def __init__(self, config, model):
         super().__init__(config, model)
+        # Checked here, before any training, so a typo never costs a trained model.
         self.crs_candidates = check_mode(config["crs_candidates"] or "all")
-        self._candidate_filter = None
+        for mode in config["crs_test_modes"] or []:
+            check_mode(mode)
+        self.rank_metrics = None
+        if config["MODEL_TYPE"] == ModelType.SEQUENTIAL:  # conversational data (CRSDataset)
+            self.rank_metrics = RankMetrics(config["metrics"], config["topk"], config["crs_ties"] or "expected")
+        self.results_by_turn = {}  # mode -> summarize_by_turn(...) of the last evaluation in that mode
 
     def _load_model_file(self, model_file):
         checkpoint = load_checkpoint(model_file, map_location=self.device)
@@ -37,38 +55,51 @@ class CRSEvaluationMixin:
         return checkpoint
 
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False, crs_candidates=None):
-        """RecBole's evaluate, restricted to the conversation's candidates (``crs_candidates`` or config)."""
+        """Metrics of the conversation states in ``eval_data`` in one candidate mode (``crs_candidates`` or config)."""
         if not eval_data:
             return None
         if load_best_model:
             self._load_model_file(model_file or self.saved_model_file)
         mode = check_mode(crs_candidates or self.crs_candidates)
-        if mode != "all":
-            if not isinstance(eval_data, FullSortEvalDataLoader):
+        dataset = eval_data._dataset
+        if self.rank_metrics is None or not hasattr(dataset, "confirmed_field"):
+            if mode != "all":
                 raise ValueError(
-                    f"crs_candidates '{mode}' needs full ranking: set eval_args: {{mode: full}} "
-                    "(candidate sampling like uni100 cannot be restricted to a conversation's candidates)."
+                    f"crs_candidates '{mode}' needs a conversational dataset (CRSDataset, used for sequential "
+                    "models); this one has no conversations. Use crs_candidates: all."
                 )
-            self._candidate_filter = CandidateFilter(eval_data._dataset, mode, self.device)
-        try:
-            if mode == "authors":
-                return self._evaluate_authors_protocol(eval_data)
             return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
-        finally:
-            self._candidate_filter = None
+        if not isinstance(eval_data, FullSortEvalDataLoader):
+            raise ValueError(
+                f"crs_candidates '{mode}' needs full ranking: set eval_args: {{mode: full}} "
+                "(candidate sampling like uni100 cannot be restricted to a conversation's candidates)."
+            )
+        return self._evaluate_states(eval_data, mode, show_progress)
 
     @torch.no_grad()
-    def _evaluate_authors_protocol(self, eval_data):
-        """Strict-rank metrics of the paper's code (ties count for the target), not RecBole's top-k."""
+    def _evaluate_states(self, eval_data, mode, show_progress=False):
         self.model.eval()
+        candidate_filter = CandidateFilter(eval_data._dataset, mode, self.device)
         self.tot_item_num = eval_data._dataset.item_num
         if self.item_tensor is None:
             self.item_tensor = eval_data._dataset.get_item_feature().to(self.device)
-        ranks = []
-        for batched_data in eval_data:
-            _, scores, _, positive_i = self._full_sort_batch_eval(batched_data)
-            ranks.append(strict_ranks(scores, positive_i.to(scores.device)))
-        return authors_protocol_metrics(torch.cat(ranks))
+        batches = eval_data
+        if show_progress:
+            batches = tqdm(eval_data, total=len(eval_data), ncols=100, desc=set_color(f"Evaluate {mode:<9}", "pink"))
+        counts, turns, last = [], [], []
+        for batched_data in batches:
+            interaction, scores, _, targets = self._full_sort_batch_eval(batched_data)
+            interaction = interaction.to(self.device)
+            counts.append(tie_counts(scores, targets.to(scores.device), candidate_filter(interaction)))
+            n_rows = len(targets)
+            turns.append(interaction[TURN_FIELD].cpu() if TURN_FIELD in interaction else torch.ones(n_rows))
+            last.append(interaction[LAST_TURN_FIELD].cpu() if LAST_TURN_FIELD in interaction else torch.ones(n_rows))
+        greater, equal, n = (torch.cat(parts) for parts in zip(*counts))
+        values, chance = self.rank_metrics.values(greater, equal, n)
+        turn, last = torch.cat(turns).long(), torch.cat(last).bool()
+        decimals = self.config["metric_decimal_place"] + 2
+        self.results_by_turn[mode] = summarize_by_turn(values, chance, turn, decimals)
+        return summarize_states(values, chance, turn, last, decimals)
 
     def evaluate_modes(self, eval_data, modes, load_best_model=True, model_file=None, show_progress=False):
         """``{mode: result}`` for each candidate mode, loading the best model once."""
@@ -78,13 +109,6 @@ class CRSEvaluationMixin:
             mode: self.evaluate(eval_data, load_best_model=False, show_progress=show_progress, crs_candidates=mode)
             for mode in modes
         }
-
-    def _full_sort_batch_eval(self, batched_data):
-        interaction, scores, positive_u, positive_i = super()._full_sort_batch_eval(batched_data)
-        if self._candidate_filter is not None:
-            allowed = self._candidate_filter(interaction.to(self.device))
-            scores = scores.masked_fill(~allowed, -np.inf)
-        return interaction, scores, positive_u, positive_i
 
     def resume_checkpoint(self, resume_file):
         """RecBole's resume_checkpoint, reading the file through the compat loader."""

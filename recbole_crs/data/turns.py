@@ -1,0 +1,61 @@
+"""Conversation states: one evaluated row per conversation turn.
+
+A conversation of ``T`` turns (``docs/data-format.md``, "Turns") is scored at every turn ``t = 1..T``. The
+state at turn ``t`` is the row with only the attributes confirmed at turns ``<= t`` and the items rejected at
+turns ``< t`` (those recommended before it); everything else (user, history, target, a fixed candidate list)
+is the row's. Turn 1 holds the initial attribute alone (the state the paper authors' code effectively
+scores); the last turn holds every confirmed attribute and every rejection but one made at the last turn
+itself (that was the system's last recommendation, not something known before it). A dataset without turn
+columns has one turn per conversation, whose state is the whole row.
+
+Turn values are non-decreasing along each list (``CRSDataset`` checks this), so the kept entries are always a
+prefix and the truncated lists stay left-aligned, as models expect.
+"""
+
+import torch
+from recbole.data.interaction import Interaction
+
+# Fields added to every evaluated row: its turn t (1-based) and whether t is the conversation's last turn.
+TURN_FIELD = "crs_turn"
+LAST_TURN_FIELD = "crs_last_turn"
+
+
+def conversation_turns(inter_feat, turn_fields):
+    """[N] long: the number of turns of each row's conversation (the largest turn in ``turn_fields``, >= 1)."""
+    turns = torch.ones(len(inter_feat), dtype=torch.long)
+    for field in turn_fields:
+        if len(inter_feat[field]):
+            turns = torch.maximum(turns, inter_feat[field].max(dim=1).values.long())
+    return turns
+
+
+def conversation_states(inter_feat, confirmed, rejected=None):
+    """Every row of ``inter_feat`` repeated once per turn, its conversation truncated to that turn.
+
+    Args:
+        inter_feat: RecBole ``Interaction`` of evaluated rows.
+        confirmed: ``(attribute field, turn field or None)``.
+        rejected: ``(item field, turn field or None)``, or None when the data has no rejected items.
+
+    Returns:
+        An ``Interaction`` with :data:`TURN_FIELD` and :data:`LAST_TURN_FIELD` added; rows of one
+        conversation are consecutive, in turn order.
+    """
+    lists = [(confirmed, torch.le)] + ([(rejected, torch.lt)] if rejected else [])
+    turn_fields = [turn_field for (_, turn_field), _ in lists if turn_field]
+    n_turns = conversation_turns(inter_feat, turn_fields)  # [N]
+    rows = torch.repeat_interleave(torch.arange(len(inter_feat)), n_turns)  # [S]
+    first_state = torch.cumsum(n_turns, dim=0) - n_turns  # [N]
+    turn = torch.arange(len(rows)) - first_state[rows] + 1  # [S], 1..T per conversation
+
+    states = inter_feat[rows]
+    truncated = {TURN_FIELD: turn, LAST_TURN_FIELD: turn == n_turns[rows]}
+    for (value_field, turn_field), revealed in lists:
+        if not turn_field:
+            continue
+        turns = states[turn_field]  # [S, L] float, 0 = padding
+        keep = revealed(turns, turn.unsqueeze(1).to(turns.dtype)) & (turns > 0)
+        truncated[value_field] = torch.where(keep, states[value_field], torch.zeros_like(states[value_field]))
+        truncated[turn_field] = torch.where(keep, turns, torch.zeros_like(turns))
+    states.update(Interaction(truncated))
+    return states
