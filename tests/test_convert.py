@@ -676,3 +676,13 @@ def test_ml100k_crs_is_built_once_and_byte_identical(tmp_path):
     modified = os.stat(inter).st_mtime_ns
     assert ensure_ml100k_crs(str(tmp_path / "a")) == folders[0]
     assert os.stat(inter).st_mtime_ns == modified  # present files are not rebuilt
+    # Files of an older version (no turn columns) are rebuilt, to the same bytes.
+    old_inter = os.path.join(folders[1], "ml-100k-crs.inter")
+    with open(old_inter, encoding="utf-8") as handle:
+        lines = handle.read().split("\n")
+    with open(old_inter, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write("\n".join("\t".join(line.split("\t")[:5]) for line in lines))
+    assert "confirmed_turns" not in open(old_inter, encoding="utf-8").readline()
+    assert ensure_ml100k_crs(str(tmp_path / "b")) == folders[1]
+    assert file_bytes(folders[0], "ml-100k-crs") == file_bytes(folders[1], "ml-100k-crs")
+    assert sorted(os.listdir(folders[1])) == ["ml-100k-crs.inter", "ml-100k-crs.item"]

@@ -339,6 +339,15 @@ def _check_tokens(tokens, what):
         )
 
 
+def inter_header(with_split, with_candidates):
+    """Columns of the ``.inter`` file this version writes (``ml100k`` compares it to detect old files)."""
+    header = [USER_COLUMN, ITEM_COLUMN, TIME_COLUMN, CONFIRMED_COLUMN, REJECTED_COLUMN]
+    header += [CONFIRMED_TURNS_COLUMN, REJECTED_TURNS_COLUMN]
+    header += [SPLIT_COLUMN] if with_split else []
+    header += [CANDIDATE_COLUMN] if with_candidates else []
+    return header
+
+
 def write_crs_dataset(out_dir, name, item_attributes, rows, with_split, with_candidates):
     """Write ``<out_dir>/<name>.item`` and ``.inter``, each atomically; return (inter path, item path).
 
@@ -359,11 +368,7 @@ def write_crs_dataset(out_dir, name, item_attributes, rows, with_split, with_can
         attrs = sorted(set(item_attributes[item]), key=natural_key)
         item_lines.append(f"{item}\t{' '.join(attrs)}")
 
-    header = [USER_COLUMN, ITEM_COLUMN, TIME_COLUMN, CONFIRMED_COLUMN, REJECTED_COLUMN]
-    header += [CONFIRMED_TURNS_COLUMN, REJECTED_TURNS_COLUMN]
-    header += [SPLIT_COLUMN] if with_split else []
-    header += [CANDIDATE_COLUMN] if with_candidates else []
-    inter_lines = ["\t".join(header)]
+    inter_lines = ["\t".join(inter_header(with_split, with_candidates))]
     for row in rows:
         fields = [
             row.user,
