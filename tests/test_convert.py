@@ -9,6 +9,8 @@ import pytest
 
 from recbole_crs.data.convert import (
     CANDIDATE_COLUMN,
+    CONFIRMED_TURNS_COLUMN,
+    REJECTED_TURNS_COLUMN,
     ConversionError,
     convert_precrs_lastfm,
     convert_recbole,
@@ -65,9 +67,34 @@ def read_dataset(folder, name):
     return items, [dict(zip(names, row)) for row in rows]
 
 
+INTER_HEADER = [
+    "user_id:token",
+    "item_id:token",
+    "timestamp:float",
+    "confirmed_attributes:token_seq",
+    "rejected_items:token_seq",
+    "confirmed_turns:float_seq",
+    "rejected_turns:float_seq",
+]
+
+
+def turns(text):
+    """Parse a turn column; every value must be an integer written without a decimal point."""
+    values = text.split()
+    assert all(v.isdigit() for v in values), values
+    return [int(v) for v in values]
+
+
+def conversation_turns(row):
+    """T of a row: the largest turn in either turn column."""
+    return max(turns(row["confirmed_turns"]) + turns(row["rejected_turns"]))
+
+
 def check_format(folder, name):
     """The invariants of docs/data-format.md hold for every row; returns the parsed dataset."""
     items, rows = read_dataset(folder, name)
+    header, _ = read_atomic(os.path.join(folder, f"{name}.inter"))
+    assert header[: len(INTER_HEADER)] == INTER_HEADER
     assert all(attrs and all(attrs) for attrs in items.values())
     item_set = set(items)
     for row in rows:
@@ -78,6 +105,15 @@ def check_format(folder, name):
         assert row["item_id"] not in rejected and set(rejected) <= item_set
         if row.get("split", "train") != "train":
             assert confirmed, "evaluated rows need a conversation"
+        # Turns are parallel to their lists, 1-based, non-decreasing; the initial attribute is turn 1.
+        confirmed_turns, rejected_turns = turns(row["confirmed_turns"]), turns(row["rejected_turns"])
+        assert len(confirmed_turns) == len(confirmed) and len(rejected_turns) == len(rejected)
+        assert confirmed_turns == sorted(confirmed_turns) and rejected_turns == sorted(rejected_turns)
+        assert all(t >= 1 for t in rejected_turns)
+        if confirmed:
+            assert confirmed_turns[0] == 1
+        else:
+            assert not rejected_turns
     return items, rows
 
 
@@ -137,6 +173,13 @@ def test_precrs_happy_path(tmp_path, precrs_files):
     assert (targets["1"]["confirmed_attributes"], targets["1"]["rejected_items"]) == ("1 2", "3 1 2")
     assert (targets["2"]["confirmed_attributes"], targets["2"]["rejected_items"]) == ("2", "")
     assert (targets["3"]["confirmed_attributes"], targets["3"]["rejected_items"]) == ("3 2", "")
+    # Dialogue turn i (1-based) happens at turn i: user 1's [3, 1, 2] is turn 2, its [2, 1] turn 3.
+    assert (targets["1"]["confirmed_turns"], targets["1"]["rejected_turns"]) == ("1 3", "2 2 2")
+    assert (targets["2"]["confirmed_turns"], targets["2"]["rejected_turns"]) == ("1", "")
+    assert (targets["3"]["confirmed_turns"], targets["3"]["rejected_turns"]) == ("1 2", "")
+    inter_header = open(out / "toy.inter", encoding="utf-8").readline().rstrip("\n").split("\t")
+    assert inter_header == INTER_HEADER + ["split:token"]
+    assert CONFIRMED_TURNS_COLUMN in inter_header and REJECTED_TURNS_COLUMN in inter_header
     for row in rows:  # context rows carry simulated conversations
         assert row["confirmed_attributes"].split()[0] in items[row["item_id"]]
     assert CANDIDATE_COLUMN.split(":")[0] not in rows[0]
@@ -158,6 +201,28 @@ def test_precrs_output_is_byte_identical_across_runs(tmp_path, precrs_files):
         )
         outputs.append(file_bytes(tmp_path / run / "toy", "toy"))
     assert outputs[0] == outputs[1]
+
+
+def test_precrs_turns_follow_the_kept_dialogue_entries(tmp_path):
+    """A repeated attribute adds no entry and no turn; a rejection list gives one turn value per item.
+
+    dialog: turn 1 [1, 4] repeats initial 1 (removed), turn 2 rejects 3 1 2, turn 3 repeats 1 (removed),
+    turn 4 confirms 2, turn 5 rejects 6 (a one-item list: any length but 2 is a rejection).
+    """
+    record = dict(PRECRS_TRAIN[0], dialog=[[1, 4], [3, 1, 2], [1, 2], [2, 1], [6]])
+    report = precrs_with(tmp_path, records=[record])
+    _, rows = check_format(tmp_path / "out" / "case", "case")
+    target = rows[-1]
+    assert (target["item_id"], target["confirmed_attributes"], target["rejected_items"]) == (
+        "5",
+        "1 2",
+        "3 1 2 6",
+    )
+    assert (target["confirmed_turns"], target["rejected_turns"]) == ("1 4", "2 2 2 5")
+    assert conversation_turns(target) == len(record["dialog"])
+    assert "repeated confirmed attributes removed: 1" in report.notes
+    # Context rows carry the simulator's turns (here: the initial attribute at turn 1, nothing rejected).
+    assert all(r["confirmed_turns"].split()[0] == "1" for r in rows[:-1])
 
 
 def many_records(n):
@@ -368,6 +433,10 @@ def test_precrs_real_files(tmp_path):
         assert row["item_id"] == str(record["pos_item"])
         assert row["confirmed_attributes"].split() == attribute_turns  # the first turn repeats `initial`
         assert row["rejected_items"].split() == [str(i) for t in record["dialog"] if len(t) != 2 for i in t]
+        assert row["rejected_turns"].split() == [
+            str(n) for n, t in enumerate(record["dialog"], start=1) if len(t) != 2 for _ in t
+        ]
+        assert conversation_turns(row) == len(record["dialog"])  # every real turn confirms or rejects
         assert len(row["candidate_items"].split()) <= 100
 
 
@@ -408,6 +477,7 @@ def test_scpr_happy_path_and_determinism(tmp_path):
         ("1", "0", "1", "test"),
     ]
     assert all(r["confirmed_attributes"] for r in rows)  # every row has a simulated conversation
+    assert all(r["confirmed_turns"].split()[0] == "1" for r in rows)
     assert [r["candidate_items"] for r in rows if r["split"] == "train"] == ["", "", ""]
     convert_scpr_lastfm_star(source, str(tmp_path / "b" / "star"), candidates=5)
     assert file_bytes(tmp_path / "a" / "star", "star") == file_bytes(tmp_path / "b" / "star", "star")
@@ -483,6 +553,7 @@ def test_recbole_happy_path_and_determinism(tmp_path):
         ("u2", "i1", "10"),
     ]
     assert "split" not in rows[0] and all(r["confirmed_attributes"] for r in rows)
+    assert all(r["confirmed_turns"].split()[0] == "1" for r in rows)
     convert_recbole(source, "toy", "genre", str(tmp_path / "b" / "toy-crs"))
     assert file_bytes(tmp_path / "a" / "toy-crs", "toy-crs") == file_bytes(
         tmp_path / "b" / "toy-crs", "toy-crs"
@@ -605,3 +676,13 @@ def test_ml100k_crs_is_built_once_and_byte_identical(tmp_path):
     modified = os.stat(inter).st_mtime_ns
     assert ensure_ml100k_crs(str(tmp_path / "a")) == folders[0]
     assert os.stat(inter).st_mtime_ns == modified  # present files are not rebuilt
+    # Files of an older version (no turn columns) are rebuilt, to the same bytes.
+    old_inter = os.path.join(folders[1], "ml-100k-crs.inter")
+    with open(old_inter, encoding="utf-8") as handle:
+        lines = handle.read().split("\n")
+    with open(old_inter, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write("\n".join("\t".join(line.split("\t")[:5]) for line in lines))
+    assert "confirmed_turns" not in open(old_inter, encoding="utf-8").readline()
+    assert ensure_ml100k_crs(str(tmp_path / "b")) == folders[1]
+    assert file_bytes(folders[0], "ml-100k-crs") == file_bytes(folders[1], "ml-100k-crs")
+    assert sorted(os.listdir(folders[1])) == ["ml-100k-crs.inter", "ml-100k-crs.item"]

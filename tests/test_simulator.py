@@ -60,6 +60,7 @@ def test_exact_conversation_with_rejected_attributes():
     assert conversation.rejected_items == []
     assert conversation.success and conversation.turns == 4
     assert conversation.history == [(ASK, "a", False), (ASK, "b", False), (RECOMMEND, ["i4", "i5"], True)]
+    assert conversation.confirmed_turns == [1] and conversation.rejected_turns == []
 
 
 def test_exact_conversation_with_rejected_items():
@@ -71,14 +72,18 @@ def test_exact_conversation_with_rejected_items():
     assert conversation.confirmed == ["z"]
     assert conversation.rejected_items == ["i7", "i8"]
     assert conversation.success and conversation.turns == 3
+    # Turn 1 states z; turn 2 (history[0]) recommends i7, i8, both rejected there; turn 3 accepts i9.
+    assert conversation.confirmed_turns == [1] and conversation.rejected_turns == [2, 2]
 
 
 def test_max_turns_cuts_the_conversation():
     conversation = hand_simulator(max_turns=2).simulate("i9")
     assert conversation.rejected_items == ["i7", "i8"]
     assert not conversation.success and conversation.turns == 2
+    assert conversation.confirmed_turns == [1] and conversation.rejected_turns == [2, 2]
     only_initial = hand_simulator(max_turns=1).simulate("i9")
     assert only_initial.confirmed == ["z"] and only_initial.history == [] and only_initial.turns == 1
+    assert only_initial.confirmed_turns == [1] and only_initial.rejected_turns == []
 
 
 def test_popularity_ties_fall_back_to_item_order():
@@ -93,11 +98,13 @@ def test_every_initial_attribute_gives_its_expected_conversation():
     a: candidates i1, i2 -> recommended. b: candidates i2, i3 -> recommended.
     """
     expected = {"x": ["x", "a"], "a": ["a"], "b": ["b"]}
+    expected_turns = {"x": [1, 2], "a": [1], "b": [1]}  # x: a is confirmed at turn 2 (history[0])
     seen = set()
     for seed in range(30):
         conversation = hand_simulator(seed=seed).simulate("i2")
         initial = conversation.confirmed[0]
         assert conversation.confirmed == expected[initial]
+        assert conversation.confirmed_turns == expected_turns[initial] and conversation.rejected_turns == []
         assert conversation.success and conversation.rejected_items == []
         seen.add(initial)
     assert seen == set(expected)  # 30 seeds draw every one of the 3 initial attributes
@@ -133,6 +140,7 @@ def test_simulated_conversations_satisfy_the_protocol():
         assert conversation.turns == 1 + len(conversation.history) <= max_turns
         assert len(conversation.confirmed) <= max_turns
         _check_recommendations_fit_the_state(conversation, attribute_sets)
+        _check_turns_follow_the_history(conversation)
     # The catalogue is large enough that the system both asks and recommends, and sometimes fails.
     stats = summarize_conversations(conversations)
     assert 0 < stats["success_rate"] < 1 and stats["rejected_items_mean"] > 0 and stats["confirmed_max"] > 1
@@ -149,6 +157,51 @@ def _check_recommendations_fit_the_state(conversation, attribute_sets):
             assert confirmed <= attribute_sets[item]
             assert not denied & attribute_sets[item]
         assert answer == (conversation.target in value)
+
+
+def _check_turns_follow_the_history(conversation):
+    """Turns are parallel to their lists, start at 1, never decrease, and history[k] is turn k + 2."""
+    assert len(conversation.confirmed_turns) == len(conversation.confirmed)
+    assert len(conversation.rejected_turns) == len(conversation.rejected_items)
+    assert conversation.confirmed_turns[0] == 1
+    for turns in (conversation.confirmed_turns, conversation.rejected_turns):
+        assert turns == sorted(turns) and all(1 <= t <= conversation.turns for t in turns)
+    confirmed_turns, rejected_turns = [1], []
+    for k, (kind, value, answer) in enumerate(conversation.history):
+        if kind == ASK and answer:
+            confirmed_turns.append(k + 2)
+        elif kind == RECOMMEND and not answer:
+            rejected_turns += [k + 2] * len(value)
+    assert conversation.confirmed_turns == confirmed_turns
+    assert conversation.rejected_turns == rejected_turns
+
+
+def test_turns_of_a_conversation_that_confirms_and_rejects():
+    """Target t = {x, a}; q = {x, a} is more popular; r, s = {x}; one item per recommendation.
+
+    Initial x (turn 1): candidates t, q, r, s; a splits them 2/2 -> ask a (turn 2): confirmed -> t, q, which
+    no attribute splits -> recommend q (turn 3): rejected -> recommend t (turn 4): accepted.
+    Initial a (turn 1): candidates t, q -> recommend q (turn 2): rejected -> recommend t (turn 3): accepted.
+    """
+    catalogue = {"t": ["x", "a"], "q": ["x", "a"], "r": ["x"], "s": ["x"]}
+    expected = {
+        "x": (["x", "a"], [1, 2], ["q"], [3], 4),
+        "a": (["a"], [1], ["q"], [2], 3),
+    }
+    simulator = ConversationSimulator(catalogue, item_popularity={"q": 2, "t": 1}, rec_list_size=1, seed=0)
+    seen = set()
+    for conversation in simulator.simulate_many(["t"] * 20):
+        initial = conversation.confirmed[0]
+        assert (
+            conversation.confirmed,
+            conversation.confirmed_turns,
+            conversation.rejected_items,
+            conversation.rejected_turns,
+            conversation.turns,
+        ) == expected[initial]
+        assert conversation.success
+        seen.add(initial)
+    assert seen == {"x", "a"}
 
 
 def test_questions_maximise_entropy_over_the_candidates():

@@ -41,6 +41,9 @@ TIME_COLUMN = "timestamp:float"
 ATTRIBUTES_COLUMN = "attributes:token_seq"
 CONFIRMED_COLUMN = "confirmed_attributes:token_seq"
 REJECTED_COLUMN = "rejected_items:token_seq"
+# Parallel to the two columns above: the 1-based dialogue turn of each entry (turn 1 = initial attribute).
+CONFIRMED_TURNS_COLUMN = "confirmed_turns:float_seq"
+REJECTED_TURNS_COLUMN = "rejected_turns:float_seq"
 SPLIT_COLUMN = "split:token"
 # Extra column for the authors' evaluation protocol (see docs/converters.md).
 CANDIDATE_COLUMN = "candidate_items:token_seq"
@@ -300,7 +303,11 @@ def _check_without_attributes(items, source, drop, report):
 # ---------------------------------------------------------------------------------------------- writing
 @dataclass
 class Row:
-    """One ``.inter`` row; ``candidates`` is ``None`` when the dataset has no candidate column."""
+    """One ``.inter`` row; ``candidates`` is ``None`` when the dataset has no candidate column.
+
+    ``confirmed_turns``/``rejected_turns`` are parallel to ``confirmed``/``rejected``: the 1-based dialogue
+    turn of each entry (see ``docs/data-format.md``).
+    """
 
     user: str
     item: str
@@ -309,6 +316,8 @@ class Row:
     rejected: list = field(default_factory=list)
     split: str = None
     candidates: list = None
+    confirmed_turns: list = field(default_factory=list)
+    rejected_turns: list = field(default_factory=list)
 
 
 def format_float(value):
@@ -330,6 +339,15 @@ def _check_tokens(tokens, what):
         )
 
 
+def inter_header(with_split, with_candidates):
+    """Columns of the ``.inter`` file this version writes (``ml100k`` compares it to detect old files)."""
+    header = [USER_COLUMN, ITEM_COLUMN, TIME_COLUMN, CONFIRMED_COLUMN, REJECTED_COLUMN]
+    header += [CONFIRMED_TURNS_COLUMN, REJECTED_TURNS_COLUMN]
+    header += [SPLIT_COLUMN] if with_split else []
+    header += [CANDIDATE_COLUMN] if with_candidates else []
+    return header
+
+
 def write_crs_dataset(out_dir, name, item_attributes, rows, with_split, with_candidates):
     """Write ``<out_dir>/<name>.item`` and ``.inter``, each atomically; return (inter path, item path).
 
@@ -340,6 +358,7 @@ def write_crs_dataset(out_dir, name, item_attributes, rows, with_split, with_can
     _check_tokens(item_attributes, "item")
     _check_tokens({a for attrs in item_attributes.values() for a in attrs}, "attribute")
     _check_tokens({row.user for row in rows}, "user")
+    _check_turns(rows)
     os.makedirs(out_dir, exist_ok=True)
     item_path = os.path.join(out_dir, f"{name}.item")
     inter_path = os.path.join(out_dir, f"{name}.inter")
@@ -349,10 +368,7 @@ def write_crs_dataset(out_dir, name, item_attributes, rows, with_split, with_can
         attrs = sorted(set(item_attributes[item]), key=natural_key)
         item_lines.append(f"{item}\t{' '.join(attrs)}")
 
-    header = [USER_COLUMN, ITEM_COLUMN, TIME_COLUMN, CONFIRMED_COLUMN, REJECTED_COLUMN]
-    header += [SPLIT_COLUMN] if with_split else []
-    header += [CANDIDATE_COLUMN] if with_candidates else []
-    inter_lines = ["\t".join(header)]
+    inter_lines = ["\t".join(inter_header(with_split, with_candidates))]
     for row in rows:
         fields = [
             row.user,
@@ -360,6 +376,8 @@ def write_crs_dataset(out_dir, name, item_attributes, rows, with_split, with_can
             format_float(row.timestamp),
             " ".join(row.confirmed),
             " ".join(row.rejected),
+            " ".join(map(format_float, row.confirmed_turns)),
+            " ".join(map(format_float, row.rejected_turns)),
         ]
         fields += [row.split] if with_split else []
         fields += [" ".join(row.candidates or [])] if with_candidates else []
@@ -369,6 +387,17 @@ def write_crs_dataset(out_dir, name, item_attributes, rows, with_split, with_can
     _atomic_write(item_path, "\n".join(item_lines) + "\n")
     _atomic_write(inter_path, "\n".join(inter_lines) + "\n")
     return inter_path, item_path
+
+
+def _check_turns(rows):
+    """Turn lists must be parallel to the lists they annotate; a mismatch is a converter bug, never data."""
+    for row in rows:
+        if len(row.confirmed_turns) != len(row.confirmed) or len(row.rejected_turns) != len(row.rejected):
+            raise ValueError(
+                f"row of user {row.user!r}, item {row.item!r}: {len(row.confirmed_turns)} confirmed turns for "
+                f"{len(row.confirmed)} confirmed attributes, {len(row.rejected_turns)} rejected turns for "
+                f"{len(row.rejected)} rejected items; the turn lists must be parallel."
+            )
 
 
 def _atomic_write(path, text):
@@ -391,7 +420,7 @@ def _seeds(seed):
 
 
 def _simulate_rows(rows, catalogue_items, popularity, simulation_seed, max_turns, rec_list_size):
-    """Fill ``confirmed``/``rejected`` of ``rows`` whose ``confirmed`` is None, in row order."""
+    """Fill ``confirmed``/``rejected`` (and their turns) of ``rows`` whose ``confirmed`` is None, in row order."""
     simulator = ConversationSimulator(
         catalogue_items,
         item_popularity=popularity,
@@ -404,6 +433,8 @@ def _simulate_rows(rows, catalogue_items, popularity, simulation_seed, max_turns
         if row.confirmed is None:
             conversation = simulator.simulate(row.item)
             row.confirmed, row.rejected = conversation.confirmed, conversation.rejected_items
+            row.confirmed_turns = conversation.confirmed_turns
+            row.rejected_turns = conversation.rejected_turns
             conversations.append(conversation)
     return summarize_conversations(conversations)
 
@@ -464,7 +495,11 @@ def _precrs_attributes(value, where):
 
 
 def _parse_precrs_record(record, catalogue, where, drop_without_attributes, counters):
-    """Validate one authors' record; return (user, context items, target, confirmed, rejected)."""
+    """Validate one authors' record; return (user, context items, target, confirmed, rejected, turns).
+
+    ``turns`` = (confirmed turns, rejected turns), parallel to ``confirmed`` and ``rejected``: dialogue turn
+    ``i`` (1-based) confirms its attribute or rejects its items at turn ``i``; ``initial`` is turn 1.
+    """
     if not isinstance(record, dict):
         raise _Invalid("bad record", f"{where} is {type(record).__name__}, expected an object")
     missing = [key for key in PRECRS_REQUIRED_KEYS if key not in record]
@@ -482,6 +517,7 @@ def _parse_precrs_record(record, catalogue, where, drop_without_attributes, coun
             counters["context items without attributes removed"] += 1
     confirmed = [_target_attribute(catalogue, target, record["initial"], f"{where} initial")]
     rejected = []
+    confirmed_turns, rejected_turns = [1], []
     for number, turn in enumerate(_as_list(record["dialog"], f"{where} dialog")):
         turn_where = f"{where} dialog turn {number}"
         if not isinstance(turn, list) or not turn:
@@ -501,12 +537,14 @@ def _parse_precrs_record(record, catalogue, where, drop_without_attributes, coun
                 ] += 1
                 continue
             confirmed.append(attribute)
+            confirmed_turns.append(number + 1)
         else:
             items = [catalogue.item(value, turn_where) for value in turn]
             if target in items:
                 raise _Invalid("target in rejected list", f"{turn_where} rejects the target item {target}")
             rejected.extend(items)
-    return user, context, target, confirmed, rejected
+            rejected_turns.extend([number + 1] * len(items))
+    return user, context, target, confirmed, rejected, (confirmed_turns, rejected_turns)
 
 
 def _target_attribute(catalogue, target, value, where):
@@ -668,14 +706,21 @@ def _read_precrs_records(sources, catalogue, report, skip_invalid, drop_without_
             report.records_read += 1
             where = f"{os.path.basename(path)} record {index}"
             try:
-                user, context, target, confirmed, rejected = _parse_precrs_record(
+                user, context, target, confirmed, rejected, turns = _parse_precrs_record(
                     record, catalogue, where, drop_without_attributes, counters
                 )
             except _Invalid as invalid:
                 problems.add(invalid)
                 continue
             parsed = dict(
-                user=user, context=context, target=target, confirmed=confirmed, rejected=rejected, split=split
+                user=user,
+                context=context,
+                target=target,
+                confirmed=confirmed,
+                rejected=rejected,
+                confirmed_turns=turns[0],
+                rejected_turns=turns[1],
+                split=split,
             )
             kept.append(parsed)
             if split is None:
@@ -700,6 +745,8 @@ def _precrs_rows(records):
                 record["confirmed"],
                 record["rejected"],
                 record["split"],
+                confirmed_turns=record["confirmed_turns"],
+                rejected_turns=record["rejected_turns"],
             )
         )
     return rows
@@ -978,7 +1025,7 @@ def build_parser():
         help="the paper authors' Last.fm records (item_dict_lastfm1.0.json + *_lastfm.json)",
         description="Each record's context becomes the user's train rows (simulated conversations), its "
         "pos_item the final row with the real dialogue (confirmed = initial + [attr, n] turns, rejected = "
-        "list turns).",
+        "list turns, each with its dialogue turn in confirmed_turns/rejected_turns).",
     )
     precrs.add_argument(
         "--item-dict", required=True, help="item id -> tag ids JSON (item_dict_lastfm1.0.json)"

@@ -2,7 +2,8 @@
 
 :func:`ensure_ml100k_crs` builds it offline from the copy of ml-100k inside the installed ``recbole`` package
 (genres = attributes, one simulated conversation per interaction, fixed seed), so the plugin works out of
-the box with no download. The result is byte-identical on every machine with the same recbole copy.
+the box with no download. The result is byte-identical on every machine with the same recbole copy. Files
+left by an older version of the plugin (another ``.inter`` header, e.g. without the turn columns) are rebuilt.
 """
 
 import logging
@@ -13,7 +14,7 @@ import time
 
 import recbole
 
-from recbole_crs.data.convert import convert_recbole
+from recbole_crs.data.convert import convert_recbole, inter_header
 from recbole_crs.data.simulator import DEFAULT_MAX_TURNS, DEFAULT_REC_LIST_SIZE, DEFAULT_SEED
 
 ML100K_CRS = "ml-100k-crs"
@@ -35,16 +36,33 @@ def ml100k_crs_files(data_path):
     return [os.path.join(folder, f"{ML100K_CRS}.{suffix}") for suffix in ("inter", "item")]
 
 
-def ensure_ml100k_crs(data_path, force=False):
-    """Build ``<data_path>/ml-100k-crs/`` unless both of its atomic files exist; return that folder.
+def _is_current(data_path):
+    """Both files exist and the ``.inter`` header is the one this version writes.
 
+    Files written by an older version (e.g. before ``confirmed_turns``/``rejected_turns``) have another
+    header and are rebuilt; the build is deterministic, so a rebuild gives the same bytes everywhere.
+    """
+    inter_path, item_path = ml100k_crs_files(data_path)
+    if not (os.path.isfile(inter_path) and os.path.isfile(item_path)):
+        return False
+    with open(inter_path, encoding="utf-8", newline="") as handle:
+        first_line = handle.readline()
+    return first_line == "\t".join(inter_header(with_split=False, with_candidates=False)) + "\n"
+
+
+def ensure_ml100k_crs(data_path, force=False):
+    """Build ``<data_path>/ml-100k-crs/`` unless both of its atomic files exist in the current format.
+
+    Returns that folder. Files with an outdated ``.inter`` header (written by an older version) are rebuilt.
     The files are built in a temporary folder next to the target and moved into place with ``os.replace``
     (``.item`` first, then ``.inter``), so a concurrent or interrupted build never leaves a partial file under
     the final name. ``force`` rebuilds even if the files exist.
     """
     folder = os.path.join(data_path, ML100K_CRS)
-    if not force and all(os.path.isfile(path) for path in ml100k_crs_files(data_path)):
+    if not force and _is_current(data_path):
         return folder
+    if not force and os.path.isfile(ml100k_crs_files(data_path)[0]):
+        logger.info("rebuilding %s: its .inter header is from an older version of recbole-crs", folder)
     source = recbole_dataset_example_path()
     if not os.path.isfile(os.path.join(source, RECBOLE_ML100K, f"{RECBOLE_ML100K}.inter")):
         raise FileNotFoundError(

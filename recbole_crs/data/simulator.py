@@ -18,6 +18,10 @@ WSDM 2020) and CRM (Sun & Zhang, SIGIR 2018), reduced to what the atomic files r
 * the conversation stops after ``max_turns`` turns, the initial statement included (the authors' Last.fm
   dialogues count it as their first turn, too).
 
+Turns are numbered from 1 (the initial statement); the k-th system turn (``history[k]``) is turn ``k + 2``.
+``Conversation.confirmed_turns`` and ``rejected_turns`` record, per confirmed attribute and per rejected item,
+the turn it happened at, so evaluation can replay a conversation turn by turn.
+
 Only the initial attribute is random. Everything after it is a deterministic function of the answers given
 so far, so the simulator memoises the system's decision tree (one node per answer history). Every depth of
 that tree partitions the item sets of its roots, so it holds at most ``max_turns * nnz(item x attribute)``
@@ -66,6 +70,10 @@ class Conversation:
         success: whether a recommendation list contained the target.
         history: one entry per system turn: ``("ask", attribute, confirmed?)`` or
             ``("recommend", [items], accepted?)``.
+        confirmed_turns: parallel to ``confirmed``: the 1-based turn of each confirmation (the initial
+            attribute is turn 1; ``history[k]`` is turn ``k + 2``); non-decreasing.
+        rejected_turns: parallel to ``rejected_items``: the turn at which each item was recommended and
+            rejected (one value per item, so a rejected list of 10 items at turn 4 gives ten 4s).
     """
 
     target: object
@@ -75,6 +83,8 @@ class Conversation:
     turns: int = 1
     success: bool = False
     history: list = field(default_factory=list)
+    confirmed_turns: list = field(default_factory=list)
+    rejected_turns: list = field(default_factory=list)
 
 
 class _Node:
@@ -181,7 +191,9 @@ class ConversationSimulator:
         initial = int(target_attrs[self._rng.integers(len(target_attrs))])
         target_attr_set = set(target_attrs.tolist())
 
-        conversation = Conversation(target=target_item, confirmed=[self.attributes[initial]])
+        conversation = Conversation(
+            target=target_item, confirmed=[self.attributes[initial]], confirmed_turns=[1]
+        )
         node = self._root(initial)
         while conversation.turns < self.max_turns:
             kind, value = self._action(node)
@@ -189,7 +201,11 @@ class ConversationSimulator:
             if kind == ASK:
                 answer = value in target_attr_set
                 attribute = self.attributes[value]
-                (conversation.confirmed if answer else conversation.rejected_attributes).append(attribute)
+                if answer:
+                    conversation.confirmed.append(attribute)
+                    conversation.confirmed_turns.append(conversation.turns)
+                else:
+                    conversation.rejected_attributes.append(attribute)
                 conversation.history.append((ASK, attribute, answer))
             else:
                 answer = bool(np.any(value == target))
@@ -199,6 +215,7 @@ class ConversationSimulator:
                     conversation.success = True
                     break
                 conversation.rejected_items.extend(recommended)
+                conversation.rejected_turns.extend([conversation.turns] * len(recommended))
             node = self._child(node, answer)
         return conversation
 
