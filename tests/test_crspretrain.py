@@ -160,15 +160,84 @@ def test_sad_labels_mark_exactly_the_substituted_slots(tiny):
     carried = tiny.dataset.attribute_item_mask[corrupted, items.unsqueeze(1)]
     assert not carried[substituted].any(), "a substitute is an attribute the item lacks"
     assert carried[(subset != 0) & ~substituted].all()
-    # each real slot is substituted with probability min(1, k / |subset|) (k = 2 here)
+    # a fraction sad_substitute_rate (0.3 by default) of the real slots at each size, not min(1, 2 / |subset|)
+    assert tiny.config["sad_substitute_rate"] == 0.3
     size = (subset != 0).sum(dim=1, keepdim=True).expand_as(subset)
     for s in (1, 2):
         rate = substituted[(subset != 0) & (size == s)].float().mean().item()
-        assert abs(rate - min(1.0, 2 / s)) < 0.05
-    # k = 0: nothing substituted
-    model.substitute_k = 0
+        assert abs(rate - 0.3) < 0.05
+    # a 2-attribute subset keeps an original
+    assert not ((substituted.sum(dim=1) == 2)).any()
+
+
+def _model_with_nested_attribute_sets(tiny, rate, n_attributes=21, width=8):
+    """A model whose item n (1..6) has attributes 1..n out of 20, and item 7 has all 20 (nothing to substitute)."""
+    model = CRSPretrain(crs_config(tiny.root, sad_substitute_rate=rate, max_attribute_length=width), tiny.dataset)
+    table = torch.zeros(8, n_attributes - 1, dtype=torch.long)
+    for n in range(1, 7):
+        table[n, :n] = torch.arange(1, n + 1)
+    table[7] = torch.arange(1, n_attributes)
+    model.item_attribute_table, model.item_attribute_count = table, (table != 0).sum(dim=1)
+    model.n_attributes = n_attributes
+    return model
+
+
+@pytest.mark.parametrize("rate", [0.3, 0.6])
+def test_sad_substitutes_the_configured_fraction_at_every_subset_size(tiny, rate):
+    """The realised fraction of substituted slots is sad_substitute_rate at sizes 1..6 (capped at (n - 1) / n,
+    since a subset of n >= 2 keeps an original); the authors' min(1, 2 / n) would give 1.0 at sizes 1 and 2."""
+    model = _model_with_nested_attribute_sets(tiny, rate)
+    repeats, width = 6000, 8
+    items = torch.arange(1, 8).repeat(repeats)  # [M]
+    subset = torch.zeros(len(items), width, dtype=torch.long)
+    for n in range(1, 7):  # the full attribute set of item n, shuffled, then padding
+        rows = items == n
+        subset[rows, :n] = torch.stack([torch.randperm(n) + 1 for _ in range(int(rows.sum()))])
+    subset[items == 7, :3] = torch.tensor([5, 9, 2])
+    torch.manual_seed(0)
     corrupted, substituted = model.substitute_attributes(subset, items)
-    assert not substituted.any() and torch.equal(corrupted, subset)
+
+    real = subset != 0
+    assert not substituted[~real].any() and (corrupted[~real] == 0).all(), "padding is never substituted"
+    assert torch.equal(substituted, corrupted != subset), "labels are exactly the substituted slots"
+    own = model.item_attribute_table[items]  # [M, W]
+    holds_own = (corrupted.unsqueeze(2) == own.unsqueeze(1)).any(dim=2)  # [M, A]
+    assert not holds_own[substituted].any(), "a substitute is never an attribute the item has"
+    assert holds_own[real & ~substituted].all()
+    assert not substituted[items == 7].any(), "an item with every attribute keeps its own"
+    assert (corrupted[substituted] < model.n_attributes).all() and (corrupted[substituted] > 0).all()
+
+    for n in range(1, 7):
+        rows = items == n
+        realised = substituted[rows].sum().item() / (n * rows.sum().item())
+        expected = min(rate, (n - 1) / n) if n > 1 else rate
+        assert abs(realised - expected) < 0.02, (n, realised, expected)
+        assert realised < 0.9, "never the degenerate 'substitute everything'"
+        entirely = (substituted[rows].sum(dim=1) == n).float().mean().item()
+        if n == 1:
+            assert abs(entirely - rate) < 0.03
+        else:
+            assert entirely == 0, "a subset of 2+ attributes always keeps an original"
+    # the restored slot is uniform among the slots: each slot position is substituted equally often
+    rows = items == 3
+    per_slot = substituted[rows][:, :3].float().mean(dim=0)
+    assert (per_slot - per_slot.mean()).abs().max() < 0.03
+
+    counts = CRSPretrain.sad_substitution_counts(subset, substituted).tolist()
+    everything = ((substituted.sum(dim=1) == real.sum(dim=1)) & real.any(dim=1)).sum().item()
+    assert counts == [real.sum().item(), substituted.sum().item(), len(items), everything]
+
+
+@pytest.mark.parametrize("rate", [0, 1, 1.5, -0.2, "often", True, None])
+def test_sad_substitute_rate_outside_the_open_unit_interval_is_refused(tiny, rate):
+    with pytest.raises(ValueError, match=r"sad_substitute_rate must be a number strictly between 0 and 1") as error:
+        CRSPretrain(crs_config(tiny.root, sad_substitute_rate=rate), tiny.dataset)
+    assert "\n" not in str(error.value) and "sad_substitute_rate: 0.3" in str(error.value)
+
+
+def test_the_replaced_substitute_k_key_is_refused_with_its_replacement(tiny):
+    with pytest.raises(ValueError, match=r"substitute_k \(got 2\) was replaced by sad_substitute_rate"):
+        CRSPretrain(crs_config(tiny.root, substitute_k=2), tiny.dataset)
 
 
 def test_lacking_attributes_are_uniform_over_the_missing_ones(tiny):
@@ -320,6 +389,26 @@ def test_generator_is_frozen_unless_joint(tiny, mode):
     assert len(losses) == (3 if mode == "joint" else 2)
     assert same_params(generator_before, params(trainer.generator)) == (mode == "frozen")
     assert not same_params(model_before, params(trainer.model))
+
+
+def test_trainer_logs_the_realised_sad_substitution_of_each_epoch(tiny):
+    trainer, data = _pretrain_trainer(tiny, negative_sampler="uniform", pretrain_stride=1)
+    seen = []
+    substitute = trainer.model.substitute_attributes
+
+    def spy(subset, items):
+        corrupted, substituted = substitute(subset, items)
+        seen.append(((subset != 0).sum().item(), substituted.sum().item()))
+        return corrupted, substituted
+
+    trainer.model.substitute_attributes = spy
+    assert trainer.sad_substitution_summary() == ""  # nothing to report before an epoch
+    trainer._train_epoch(data, 0)
+    slot_rate, all_rate, slots, items = trainer.sad_substitution_stats()
+    assert slots == sum(a for a, _ in seen) and slot_rate == sum(b for _, b in seen) / slots
+    assert 0 < slot_rate < 0.6 and 0 <= all_rate < 0.6 and items > 0
+    output = trainer._generate_train_loss_output(0, 0.0, 1.0, (1.0, 0.5))
+    assert f"{slot_rate:.1%} of {slots} slots" in output and f"{all_rate:.1%} of {items} masked items" in output
 
 
 def test_uniform_warmup_then_generator_negatives(tiny):

@@ -6,7 +6,8 @@
 * :class:`CRSPretrainTrainer`: per batch, the negative sampler draws negatives (the SASRec generator in eval
   mode under ``no_grad``, or uniform during ``uniform_warmup_epochs``), the discriminator takes one step on
   ``L_MIP + sad_weight * L_SAD``; in ``generator_mode: joint`` the generator then takes one step on its own
-  loss with its own optimizer. Losses are logged per part (mip, sad[, generator]).
+  loss with its own optimizer. Losses are logged per part (mip, sad[, generator]), with the epoch's realised
+  SAD substitution: the fraction of real attribute slots substituted and of masked items whose whole subset was.
 * :class:`CRSFinetuneTrainer`: RecBole's trainer with conversation-aware evaluation for ``CRSFinetune``.
 """
 
@@ -184,6 +185,7 @@ class CRSPretrainTrainer(CRSCheckpointMixin, CRSEvaluationMixin, Trainer):
                 params=self.generator.parameters(), learning_rate=config["generator_learning_rate"]
             )
         self.loss_names = ("mip", "sad") + (("generator",) if self.joint else ())
+        self.sad_counts = None  # [4] summed CRSPretrain.sad_substitution_counts of the last epoch
 
     def sampler_for_epoch(self, epoch_idx):
         """Uniform during the warm-up epochs (and for ``negative_sampler: uniform``), the generator after."""
@@ -205,6 +207,7 @@ class CRSPretrainTrainer(CRSCheckpointMixin, CRSEvaluationMixin, Trainer):
             else train_data
         )
         total = None
+        self.sad_counts = None
         for interaction in iter_data:
             interaction = interaction.to(self.device)
             # 1) discriminator step; the sampler draws negatives without gradient (generator in eval mode)
@@ -216,6 +219,9 @@ class CRSPretrainTrainer(CRSCheckpointMixin, CRSEvaluationMixin, Trainer):
             self._clip(self.model.parameters())
             self.optimizer.step()
             parts = [part.item() for part in losses]
+            counts = getattr(self.model, "sad_counts", None)
+            if counts is not None:
+                self.sad_counts = counts if self.sad_counts is None else self.sad_counts + counts
             # 2) joint mode: the generator keeps learning its own (SASRec CE) objective
             if self.joint:
                 self.generator.train()
@@ -239,7 +245,25 @@ class CRSPretrainTrainer(CRSCheckpointMixin, CRSEvaluationMixin, Trainer):
         return (
             set_color(f"epoch {epoch_idx} pre-training", "green")
             + f" [{set_color('time', 'blue')}: {e_time - s_time:.2f}s, "
-            + f"{set_color('negatives', 'blue')}: {sampler.name}, {parts}]"
+            + f"{set_color('negatives', 'blue')}: {sampler.name}, {parts}{self.sad_substitution_summary()}]"
+        )
+
+    def sad_substitution_stats(self):
+        """The last epoch's realised SAD substitution: (fraction of real slots substituted, fraction of masked items
+        whose attribute subset is entirely substituted, real slots, masked items with attributes), or None."""
+        if self.sad_counts is None:
+            return None
+        slots, substituted, items, everything = self.sad_counts.tolist()
+        return substituted / max(slots, 1), everything / max(items, 1), slots, items
+
+    def sad_substitution_summary(self):
+        stats = self.sad_substitution_stats()
+        if stats is None:
+            return ""
+        slot_rate, all_rate, slots, items = stats
+        return (
+            f", {set_color('sad substituted', 'blue')}: {slot_rate:.1%} of {slots} slots (configured "
+            f"{self.config['sad_substitute_rate']:.1%}), {all_rate:.1%} of {items} masked items entirely"
         )
 
     def _extra_checkpoint_state(self):
