@@ -8,6 +8,8 @@ A stub model scores items in a fixed order: i6 > i4 > i3 > i2 > i1 > i5. Test ro
     u4: target i3, confirmed [b, c], rejected [i6]     all: rank 3   first (b): {i1,i3,i6} rank 2   confirmed: {i3} rank 1
 """
 
+import os
+
 import pytest
 import torch
 from recbole.data import data_preparation
@@ -119,3 +121,35 @@ def test_authors_mode_without_candidate_column_says_how_to_add_it(setup):
     _, test_data, trainer = setup
     with pytest.raises(ValueError, match="no 'candidate_items' column.*--candidates 100"):
         trainer.evaluate(test_data, load_best_model=False, crs_candidates="authors")
+
+
+def test_any_mix_of_test_modes_runs_end_to_end_and_formats_one_table(tiny_root):
+    """`authors` used to report other metrics than the other modes, and the results table crashed on the mix."""
+    import os
+
+    from recbole_crs.evaluation import format_results_table
+    from recbole_crs.quick_start import run_recbole_crs
+    from tiny_data import tiny_config
+
+    path = os.path.join(tiny_root, "tiny-crs", "tiny-crs.inter")
+    lines = open(path).read().splitlines()
+    out = [lines[0] + "\tcandidate_items:token_seq"]
+    out += [line + "\t" + ("i1 i2 i3" if line.split("\t")[2] in ("3", "4") else "") for line in lines[1:]]
+    open(path, "w").write("\n".join(out) + "\n")
+    config = tiny_config(tiny_root, epochs=1, crs_test_modes=["all", "authors", "confirmed"])
+    result = run_recbole_crs(model="SASRec", dataset="tiny-crs", config_dict=config)
+    assert list(result["test_results"]) == ["all", "authors", "confirmed"]
+    assert {tuple(r) for r in result["test_results"].values()} == {tuple(result["test_results"]["all"])}
+    table = format_results_table(result["test_results"])
+    assert table.count("| authors |") == 6 and "| chance |" in table
+    assert set(result["test_results_by_turn"]) == {"all", "authors", "confirmed"}
+
+
+def test_a_misspelt_test_mode_fails_before_training(tiny_root):
+    from recbole_crs.quick_start import run_recbole_crs
+    from tiny_data import tiny_config
+
+    config = tiny_config(tiny_root, crs_test_modes=["all", "confirmd"])
+    with pytest.raises(ValueError, match="crs_candidates 'confirmd' is not a candidate mode"):
+        run_recbole_crs(model="SASRec", dataset="tiny-crs", config_dict=config)
+    assert not os.path.exists(os.path.join(tiny_root, "saved")) or not os.listdir(os.path.join(tiny_root, "saved"))
