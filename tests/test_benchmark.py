@@ -534,3 +534,45 @@ def test_jobs_2_runs_in_separate_processes_with_the_same_results_as_jobs_1(tiny_
         for row in rows.values():
             row.pop("wall s / run", None)
     assert table1 == table2
+
+
+def test_bench_crspretrain_ranks_on_validation_and_parses_set_as_yaml(tmp_path, monkeypatch):
+    """benchmarks/bench_crspretrain.py: --set values are yaml (never eval'd); rows are ranked on validation."""
+    import importlib.util
+
+    from recbole_crs.trainer import CRSTrainer
+    from recbole_crs.trainer.pretrain import CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer
+
+    for trainer_class in (CRSTrainer, CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer):
+        # Importing the script wraps _train_epoch for its timings: undone when the test ends.
+        monkeypatch.setattr(trainer_class, "_train_epoch", trainer_class._train_epoch)
+    spec = importlib.util.spec_from_file_location(
+        "bench_crspretrain", os.path.join(REPO_ROOT, "benchmarks", "bench_crspretrain.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    assert bench.parse_overrides(["epochs=2", "crs_stages=[finetune]", "x=__import__('os')", "y=null"]) == {
+        "epochs": 2, "crs_stages": ["finetune"], "x": "__import__('os')", "y": None}
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        bench.parse_overrides(["epochs"])
+    # SASRec has the best test results, noPretrain the best validation score: validation decides.
+    scores = {"CRSPretrain": (0.40, 0.30), "noPretrain": (0.45, 0.20), "SASRec": (0.35, 0.60)}
+    seen = []
+
+    def fake_run(model, config_dict):
+        name = "noPretrain" if config_dict.get("crs_stages") == ["finetune"] else model
+        seen.append(config_dict.get("epochs"))
+        valid, test = scores[name]
+        return ({mode: {m: test for m in bench.METRICS} for mode in bench.MODES}, valid, {"ndcg@10": valid}, True, 1.0)
+
+    monkeypatch.setattr(bench, "run", fake_run)
+    out = tmp_path / "out"
+    assert bench.main(["--seeds", "1", "--out", str(out), "--data_path", str(tmp_path), "--set", "epochs=3"]) == 0
+    assert seen == [3, 3, 3]
+    table = open(out / "results.md").read()
+    assert "chosen on validation: **noPretrain**" in table
+    ranked = [line.split("|")[2].strip() for line in table.splitlines() if re.match(r"\| \d+ \|", line)]
+    assert ranked == ["noPretrain", "CRSPretrain", "SASRec"]
+    assert "| 1 | noPretrain | 0.4500 ± 0.0000 | 0.2000 ± 0.0000 |" in table
+    saved = json.load(open(out / "results.json"))
+    assert saved["chosen_on_validation"] == "noPretrain" and saved["valid"]["SASRec"] == [0.35]
