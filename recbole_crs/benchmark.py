@@ -25,8 +25,8 @@ every evaluated state (``m``), over first turns (``turn1/m``) and last turns (``
 (``chance/...``) and the curve by turn (``test_results_by_turn``). Runs are isolated: each one works in its own
 folder ``<out>/runs/<dataset>/<variant>/seed<seed>/`` (its cwd, ``checkpoint_dir``, ``run.log``), and its
 checkpoints are deleted when it ends unless ``--keep-checkpoints``. With ``--jobs N`` (N > 1) every run is a
-separate process (spawned, so nothing is shared: cwd, argv, logging, torch threads are the process's own), N at a
-time; the parent alone writes ``results.json``.
+separate, fresh Python process (nothing is shared: cwd, argv, logging, torch threads are the process's own), N
+at a time; the parent alone writes ``results.json``.
 
 A failing run does not stop the suite (unless ``--fail-fast``): it is recorded with ``status: failed`` and the
 error in the JSON, the table counts it (``ok/total`` runs, and ``failed`` where no seed succeeded), and the
@@ -51,8 +51,6 @@ import json
 import logging
 import math
 import os
-import multiprocessing
-import multiprocessing.connection
 import platform
 import shutil
 import sys
@@ -1219,7 +1217,7 @@ def run_suite(suite, datasets, variants, seeds, out_dir, threads=None, jobs=1, *
 
     ``threads`` (default: the suite's ``threads``) sets torch's intra-op threads of each run (with ``jobs`` 1 the
     suite's own process, restored afterwards); on a shared 2-core machine one thread avoids oversubscription,
-    which cost 4-5x the run time. ``jobs`` > 1 runs that many runs at a time, each in its own spawned process
+    which cost 4-5x the run time. ``jobs`` > 1 runs that many runs at a time, each in its own Python process
     (without ``threads``: cpu_count // jobs threads each). Returns the results payload (``payload['runs']``: one
     record per run). Keyword arguments: see :func:`_run_suite`.
     """
@@ -1245,14 +1243,22 @@ def _record_path(run_dir):
     return os.path.normpath(run_dir) + ".record.json"
 
 
-def _worker(spec_fields, run_dir, keep_checkpoints, threads, record_path):
-    """Entry point of a run's own process (``--jobs`` > 1): run it, leave its record for the parent."""
+def _task_path(run_dir):
+    return os.path.normpath(run_dir) + ".task.json"
+
+
+def _worker_main(task_path):
+    """Entry point of a run's own process (``--jobs`` > 1): run the task file's spec, leave its record."""
+    task = _read_json(task_path)
     import torch
 
-    if threads:
-        torch.set_num_threads(threads)
-    record = execute_run(RunSpec(**spec_fields), run_dir, keep_checkpoints)
-    write_json(record_path, record)
+    if task["threads"]:
+        torch.set_num_threads(task["threads"])
+    record = execute_run(RunSpec(**task["spec"]), task["run_dir"], task["keep_checkpoints"])
+    write_json(task["record_path"], record)
+
+
+WORKER_COMMAND = "import sys; from recbole_crs.benchmark import _worker_main; _worker_main(sys.argv[1])"
 
 
 def _lost_run_record(spec, run_dir, exitcode, wall_s):
@@ -1269,51 +1275,60 @@ def _lost_run_record(spec, run_dir, exitcode, wall_s):
     }
 
 
-def _run_in_processes(todo, out_dir, keep_checkpoints, jobs, threads, on_start, on_finish, should_stop):
-    """Run ``todo`` (index, spec) pairs ``jobs`` at a time, each in a fresh spawned process.
+def _run_in_processes(todo, out_dir, keep_checkpoints, jobs, threads, on_start, on_finish, should_stop,
+                      poll_s=0.2):
+    """Run ``todo`` (index, spec) pairs ``jobs`` at a time, each in a fresh Python process.
 
-    ``on_start(index, spec, remaining)`` and ``on_finish(index, record)`` are called in this (the parent)
-    process, so only the parent writes results.json; ``should_stop()`` stops starting new runs (the runs in
-    flight finish). A process is spawned rather than forked: it shares no torch/OpenMP state, monkeypatches or
-    open files with the suite's process.
+    A run's process is ``python -c`` + a task file (the spec); it imports this checkout of recbole_crs
+    (``PYTHONPATH``), nothing of the suite's process: not its ``__main__``, torch/OpenMP state, monkeypatches,
+    cwd, argv or logging. ``on_start(index, spec, remaining)`` and ``on_finish(index, record, remaining)`` are
+    called in this (the parent) process, so only the parent writes results.json; ``should_stop()`` stops
+    starting new runs (the runs in flight finish).
     """
-    import importlib
+    import subprocess
 
-    worker = importlib.import_module("recbole_crs.benchmark")._worker  # importable by name in the child
-    context = multiprocessing.get_context("spawn")
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([package_root] + [p for p in [env.get("PYTHONPATH")] if p])
     queue = list(todo)
-    running = {}  # sentinel -> (index, spec, process, run_dir, started)
+    running = []  # (index, spec, process, run_dir, started)
     try:
         while queue or running:
             while queue and len(running) < jobs and not should_stop():
                 index, spec = queue.pop(0)
                 run_dir = run_dir_for(out_dir, *spec.key)
-                record_path = _record_path(run_dir)
-                if os.path.exists(record_path):
-                    os.remove(record_path)
-                on_start(index, spec, [s for _, s in queue] + [entry[1] for entry in running.values()] + [spec])
-                process = context.Process(
-                    target=worker, args=(dataclasses.asdict(spec), run_dir, keep_checkpoints, threads, record_path),
-                    name=f"benchmark-{spec.dataset}-{spec.variant}-seed{spec.seed}",
-                )
-                process.start()
-                running[process.sentinel] = (index, spec, process, run_dir, time.perf_counter())
+                os.makedirs(os.path.dirname(run_dir), exist_ok=True)
+                for path in (_record_path(run_dir), _task_path(run_dir)):
+                    if os.path.exists(path):
+                        os.remove(path)
+                write_json(_task_path(run_dir), {
+                    "spec": _to_builtin(dataclasses.asdict(spec)), "run_dir": run_dir, "threads": threads,
+                    "keep_checkpoints": keep_checkpoints, "record_path": _record_path(run_dir),
+                })
+                on_start(index, spec, [s for _, s in queue] + [entry[1] for entry in running] + [spec])
+                process = subprocess.Popen([sys.executable, "-c", WORKER_COMMAND, _task_path(run_dir)], env=env)
+                running.append((index, spec, process, run_dir, time.perf_counter()))
             if not running:
                 break
-            for sentinel in multiprocessing.connection.wait(list(running)):
-                index, spec, process, run_dir, started = running.pop(sentinel)
-                process.join()
-                record_path = _record_path(run_dir)
+            ended = [entry for entry in running if entry[2].poll() is not None]
+            if not ended:
+                time.sleep(poll_s)
+                continue
+            for entry in ended:
+                running.remove(entry)
+                index, spec, process, run_dir, started = entry
                 try:
-                    record = _read_json(record_path)
-                    os.remove(record_path)
+                    record = _read_json(_record_path(run_dir))
+                    os.remove(_record_path(run_dir))
                 except (OSError, ValueError):
-                    record = _lost_run_record(spec, run_dir, process.exitcode, time.perf_counter() - started)
-                on_finish(index, record, [s for _, s in queue] + [entry[1] for entry in running.values()])
+                    record = _lost_run_record(spec, run_dir, process.returncode, time.perf_counter() - started)
+                with contextlib.suppress(OSError):
+                    os.remove(_task_path(run_dir))
+                on_finish(index, record, [s for _, s in queue] + [e[1] for e in running])
     finally:
-        for index, spec, process, run_dir, started in running.values():
+        for index, spec, process, run_dir, started in running:
             process.terminate()
-            process.join()
+            process.wait()
 
 
 def _run_suite(suite, datasets, variants, seeds, out_dir, data_path=DEFAULT_DATA_PATH, overrides=None, sources=None,

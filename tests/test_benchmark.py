@@ -576,3 +576,13 @@ def test_bench_crspretrain_ranks_on_validation_and_parses_set_as_yaml(tmp_path, 
     assert "| 1 | noPretrain | 0.4500 ± 0.0000 | 0.2000 ± 0.0000 |" in table
     saved = json.load(open(out / "results.json"))
     assert saved["chosen_on_validation"] == "noPretrain" and saved["valid"]["SASRec"] == [0.35]
+
+
+def test_jobs_a_run_whose_process_dies_is_recorded_as_failed(tiny_root, monkeypatch):
+    monkeypatch.setattr(benchmark, "WORKER_COMMAND", "import sys; sys.exit(3)")  # dies before any record
+    suite = write_suite(tiny_root / "suite.yaml", {"Pop": {"model": "Pop"}})
+    code, out, payload = run_main(tiny_root, suite, "--seeds", "2", "--jobs", "2")
+    assert code == 1
+    assert [(r["status"], r["error"]["type"]) for r in payload["runs"]] == [("failed", "ProcessDied")] * 2
+    assert "exited with code 3" in payload["runs"][0]["error"]["message"]
+    assert not [f for _, _, files in os.walk(out) for f in files if f.endswith((".record.json", ".task.json"))]
