@@ -18,25 +18,33 @@ Config layers, later wins: the plugin's defaults (``Config``) -> ``common`` -> t
 dataset's ``models.<model>`` -> the variant's ``config`` -> ``--epochs`` / ``--set KEY=VALUE`` -> what the
 runner sets itself (``seed``, ``data_path``, ``checkpoint_dir``, ``crs_test_modes``, ``show_progress: False``).
 
-Every run is evaluated in every mode of the suite's ``modes`` (all/first/confirmed), plus ``authors`` on a
-dataset whose ``.inter`` has the ``CANDIDATE_FIELD`` column. Runs are isolated: each one works in its own
+Every run is evaluated in every mode of the suite's ``modes`` (any mix of all/first/confirmed/authors;
+``authors`` is added automatically on a dataset whose ``.inter`` has the ``CANDIDATE_FIELD`` column and skipped on
+one without it). Each test conversation is scored at each of its turns; a run records per mode the mean over
+every evaluated state (``m``), over first turns (``turn1/m``) and last turns (``last/m``), the chance level of each
+(``chance/...``) and the curve by turn (``test_results_by_turn``). Runs are isolated: each one works in its own
 folder ``<out>/runs/<dataset>/<variant>/seed<seed>/`` (its cwd, ``checkpoint_dir``, ``run.log``), and its
-checkpoints are deleted when it ends unless ``--keep-checkpoints``.
+checkpoints are deleted when it ends unless ``--keep-checkpoints``. With ``--jobs N`` (N > 1) every run is a
+separate, fresh Python process (nothing is shared: cwd, argv, logging, torch threads are the process's own), N
+at a time; the parent alone writes ``results.json``.
 
 A failing run does not stop the suite (unless ``--fail-fast``): it is recorded with ``status: failed`` and the
 error in the JSON, the table counts it (``ok/total`` runs, and ``failed`` where no seed succeeded), and the
-command exits with status 1 once every run has been tried. ``results.json`` is rewritten after every run, so
-an interrupted suite keeps what it finished; ``--resume`` reuses finished runs whose effective config (every
-yaml layer, model defaults included) is unchanged and keeps the runs of other variants/datasets already in the
-file, so a suite can be built up in parts.
+command exits with status 1 once every run has been tried. ``results.json`` is rewritten (atomically) after every
+finished run, so an interrupted suite keeps what it finished; ``--resume`` reuses finished runs whose effective
+config (every yaml layer, model defaults included) is unchanged and keeps the runs of other variants/datasets
+already in the file, so a suite can be built up in parts.
 
-Outputs in ``--out``: ``results.json`` (every run: overrides, seed, metrics per mode, wall time, error),
-``results.md`` (mean +- sample std over seeds), ``ndcg10.png`` (the suite's ``plot_metric`` per variant, mode and
-dataset).
+Outputs in ``--out``: ``results.json`` (every run: overrides, seed, validation and test metrics per mode and per
+turn, wall time, error), ``results.md`` (per dataset: a chance row, every variant, the best baseline chosen on
+validation and CRSPretrain's gain over it, for ``table_metrics`` x ``table_scopes`` in every mode; mean +- sample
+std over seeds), ``ndcg10.png`` (the suite's ``plot_metric`` per variant and mode) and ``ndcg10_by_turn.png``
+(the ``plot_metric`` by turn per variant in ``plot_mode``, chance dashed).
 """
 
 import argparse
 import contextlib
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -62,12 +70,21 @@ DEFAULT_MODES = ("all", "first", "confirmed")
 AUTHORS_MODE = "authors"
 # With one target per evaluated row Recall@K equals Hit@K; the authors' protocol reports Hit@K only.
 METRIC_FALLBACK = {"recall": "hit"}
+# Table scopes: name -> (key prefix in a mode's flat result dict, column label).
+SCOPES = {"turn1": ("turn1/", "turn 1"), "last": ("last/", "last turn"), "all": ("", "all turns")}
+DEFAULT_SCOPES = ("turn1", "last", "all")
+CHANCE_PREFIX = "chance/"
+DEFAULT_PLOT_MODE = "confirmed"
+# Models of ours: their variants (the full pipeline and its ablations) are never baselines.
+OUR_MODELS = ("CRSPretrain", "CRSFinetune")
+# The variant whose gain over the best baseline the tables report.
+OUR_VARIANT = "CRSPretrain"
 # Config keys copied from each run's final config into the JSON (what the run actually used).
 RESOLVED_KEYS = (
     "model", "dataset", "seed", "hidden_size", "embedding_size", "inner_size", "n_layers", "num_layers",
     "n_heads", "MAX_ITEM_LIST_LENGTH", "epochs", "train_batch_size", "eval_batch_size", "learning_rate",
     "stopping_step", "eval_step", "crs_candidates", "crs_test_modes", "valid_metric", "train_stage",
-    "pretrain_epochs", "loss_type",
+    "pretrain_epochs", "loss_type", "valid_metric_bigger",
 )
 
 
@@ -107,8 +124,10 @@ class Suite:
     variants: dict
     modes: tuple = DEFAULT_MODES
     base_seed: int = 2020
-    table_metrics: tuple = ("ndcg@10", "recall@10")
+    table_metrics: tuple = ("ndcg@10",)
+    table_scopes: tuple = DEFAULT_SCOPES
     plot_metric: str = "ndcg@10"
+    plot_mode: str = DEFAULT_PLOT_MODE
     threads: int = None
     raw: dict = field(default_factory=dict)
 
@@ -130,8 +149,8 @@ def load_suite(path):
         raise SuiteError(f"suite file '{path}' does not exist") from None
     except yaml.YAMLError as error:
         raise SuiteError(f"suite file '{path}' is not valid yaml: {error}") from None
-    unknown = set(raw) - {"common", "datasets", "variants", "modes", "base_seed", "table_metrics", "plot_metric",
-                          "threads", "description"}
+    unknown = set(raw) - {"common", "datasets", "variants", "modes", "base_seed", "table_metrics", "table_scopes",
+                          "plot_metric", "plot_mode", "threads", "description"}
     if unknown:
         raise SuiteError(f"{path}: unknown top-level keys {sorted(unknown)}")
     datasets = {}
@@ -173,11 +192,23 @@ def load_suite(path):
     from recbole_crs.evaluation.candidates import CANDIDATE_MODES
 
     for mode in modes:
-        if mode not in CANDIDATE_MODES or mode == AUTHORS_MODE:
-            raise SuiteError(
-                f"{path}: modes lists '{mode}'; use all/first/confirmed ('authors' is added automatically "
-                "on datasets with a candidate list)"
-            )
+        if mode not in CANDIDATE_MODES:
+            raise SuiteError(f"{path}: modes lists '{mode}'; use any of {', '.join(CANDIDATE_MODES)}")
+    if len(set(modes)) != len(modes):
+        raise SuiteError(f"{path}: modes lists a mode twice: {list(modes)}")
+    if set(modes) == {AUTHORS_MODE}:
+        raise SuiteError(
+            f"{path}: modes lists only 'authors', which a dataset without a candidate list cannot be evaluated "
+            "in; list at least one of all/first/confirmed ('authors' is added automatically on datasets with a "
+            "candidate list)"
+        )
+    scopes = tuple(str(s).lower() for s in (raw.get("table_scopes") or DEFAULT_SCOPES))
+    bad_scopes = [s for s in scopes if s not in SCOPES]
+    if bad_scopes:
+        raise SuiteError(f"{path}: table_scopes lists {bad_scopes}; use any of {', '.join(SCOPES)}")
+    plot_mode = str(raw.get("plot_mode", DEFAULT_PLOT_MODE))
+    if plot_mode not in CANDIDATE_MODES:
+        raise SuiteError(f"{path}: plot_mode '{plot_mode}' is not a mode; use one of {', '.join(CANDIDATE_MODES)}")
     return Suite(
         path=os.path.abspath(path),
         common=_mapping(raw.get("common"), f"{path}: common"),
@@ -185,8 +216,10 @@ def load_suite(path):
         variants=variants,
         modes=modes,
         base_seed=int(raw.get("base_seed", 2020)),
-        table_metrics=tuple(m.lower() for m in (raw.get("table_metrics") or ("ndcg@10", "recall@10"))),
+        table_metrics=tuple(m.lower() for m in (raw.get("table_metrics") or ("ndcg@10",))),
+        table_scopes=scopes,
         plot_metric=str(raw.get("plot_metric", "ndcg@10")).lower(),
+        plot_mode=plot_mode,
         threads=int(raw["threads"]) if raw.get("threads") else None,
         raw=raw,
     )
@@ -261,10 +294,12 @@ def prepare_datasets(suite, names, data_path, sources, log=print):
 
 
 def dataset_modes(suite, data_path, dataset_name, candidate_field="candidate_items"):
-    """The suite's modes, plus ``authors`` when the dataset has a fixed candidate list per evaluated row."""
-    modes = list(suite.modes)
+    """The suite's modes on this dataset: ``authors`` only where the dataset has a fixed candidate list per
+    evaluated row (added at the end when the suite does not list it, dropped where the dataset has none)."""
     header = inter_header(data_path, dataset_name) or []
-    if candidate_field in header:
+    has_candidates = candidate_field in header
+    modes = [m for m in suite.modes if m != AUTHORS_MODE or has_candidates]
+    if has_candidates and AUTHORS_MODE not in modes:
         modes.append(AUTHORS_MODE)
     return modes
 
@@ -497,9 +532,36 @@ def _pretrain_stage(config_dict):
     return path, epochs
 
 
+@contextlib.contextmanager
+def _capture_trainer(quick_start):
+    """While ``quick_start.train_and_test`` runs, keep the trainer its ``train`` built (for its epoch count and to
+    close its tensorboard writer); ``box['trainer']`` stays None if ``train`` was not called through the module."""
+    box = {"trainer": None}
+    original = quick_start.train
+
+    def train(*args, **kwargs):
+        result = original(*args, **kwargs)
+        box["trainer"] = result[0]
+        return result
+
+    quick_start.train = train
+    try:
+        yield box
+    finally:
+        quick_start.train = original
+
+
+def _turn_keys_to_int(by_turn):
+    """``{mode: {turn: metrics}}`` with int turns (JSON stores them as strings), turns in order."""
+    return {
+        mode: {int(turn): values for turn, values in sorted(turns.items(), key=lambda item: int(item[0]))}
+        for mode, turns in (by_turn or {}).items()
+    }
+
+
 def _train_and_test_stage(config_dict):
-    """The fine-tuning (or only) stage: ``quick_start``'s train + test in every mode of ``crs_test_modes``."""
-    from recbole.data import data_preparation
+    """The fine-tuning (or only) stage: ``quick_start.train_and_test`` (training, then the test set in every mode
+    of ``crs_test_modes``); keeps its validation result, its test results per mode and per turn."""
     from recbole.utils import init_seed
 
     from recbole_crs.config import Config
@@ -511,26 +573,27 @@ def _train_and_test_stage(config_dict):
     final_sha = config_sha(config.final_config_dict)
     init_seed(config["seed"], config["reproducibility"])
     logging.getLogger().info(config)
-    dataset = quick_start.create_dataset(config)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
-    trainer, best_valid_score, best_valid_result = quick_start.train(
-        config, dataset, train_data, valid_data, saved=True, verbose=True
-    )
-    try:
-        test_results = quick_start.evaluate_test(config, trainer, test_data, saved=True, show_progress=False)
-    finally:
-        _close_trainer(trainer)
-    losses = getattr(trainer, "train_loss_dict", None)
-    return {
+    with _capture_trainer(quick_start) as box:
+        try:
+            result = quick_start.train_and_test(config, saved=True, verbose=True)
+        finally:
+            if box["trainer"] is not None:
+                _close_trainer(box["trainer"])
+    losses = getattr(box["trainer"], "train_loss_dict", None)
+    record = {
         "resolved": {k: _to_builtin(config[k]) for k in RESOLVED_KEYS if k in config},
         # Every value the run used, model yaml defaults included: a model yaml edited between runs shows here.
         "final_config": final_config,
         "final_config_sha": final_sha,
-        "best_valid_score": _to_builtin(best_valid_score),
-        "best_valid_result": _to_builtin(best_valid_result),
-        "test_results": _to_builtin(test_results),
+        "best_valid_score": _to_builtin(result["best_valid_score"]),
+        "valid_score_bigger": _to_builtin(result.get("valid_score_bigger", config["valid_metric_bigger"])),
+        "best_valid_result": _to_builtin(result.get("best_valid_result")),
+        "test_results": _to_builtin(result["test_results"]),
         "epochs_run": len(losses) if isinstance(losses, dict) else None,
     }
+    if result.get("test_results_by_turn") is not None:
+        record["test_results_by_turn"] = _to_builtin(result["test_results_by_turn"])
+    return record
 
 
 def execute_run(spec, run_dir, keep_checkpoints=False):
@@ -545,6 +608,7 @@ def execute_run(spec, run_dir, keep_checkpoints=False):
         "pretrain_overrides": _to_builtin(spec.pretrain_config) if spec.pretrain_config else None,
         "run_dir": run_dir,
         "started_at": datetime.datetime.now().isoformat(timespec="seconds"),
+        "pid": os.getpid(),  # the suite's own process with --jobs 1, the run's own process otherwise
         "stages": [],
     }
     if os.path.isdir(run_dir):
@@ -618,9 +682,27 @@ def _environment():
     }
 
 
-def load_results(path):
+def _read_json(path):
     with open(path, "r", encoding="utf-8") as f:
         return json.load(f)
+
+
+def load_results(path):
+    """A results.json payload. Files of older versions (runs without ``test_results_by_turn``,
+    ``best_valid_result`` or ``table_scopes``) load as they are: their missing cells show ``-`` and the table
+    says which runs to rerun. A file that is no results.json stops with a SuiteError saying why."""
+    try:
+        payload = _read_json(path)
+    except json.JSONDecodeError as error:
+        raise SuiteError(f"{path} is not valid JSON ({error}); restore it or start over with --overwrite") from None
+    runs = payload.get("runs") if isinstance(payload, dict) else None
+    if not isinstance(runs, list):
+        raise SuiteError(f"{path} has no list of 'runs': not a results.json of python -m recbole_crs.benchmark")
+    for index, run in enumerate(runs):
+        missing = [k for k in ("dataset", "variant", "seed") if not isinstance(run, dict) or k not in run]
+        if missing:
+            raise SuiteError(f"{path}: run {index} lacks {missing}: not a results.json of this benchmark")
+    return payload
 
 
 def write_json(path, payload):
@@ -645,18 +727,29 @@ def mean_std(values):
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
-def metric_value(results_by_mode, mode, metric):
-    """``metric`` in ``mode``; Recall@K falls back to Hit@K (equal with one target per row; authors' mode)."""
+def metric_value(results_by_mode, mode, metric, scope="all", chance=False):
+    """``metric`` in ``mode`` over ``scope`` (``turn1``, ``last`` or ``all`` turns), or its chance level.
+
+    Keys: ``m``, ``turn1/m``, ``last/m`` and ``chance/`` + each. Recall@K falls back to Hit@K (equal with one
+    target per row; the old authors' mode reported Hit@K only). None where the run has no such key (a run of the
+    older evaluation has no per-turn or chance keys).
+    """
     result = (results_by_mode or {}).get(mode)
     if not result:
         return None
-    if metric in result:
-        return result[metric]
+    prefix = (CHANCE_PREFIX if chance else "") + SCOPES[scope][0]
+    if prefix + metric in result:
+        return result[prefix + metric]
     name, _, k = metric.partition("@")
     fallback = METRIC_FALLBACK.get(name)
-    if fallback and f"{fallback}@{k}" in result:
-        return result[f"{fallback}@{k}"]
+    if fallback and f"{prefix}{fallback}@{k}" in result:
+        return result[f"{prefix}{fallback}@{k}"]
     return None
+
+
+def is_legacy_run(record):
+    """A finished run of the evaluation before per-turn results (no ``test_results_by_turn``)."""
+    return record.get("status") == "ok" and "test_results_by_turn" not in record
 
 
 def _fmt(mean, std, digits=4):
@@ -686,6 +779,7 @@ def summarize(runs, datasets_order=(), variants_order=()):
             modes = []
             for r in ok:
                 modes += [m for m in r.get("test_results", {}) if m not in modes]
+            resolved = [r.get("resolved") or {} for r in ok]
             summary[dataset][variant] = {
                 "model": group[0].get("model"),
                 "runs": len(group),
@@ -697,15 +791,86 @@ def summarize(runs, datasets_order=(), variants_order=()):
                 "ok_runs": ok,
                 "wall_s": mean_std([r.get("wall_s") for r in ok]),
                 "epochs_run": mean_std([r.get("epochs_run") for r in ok]),
+                # Model selection uses this (validation), never the test results.
+                "valid": mean_std([r.get("best_valid_score") for r in ok
+                                   if isinstance(r.get("best_valid_score"), (int, float))]),
+                "valid_bigger": all(r.get("valid_score_bigger", True) is not False for r in ok),
+                "valid_metric": sorted({f"{x.get('valid_metric')} ({x.get('crs_candidates')})" for x in resolved
+                                        if x.get("valid_metric")}),
+                "legacy": sum(is_legacy_run(r) for r in ok),
                 # More than one: the model's defaults changed between this variant's runs (yaml edited mid-suite).
                 "config_shas": sorted({r["final_config_sha"] for r in ok if r.get("final_config_sha")}),
             }
     return summary
 
 
-def markdown_tables(runs, metrics=("ndcg@10", "recall@10"), mode_order=DEFAULT_MODES + (AUTHORS_MODE,),
-                    datasets_order=(), variants_order=()):
-    """One markdown table per dataset: mean ± std over seeds of ``metrics`` in every mode, runs, wall time."""
+def is_ours(summary_entry):
+    """The variant's model is ours (the full pipeline or an ablation of it): never a baseline."""
+    return summary_entry.get("model") in OUR_MODELS
+
+
+def best_baseline(variants):
+    """``(name, summary)`` of the baseline (a variant whose model is not ours) with the best mean validation
+    score (``best_valid_score``; higher or lower as the runs' ``valid_score_bigger`` says), or None.
+
+    Test results play no part. A tie goes to the variant listed first.
+    """
+    candidates = [(name, s) for name, s in variants.items() if not is_ours(s) and s["valid"][0] is not None]
+    if not candidates:
+        return None
+    bigger = all(s["valid_bigger"] for _, s in candidates)
+    best = candidates[0]
+    for name, s in candidates[1:]:
+        if (s["valid"][0] > best[1]["valid"][0]) if bigger else (s["valid"][0] < best[1]["valid"][0]):
+            best = (name, s)
+    return best
+
+
+def _metric_label(metric):
+    return metric.replace("ndcg", "NDCG").replace("recall", "Recall").replace("mrr", "MRR").replace("hit", "Hit")
+
+
+def table_columns(modes, metrics, scopes):
+    """``[(mode, metric, scope)]``: the metric columns of a table, mode outermost, scope innermost."""
+    return [(mode, metric, scope) for mode in modes for metric in metrics for scope in scopes]
+
+
+def chance_levels(variants, columns):
+    """``({column: value}, (variant, seed) it came from, [columns where runs disagree])``.
+
+    The chance level depends only on the candidate sets, so it is the same for every model (and seed) on a
+    dataset and mode: it is taken from the first finished run that has it, and every other run is checked.
+    """
+    values, source, differ = {}, None, []
+    runs = [(name, r) for name, s in variants.items() for r in s["ok_runs"]]
+    for column in columns:
+        mode, metric, scope = column
+        found = [(name, r, metric_value(r.get("test_results"), mode, metric, scope, chance=True))
+                 for name, r in runs]
+        found = [f for f in found if f[2] is not None]
+        if not found:
+            continue
+        values[column] = found[0][2]
+        source = source or (found[0][0], found[0][1]["seed"])
+        if max(f[2] for f in found) - min(f[2] for f in found) > 1e-9:
+            differ.append(column)
+    return values, source, differ
+
+
+def _gain(ours, base):
+    if ours is None or base is None or base == 0:
+        return "-"
+    return f"{100.0 * (ours - base) / base:+.1f}%"
+
+
+def markdown_tables(runs, metrics=("ndcg@10",), mode_order=DEFAULT_MODES + (AUTHORS_MODE,), datasets_order=(),
+                    variants_order=(), scopes=DEFAULT_SCOPES):
+    """One markdown table per dataset: ``metrics`` x ``scopes`` (turn 1 / last turn / all turns) in every mode.
+
+    Rows: ``chance`` (expected metric of a uniformly random ranking of the same candidates, from the runs'
+    ``chance/`` keys), every variant (mean ± sample std over seeds), ``best baseline`` (the non-ours variant with
+    the best mean validation score, named) and the relative gain of ``CRSPretrain`` over it in %.
+    """
     summary = summarize(runs, datasets_order, variants_order)
     blocks = []
     for dataset, variants in summary.items():
@@ -713,16 +878,31 @@ def markdown_tables(runs, metrics=("ndcg@10", "recall@10"), mode_order=DEFAULT_M
         for s in variants.values():
             modes += [m for m in s["modes"] if m not in modes]
         modes = _ordered(modes, mode_order)
+        columns = table_columns(modes, metrics, scopes)
         headers = ["model", "runs ok"]
-        for mode in modes:
-            for metric in metrics:
-                label = metric.replace("ndcg", "NDCG").replace("recall", "Recall").replace("mrr", "MRR").replace(
-                    "hit", "Hit")
-                if mode == AUTHORS_MODE and metric.startswith("recall"):
-                    label = label.replace("Recall", "Hit")
-                headers.append(f"{mode} {label}")
+        for mode, metric, scope in columns:
+            label = _metric_label(metric)
+            legacy_authors = mode == AUTHORS_MODE and not any(
+                metric in (r.get("test_results") or {}).get(mode, {})
+                for s in variants.values() for r in s["ok_runs"]
+            )
+            if legacy_authors and metric.startswith("recall"):
+                label = label.replace("Recall", "Hit")  # older runs: the authors' mode had Hit@K only
+            headers.append(f"{mode} {label} {SCOPES[scope][1]}")
         headers += ["epochs", "wall s / run"]
-        lines = [f"### {dataset}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        baseline = best_baseline(variants)
+        valid_metrics = sorted({m for s in variants.values() for m in s["valid_metric"]})
+        chosen_on = f"mean validation {' / '.join(valid_metrics) or 'score'}"
+        lines = [
+            f"### {dataset} (best baseline chosen on {chosen_on}, never on test)",
+            "",
+            "| " + " | ".join(headers) + " |",
+            "|" + "---|" * len(headers),
+        ]
+        means = {}  # variant -> {column: mean}
+        chance, chance_source, chance_differ = chance_levels(variants, columns)
+        lines.append("| chance | - | " + " | ".join(
+            f"{chance[c]:.4f}" if c in chance else "-" for c in columns) + " | - | - |")
         for variant, s in variants.items():
             runs_cell = f"{s['ok']}/{s['runs']}"
             if s["failed"]:
@@ -730,26 +910,76 @@ def markdown_tables(runs, metrics=("ndcg@10", "recall@10"), mode_order=DEFAULT_M
             if len(s["config_shas"]) > 1:
                 runs_cell += " (final configs differ between seeds!)"
             cells = [variant, runs_cell]
-            for mode in modes:
-                for metric in metrics:
-                    if not s["ok"]:
-                        cells.append("failed")
-                        continue
-                    values = [metric_value(r.get("test_results"), mode, metric) for r in s["ok_runs"]]
-                    cells.append(_fmt(*mean_std(values)))
+            means[variant] = {}
+            for column in columns:
+                if not s["ok"]:
+                    cells.append("failed")
+                    continue
+                mode, metric, scope = column
+                mean, std = mean_std([metric_value(r.get("test_results"), mode, metric, scope) for r in s["ok_runs"]])
+                means[variant][column] = mean
+                cells.append(_fmt(mean, std))
             cells.append(_fmt(*s["epochs_run"], digits=1) if s["ok"] else "-")
             cells.append(_fmt(*s["wall_s"], digits=0) if s["ok"] else "-")
             lines.append("| " + " | ".join(cells) + " |")
+        if baseline is None:
+            lines.append("| best baseline: none finished | - | " + " | ".join("-" for _ in columns) + " | - | - |")
+        else:
+            name, s = baseline
+            cells = [f"best baseline: {name}", f"valid {_fmt(*s['valid'])}"]
+            cells += [_fmt(*mean_std([metric_value(r.get("test_results"), *c) for r in s["ok_runs"]]))
+                      for c in columns]
+            lines.append("| " + " | ".join(cells) + " | - | - |")
+        if OUR_VARIANT in variants:
+            ours = means.get(OUR_VARIANT, {})
+            base = means.get(baseline[0], {}) if baseline else {}
+            lines.append(f"| gain of {OUR_VARIANT} over best baseline | - | " + " | ".join(
+                _gain(ours.get(c), base.get(c)) for c in columns) + " | - | - |")
         dataset_runs = [r for r in runs if r["dataset"] == dataset]
         wall = sum(r.get("wall_s") or 0 for r in dataset_runs)
         lines += ["", f"{len(dataset_runs)} runs, {_duration(wall)} wall time in all."]
+        notes = []
+        if chance_source:
+            notes.append(
+                "`chance`: the exact expected metric of a uniformly random ranking of the same candidate sets; it "
+                "is the same for every model on a dataset and mode, so it is taken from one finished run "
+                f"({chance_source[0]} seed {chance_source[1]})"
+                + (" and checked against every other run." if not chance_differ else
+                   f"; **runs disagree on it** in {', '.join(' '.join(c) for c in chance_differ)}!")
+            )
+        baselines = [name for name, s in variants.items() if not is_ours(s)]
+        if baseline is not None:
+            notes.append(
+                f"`best baseline`: of the baselines ({', '.join(baselines)}; variants of "
+                f"{'/'.join(OUR_MODELS)} are ours, not baselines), the one with the best {chosen_on} "
+                f"(`best_valid_score`, shown in its `runs ok` cell); test results play no part in the choice."
+            )
+        if OUR_VARIANT in variants and baseline is not None:
+            notes.append(f"`gain`: (mean of {OUR_VARIANT} - mean of {baseline[0]}) / mean of {baseline[0]}, per column.")
+        legacy = sum(s["legacy"] for s in variants.values())
+        if legacy:
+            notes.append(f"**{legacy} run(s) predate per-turn evaluation** (no turn-1, last-turn or chance keys: "
+                         "those cells are `-`); rerun them with `--resume --rerun all`.")
+        if notes:
+            lines += [""] + [f"* {note}" for note in notes]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"
 
 
+def _save_figure_atomically(fig, path):
+    """Write the PNG under a temporary name, then rename it: a reader never sees half a file."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        fig.savefig(tmp, dpi=120, format="png")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 def plot_metric(runs, path, metric="ndcg@10", mode_order=DEFAULT_MODES + (AUTHORS_MODE,), datasets_order=(),
                 variants_order=()):
-    """Grouped bars: one panel per dataset, one group per variant, one bar per mode, error bar = std."""
+    """Grouped bars: one panel per dataset, one group per variant, one bar per mode (all turns), error bar = std."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -783,47 +1013,136 @@ def plot_metric(runs, path, metric="ndcg@10", mode_order=DEFAULT_MODES + (AUTHOR
                 ax.text(i, 0, "failed", ha="center", va="bottom", rotation=90, color="red")
         ax.set_xticks(range(len(names)))
         ax.set_xticklabels(names, rotation=30, ha="right")
-        ax.set_ylabel(metric.replace("ndcg", "NDCG"))
-        ax.set_title(f"{dataset}: test {metric.replace('ndcg', 'NDCG')} per candidate mode (mean ± std over seeds)")
+        ax.set_ylabel(_metric_label(metric))
+        ax.set_title(f"{dataset}: test {_metric_label(metric)} over all turns per candidate mode "
+                     "(mean ± std over seeds)")
         if modes:
             ax.legend(title="crs_candidates", fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    _save_figure_atomically(fig, path)
     plt.close(fig)
     return path
 
 
-def plot_file_name(metric):
-    """``ndcg@10`` -> ``ndcg10.png``."""
-    return metric.replace("@", "") + ".png"
+def by_turn_curves(runs, metric="ndcg@10", mode=DEFAULT_PLOT_MODE, datasets_order=(), variants_order=()):
+    """``{dataset: {"mode": m, "variants": {variant: [(turn, mean, std)]}, "chance": [(turn, value)]}}`` from the
+    runs' ``test_results_by_turn`` (mean ± std over seeds at each turn). A dataset without ``mode`` in its runs
+    uses its first mode that has per-turn results; datasets without any are left out."""
+    summary = summarize(runs, datasets_order, variants_order)
+    curves = {}
+    for dataset, variants in summary.items():
+        by_run = [(name, _turn_keys_to_int(r.get("test_results_by_turn")))
+                  for name, s in variants.items() for r in s["ok_runs"] if r.get("test_results_by_turn")]
+        available = []
+        for _, by_turn in by_run:
+            available += [m for m in by_turn if m not in available]
+        if not available:
+            continue
+        chosen = mode if mode in available else _ordered(available, DEFAULT_MODES + (AUTHORS_MODE,))[0]
+        per_variant, chance = {}, {}
+        for name, by_turn in by_run:
+            for turn, values in (by_turn.get(chosen) or {}).items():
+                if values.get(metric) is not None:
+                    per_variant.setdefault(name, {}).setdefault(turn, []).append(values[metric])
+                if values.get(CHANCE_PREFIX + metric) is not None:
+                    chance.setdefault(turn, values[CHANCE_PREFIX + metric])
+        curves[dataset] = {
+            "mode": chosen,
+            "variants": {name: [(turn, *mean_std(values)) for turn, values in sorted(turns.items())]
+                         for name, turns in per_variant.items()},
+            "chance": sorted(chance.items()),
+        }
+    return curves
+
+
+def plot_by_turn(runs, path, metric="ndcg@10", mode=DEFAULT_PLOT_MODE, datasets_order=(), variants_order=()):
+    """Test ``metric`` by turn, one line per variant (mean over seeds, band = std), chance dashed; one panel per
+    dataset. None (nothing written) when no run has per-turn results."""
+    curves = by_turn_curves(runs, metric, mode, datasets_order, variants_order)
+    if not curves:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(curves), 1, figsize=(8.0, 3.8 * len(curves)), squeeze=False)
+    for ax, (dataset, curve) in zip(axes[:, 0], curves.items()):
+        max_turn = 1
+        for name, points in curve["variants"].items():
+            turns = [p[0] for p in points]
+            means = [p[1] for p in points]
+            stds = [p[2] or 0.0 for p in points]
+            max_turn = max(max_turn, *turns)
+            line, = ax.plot(turns, means, marker="o", markersize=3, label=name)
+            if any(stds):
+                ax.fill_between(turns, [m - d for m, d in zip(means, stds)], [m + d for m, d in zip(means, stds)],
+                                color=line.get_color(), alpha=0.12, linewidth=0)
+        if curve["chance"]:
+            turns = [t for t, _ in curve["chance"]]
+            max_turn = max(max_turn, *turns)
+            ax.plot(turns, [v for _, v in curve["chance"]], linestyle="--", color="black", label="chance")
+        ax.set_xlim(0.5, max_turn + 0.5)
+        ax.set_xticks(range(1, max_turn + 1, max(1, max_turn // 15)))
+        ax.set_xlabel("turn")
+        ax.set_ylabel(_metric_label(metric))
+        ax.set_title(f"{dataset}: test {_metric_label(metric)} by turn, {curve['mode']} mode (mean over seeds)")
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    _save_figure_atomically(fig, path)
+    plt.close(fig)
+    return path
+
+
+def plot_file_name(metric, suffix=""):
+    """``ndcg@10`` -> ``ndcg10.png`` (``ndcg10_by_turn.png`` with suffix ``_by_turn``)."""
+    return metric.replace("@", "") + suffix + ".png"
+
+
+def _write_text_atomically(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 def write_reports(payload, out_dir, suite=None):
-    """results.md and the PNG from a results payload; returns their paths."""
+    """results.md and the PNGs from a results payload (an older results.json without per-turn results too);
+    returns the paths written."""
     runs = payload.get("runs", [])
-    metrics = tuple(payload.get("table_metrics") or (suite.table_metrics if suite else ("ndcg@10", "recall@10")))
+    metrics = tuple(payload.get("table_metrics") or (suite.table_metrics if suite else ("ndcg@10",)))
+    scopes = tuple(payload.get("table_scopes") or (suite.table_scopes if suite else DEFAULT_SCOPES))
     plot = payload.get("plot_metric") or (suite.plot_metric if suite else "ndcg@10")
+    plot_mode = payload.get("plot_mode") or (suite.plot_mode if suite else DEFAULT_PLOT_MODE)
     datasets_order = tuple(payload.get("datasets_order") or ())
     variants_order = tuple(payload.get("variants_order") or ())
-    tables = markdown_tables(runs, metrics, datasets_order=datasets_order, variants_order=variants_order)
+    mode_order = _ordered(list(DEFAULT_MODES + (AUTHORS_MODE,)), list(suite.modes) if suite else [])
+    tables = markdown_tables(runs, metrics, mode_order=tuple(mode_order), datasets_order=datasets_order,
+                             variants_order=variants_order, scopes=scopes)
     failed = [r for r in runs if r.get("status") != "ok"]
     header = [
         "# Benchmark results",
         "",
-        f"Suite: `{payload.get('suite')}`. Mean ± sample std over seeds; `runs ok` = finished/planned runs; "
-        "wall time per run covers dataset loading, every training stage and the test evaluation.",
+        f"Suite: `{payload.get('suite')}`. Test metrics, mean ± sample std over seeds, each over the test "
+        "conversations' first turns (`turn 1`: the initial attribute only), last turns (`last turn`: the whole "
+        "conversation) and every turn (`all turns`). `runs ok` = finished/planned runs; wall time per run covers "
+        "dataset loading, every training stage and the test evaluation. Baselines are ranked on validation only.",
         "",
     ]
     if failed:
         header += [f"**{len(failed)} run(s) failed** (see `{RESULTS_JSON}`, key `error`).", ""]
     md_path = os.path.join(out_dir, RESULTS_MD)
-    with open(md_path, "w", encoding="utf-8") as f:
-        f.write("\n".join(header) + "\n" + tables)
+    _write_text_atomically(md_path, "\n".join(header) + "\n" + tables)
+    paths = [md_path]
     png_path = plot_metric(
-        runs, os.path.join(out_dir, plot_file_name(plot)), plot, datasets_order=datasets_order,
-        variants_order=variants_order,
+        runs, os.path.join(out_dir, plot_file_name(plot)), plot, mode_order=tuple(mode_order),
+        datasets_order=datasets_order, variants_order=variants_order,
     )
-    return md_path, png_path
+    by_turn_path = plot_by_turn(
+        runs, os.path.join(out_dir, plot_file_name(plot, "_by_turn")), plot, plot_mode,
+        datasets_order=datasets_order, variants_order=variants_order,
+    )
+    return paths + [p for p in (png_path, by_turn_path) if p]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -880,35 +1199,141 @@ def estimate_remaining(pending, finished):
 
 
 def _main_metric(record, metric):
+    """``valid=<best_valid_score> | <mode> <metric> turn1/last/all=...`` for the progress line."""
     results = record.get("test_results") or {}
     mode = (record.get("resolved") or {}).get("crs_candidates") or record["overrides"].get("crs_candidates")
-    value = metric_value(results, mode, metric)
-    return f"{mode} {metric}={value:.4f}" if value is not None else ""
+    parts = []
+    if isinstance(record.get("best_valid_score"), (int, float)):
+        parts.append(f"valid={record['best_valid_score']:.4f}")
+    values = [(scope, metric_value(results, mode, metric, scope)) for scope in ("turn1", "last", "all")]
+    values = [(scope, v) for scope, v in values if v is not None]
+    if values:
+        parts.append(f"test {mode} {metric} " + " ".join(f"{scope}={v:.4f}" for scope, v in values))
+    return ", ".join(parts)
 
 
-def run_suite(suite, datasets, variants, seeds, out_dir, threads=None, **kwargs):
-    """Run every dataset x variant x seed; write results.json after each run, then results.md and the plot.
+def run_suite(suite, datasets, variants, seeds, out_dir, threads=None, jobs=1, **kwargs):
+    """Run every dataset x variant x seed; write results.json after each run, then results.md and the plots.
 
-    ``threads`` (default: the suite's ``threads``) sets torch's intra-op threads while the suite runs (restored
-    afterwards); on a shared 2-core machine one thread avoids oversubscription, which cost 4-5x the run time.
-    Returns the results payload (``payload['runs']``: one record per run). Keyword arguments: see
-    :func:`_run_suite`.
+    ``threads`` (default: the suite's ``threads``) sets torch's intra-op threads of each run (with ``jobs`` 1 the
+    suite's own process, restored afterwards); on a shared 2-core machine one thread avoids oversubscription,
+    which cost 4-5x the run time. ``jobs`` > 1 runs that many runs at a time, each in its own Python process
+    (without ``threads``: cpu_count // jobs threads each). Returns the results payload (``payload['runs']``: one
+    record per run). Keyword arguments: see :func:`_run_suite`.
     """
     import torch
 
+    jobs = int(jobs or 1)
+    if jobs < 1:
+        raise SuiteError("--jobs must be at least 1")
     previous_threads = torch.get_num_threads()
     threads = threads or suite.threads
+    if jobs > 1 and not threads:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
     if threads:
         torch.set_num_threads(threads)
     try:
-        return _run_suite(suite, datasets, variants, seeds, out_dir, **kwargs)
+        return _run_suite(suite, datasets, variants, seeds, out_dir, jobs=jobs, threads=threads, **kwargs)
     finally:
         torch.set_num_threads(previous_threads)
 
 
+def _record_path(run_dir):
+    """Where a run's process leaves its record for the parent (next to the run folder, which a run wipes)."""
+    return os.path.normpath(run_dir) + ".record.json"
+
+
+def _task_path(run_dir):
+    return os.path.normpath(run_dir) + ".task.json"
+
+
+def _worker_main(task_path):
+    """Entry point of a run's own process (``--jobs`` > 1): run the task file's spec, leave its record."""
+    task = _read_json(task_path)
+    import torch
+
+    if task["threads"]:
+        torch.set_num_threads(task["threads"])
+    record = execute_run(RunSpec(**task["spec"]), task["run_dir"], task["keep_checkpoints"])
+    write_json(task["record_path"], record)
+
+
+WORKER_COMMAND = "import sys; from recbole_crs.benchmark import _worker_main; _worker_main(sys.argv[1])"
+
+
+def _lost_run_record(spec, run_dir, exitcode, wall_s):
+    """The record of a run whose process died before it could write one (killed, out of memory, crash)."""
+    return {
+        "dataset": spec.dataset, "variant": spec.variant, "model": spec.config["model"], "seed": spec.seed,
+        "fingerprint": spec.fingerprint, "overrides": _to_builtin(spec.config),
+        "pretrain_overrides": _to_builtin(spec.pretrain_config) if spec.pretrain_config else None,
+        "run_dir": run_dir, "stages": [], "status": "failed",
+        "error": {"type": "ProcessDied", "traceback": None,
+                  "message": f"the run's process exited with code {exitcode} before writing its record; "
+                             f"see {os.path.join(run_dir, 'run.log')}"},
+        "wall_s": round(wall_s, 2), "cpu_s": None,
+    }
+
+
+def _run_in_processes(todo, out_dir, keep_checkpoints, jobs, threads, on_start, on_finish, should_stop,
+                      poll_s=0.2):
+    """Run ``todo`` (index, spec) pairs ``jobs`` at a time, each in a fresh Python process.
+
+    A run's process is ``python -c`` + a task file (the spec); it imports this checkout of recbole_crs
+    (``PYTHONPATH``), nothing of the suite's process: not its ``__main__``, torch/OpenMP state, monkeypatches,
+    cwd, argv or logging. ``on_start(index, spec, remaining)`` and ``on_finish(index, record, remaining)`` are
+    called in this (the parent) process, so only the parent writes results.json; ``should_stop()`` stops
+    starting new runs (the runs in flight finish).
+    """
+    import subprocess
+
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([package_root] + [p for p in [env.get("PYTHONPATH")] if p])
+    queue = list(todo)
+    running = []  # (index, spec, process, run_dir, started)
+    try:
+        while queue or running:
+            while queue and len(running) < jobs and not should_stop():
+                index, spec = queue.pop(0)
+                run_dir = run_dir_for(out_dir, *spec.key)
+                os.makedirs(os.path.dirname(run_dir), exist_ok=True)
+                for path in (_record_path(run_dir), _task_path(run_dir)):
+                    if os.path.exists(path):
+                        os.remove(path)
+                write_json(_task_path(run_dir), {
+                    "spec": _to_builtin(dataclasses.asdict(spec)), "run_dir": run_dir, "threads": threads,
+                    "keep_checkpoints": keep_checkpoints, "record_path": _record_path(run_dir),
+                })
+                on_start(index, spec, [s for _, s in queue] + [entry[1] for entry in running] + [spec])
+                process = subprocess.Popen([sys.executable, "-c", WORKER_COMMAND, _task_path(run_dir)], env=env)
+                running.append((index, spec, process, run_dir, time.perf_counter()))
+            if not running:
+                break
+            ended = [entry for entry in running if entry[2].poll() is not None]
+            if not ended:
+                time.sleep(poll_s)
+                continue
+            for entry in ended:
+                running.remove(entry)
+                index, spec, process, run_dir, started = entry
+                try:
+                    record = _read_json(_record_path(run_dir))
+                    os.remove(_record_path(run_dir))
+                except (OSError, ValueError):
+                    record = _lost_run_record(spec, run_dir, process.returncode, time.perf_counter() - started)
+                with contextlib.suppress(OSError):
+                    os.remove(_task_path(run_dir))
+                on_finish(index, record, [s for _, s in queue] + [e[1] for e in running])
+    finally:
+        for index, spec, process, run_dir, started in running:
+            process.terminate()
+            process.wait()
+
+
 def _run_suite(suite, datasets, variants, seeds, out_dir, data_path=DEFAULT_DATA_PATH, overrides=None, sources=None,
                resume=False, rerun=(), fail_fast=False, keep_checkpoints=False, key_check=True, log=print,
-               command=None):
+               command=None, jobs=1, threads=None):
     out_dir = os.path.abspath(out_dir)
     data_path = os.path.abspath(data_path)
     os.makedirs(out_dir, exist_ok=True)
@@ -939,38 +1364,59 @@ def _run_suite(suite, datasets, variants, seeds, out_dir, data_path=DEFAULT_DATA
         "environment": _environment(),
         "started_at": datetime.datetime.now().isoformat(timespec="seconds"),
         "table_metrics": list(suite.table_metrics),
+        "table_scopes": list(suite.table_scopes),
         "plot_metric": suite.plot_metric,
+        "plot_mode": suite.plot_mode,
         "datasets_order": _ordered(list(dict.fromkeys(datasets)), list(suite.datasets)),
         "variants_order": list(suite.variants),
         "invocations": invocations,
         "runs": list(kept),
     }
     invocation = {"command": command, "started_at": payload["started_at"], "environment": payload["environment"],
-                  "runs_planned": len(specs)}
+                  "runs_planned": len(specs), "jobs": jobs}
     invocations.append(invocation)
+    done = {}  # key -> record, reused or finished now; results.json lists them in plan order
     todo, finished = [], []
+    legacy = 0
     for spec in specs:
         old = reusable.get(spec.key)
         if old is not None and old.get("fingerprint") == spec.fingerprint and spec.variant not in rerun:
-            payload["runs"].append(old)
+            done[spec.key] = old
+            legacy += is_legacy_run(old)
             log(f"reuse  {spec.dataset} {spec.variant} seed={spec.seed} (finished earlier, same config)")
         else:
             todo.append(spec)
-    write_json(json_path, payload)
-    log(f"{len(todo)} run(s) to do ({len(specs) - len(todo)} reused) -> {out_dir}")
+    if legacy:
+        log(f"WARNING: {legacy} reused run(s) have no per-turn results (an older evaluation); their turn-1, "
+            "last-turn and chance cells stay empty: rerun them with --resume --rerun all")
+
+    def sync():
+        payload["runs"] = list(kept) + [done[spec.key] for spec in specs if spec.key in done]
+        write_json(json_path, payload)
+
+    sync()
+    log(f"{len(todo)} run(s) to do ({len(specs) - len(todo)} reused) -> {out_dir}"
+        + (f", {jobs} at a time in separate processes ({threads} torch thread(s) each)" if jobs > 1 else ""))
     suite_started = time.perf_counter()
-    for index, spec in enumerate(todo, start=1):
-        eta = estimate_remaining(todo[index - 1:], finished)
+    stop = []
+
+    def eta_of(remaining):
+        eta = estimate_remaining(remaining, finished)
+        return eta / min(jobs, len(remaining)) if eta is not None and remaining else eta
+
+    def on_start(index, spec, remaining):
+        eta = eta_of(remaining)
         log(
             f"[{index}/{len(todo)}] start  {spec.dataset} {spec.variant} seed={spec.seed}"
             f" | elapsed {_duration(time.perf_counter() - suite_started)}"
             + (f", ETA {_duration(eta)}" if eta is not None else "")
         )
-        record = execute_run(spec, run_dir_for(out_dir, *spec.key), keep_checkpoints)
+
+    def on_finish(index, record, remaining):
         finished.append(record)
-        payload["runs"].append(record)
-        write_json(json_path, payload)
-        eta = estimate_remaining(todo[index:], finished)
+        done[(record["dataset"], record["variant"], record["seed"])] = record
+        sync()
+        eta = eta_of(remaining)
         if record["status"] == "ok":
             outcome = f"ok in {_duration(record['wall_s'])}: {_main_metric(record, suite.plot_metric)}"
             if record.get("config_changed_since_planned"):
@@ -981,20 +1427,32 @@ def _run_suite(suite, datasets, variants, seeds, out_dir, data_path=DEFAULT_DATA
             )[0][:200]
         log(
             f"[{index}/{len(todo)}] {outcome}"
-            + (f" | ETA {_duration(eta)}" if eta is not None and index < len(todo) else "")
+            + (f" | {len(finished)}/{len(todo)} done" if jobs > 1 else "")
+            + (f" | ETA {_duration(eta)}" if eta is not None and remaining else "")
         )
-        if record["status"] != "ok" and fail_fast:
-            log("--fail-fast: stopping after the first failed run")
-            break
+        if record["status"] != "ok" and fail_fast and not stop:
+            stop.append(True)
+            log("--fail-fast: stopping after the first failed run" + (" (runs in flight finish)" if jobs > 1 else ""))
+
+    numbered = list(enumerate(todo, start=1))
+    if jobs > 1:
+        _run_in_processes(numbered, out_dir, keep_checkpoints, jobs, threads, on_start, on_finish, lambda: bool(stop))
+    else:
+        for index, spec in numbered:
+            if stop:
+                break
+            on_start(index, spec, todo[index - 1:])
+            record = execute_run(spec, run_dir_for(out_dir, *spec.key), keep_checkpoints)
+            on_finish(index, record, todo[index:])
     payload["finished_at"] = datetime.datetime.now().isoformat(timespec="seconds")
     payload["suite_wall_s"] = round(time.perf_counter() - suite_started, 2)
     invocation.update(
         finished_at=payload["finished_at"], wall_s=payload["suite_wall_s"], runs_done=len(finished),
         runs_reused=len(specs) - len(todo),
     )
-    write_json(json_path, payload)
-    md_path, png_path = write_reports(payload, out_dir, suite)
-    log(f"wrote {json_path}\nwrote {md_path}\nwrote {png_path}")
+    sync()
+    paths = write_reports(payload, out_dir, suite)
+    log("\n".join(f"wrote {path}" for path in [json_path, *paths]))
     return payload
 
 
@@ -1027,6 +1485,9 @@ def build_parser():
                         "(yaml value, repeatable), e.g. --set train_batch_size=1024")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads per run (default: the suite's 'threads', else torch's default)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs at a time, each in its own process (default 1: one run after the other, in this "
+                        "process); without --threads each gets cpu_count // jobs torch threads")
     parser.add_argument("--data-path", default=DEFAULT_DATA_PATH, help="folder of the datasets (default: dataset/)")
     parser.add_argument("--precrs-source", default=None,
                         help="folder with the authors' Last.fm files; builds lastfm-precrs when missing")
@@ -1087,7 +1548,8 @@ def main(argv=None):
         payload = run_suite(
             suite, datasets, variants, seeds, out_dir, data_path=args.data_path, overrides=overrides,
             sources=sources, resume=args.resume, rerun=rerun, fail_fast=args.fail_fast,
-            keep_checkpoints=args.keep_checkpoints, threads=args.threads, key_check=not args.no_key_check, log=log,
+            keep_checkpoints=args.keep_checkpoints, threads=args.threads, jobs=args.jobs,
+            key_check=not args.no_key_check, log=log,
             command=["python", "-m", "recbole_crs.benchmark"] + list(sys.argv[1:] if argv is None else argv),
         )
     except SuiteError as error:

@@ -31,8 +31,24 @@ def write_suite(path, variants, datasets=None, common=None):
     return str(path)
 
 
-def run_main(tiny_root, suite, *extra):
-    out = os.path.join(tiny_root, "out")
+def parse_tables(markdown):
+    """``{dataset: (headers, {row name: {header: cell}})}`` of a results.md."""
+    tables, dataset, headers = {}, None, None
+    for line in markdown.splitlines():
+        if line.startswith("### "):
+            dataset, headers = line[4:].split(" (")[0], None
+        elif line.startswith("|") and dataset is not None and not line.startswith("|---"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if headers is None:
+                headers = cells
+                tables[dataset] = (headers, {})
+            else:
+                tables[dataset][1][cells[0]] = dict(zip(headers, cells))
+    return tables
+
+
+def run_main(tiny_root, suite, *extra, out_name="out"):
+    out = os.path.join(tiny_root, out_name)
     code = benchmark.main(
         ["--suite", suite, "--data-path", str(tiny_root), "--out", out, "--threads", "1", *extra]
     )
@@ -72,13 +88,24 @@ def test_two_models_two_seeds_give_table_json_and_png(tiny_root, capsys):
     assert set(os.listdir(tiny_root)) - before == {"out"}
 
     table = open(os.path.join(out, "results.md")).read()
-    assert "| model | runs ok | all NDCG@3 | all Recall@3 | first NDCG@3 |" in table
-    row = next(line for line in table.splitlines() if line.startswith("| SASRec |"))
-    cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[1] == "2/2" and all("±" in c for c in cells[2:8])
+    headers, rows = parse_tables(table)["tiny-crs"]
+    assert headers[:8] == ["model", "runs ok", "all NDCG@3 turn 1", "all NDCG@3 last turn", "all NDCG@3 all turns",
+                           "all Recall@3 turn 1", "all Recall@3 last turn", "all Recall@3 all turns"]
+    assert "first NDCG@3 turn 1" in headers and headers[-2:] == ["epochs", "wall s / run"]
+    cells = rows["SASRec"]
+    assert cells["runs ok"] == "2/2"
+    # A cell holds mean ± std wherever the runs have that key (the older evaluation has no turn1/ or last/ keys).
+    for header in headers[2:-2]:
+        mode, label, *scope = header.split(" ")
+        key = {"turn": "turn1/", "last": "last/", "all": ""}[scope[0]] + label.lower()
+        assert ("±" in cells[header]) == all(key in r["test_results"][mode] for r in sasrec), header
     values = [r["test_results"]["all"]["ndcg@3"] for r in sasrec]
     mean, std = benchmark.mean_std(values)
-    assert cells[2] == f"{mean:.4f} ± {std:.4f}"
+    assert cells["all NDCG@3 all turns"] == f"{mean:.4f} ± {std:.4f}"
+    # Both are baselines: the one with the higher mean validation score is named (no CRSPretrain: no gain row).
+    valid = {v: benchmark.mean_std([r["best_valid_score"] for r in runs if r["variant"] == v])[0] for v in ("Pop", "SASRec")}
+    assert "chance" in rows and f"best baseline: {max(valid, key=valid.get)}" in rows
+    assert not any(name.startswith("gain") for name in rows)
     with open(os.path.join(out, "ndcg3.png"), "rb") as f:
         assert f.read(8) == PNG_MAGIC
 
@@ -104,6 +131,7 @@ def test_failed_run_is_recorded_and_the_suite_goes_on(tiny_root):
     assert "**1 run(s) failed**" in table
     row = next(line for line in table.splitlines() if line.startswith("| Broken |"))
     assert "0/1 (failed: seed 11 ValueError)" in row and "| failed |" in row
+    assert "| best baseline: SASRec |" in table  # the failed variant is never the best baseline
 
     # --fail-fast stops after the first failure.
     code, _, payload = run_main(tiny_root, suite, "--seeds", "1", "--overwrite", "--fail-fast")
@@ -199,6 +227,23 @@ def test_dataset_built_from_source_and_authors_mode_added(tiny_root):
     assert "authors NDCG@3" in header and "authors Hit@3" in header
 
 
+def test_modes_may_list_authors_which_only_datasets_with_candidates_get(tmp_path):
+    path = tmp_path / "suite.yaml"
+    path.write_text("modes: [authors, confirmed]\nvariants: {X: {model: SASRec}}\ndatasets: {a: {}, b: {}}\n")
+    suite = benchmark.load_suite(str(path))
+    assert suite.modes == ("authors", "confirmed")
+    for name, header in (("a", "user_id:token\titem_id:token\tcandidate_items:token_seq"),
+                         ("b", "user_id:token\titem_id:token")):
+        os.makedirs(tmp_path / name)
+        (tmp_path / name / f"{name}.inter").write_text(header + "\n")
+    assert benchmark.dataset_modes(suite, str(tmp_path), "a") == ["authors", "confirmed"]
+    assert benchmark.dataset_modes(suite, str(tmp_path), "b") == ["confirmed"]
+    default = benchmark.load_suite(write_suite(tmp_path / "default.yaml", {"X": {"model": "SASRec"}}))
+    assert benchmark.dataset_modes(default, str(tmp_path), "a") == ["all", "first", "confirmed", "authors"]
+    runs = benchmark.plan_runs(suite, ["a", "b"], ["X"], [1], str(tmp_path), str(tmp_path / "out"))
+    assert [r.config["crs_test_modes"] for r in runs] == [["authors", "confirmed"], ["confirmed"]]
+
+
 def test_missing_dataset_error_names_the_conversion_command(tmp_path):
     suite = benchmark.load_suite(os.path.join(REPO_ROOT, "benchmarks", "suite.yaml"))
     with pytest.raises(benchmark.SuiteError, match="(?s)--precrs-source DIR.*convert precrs-lastfm --item-dict"):
@@ -221,7 +266,24 @@ def test_repository_suite_defines_the_issue_models_with_one_budget(tmp_path, mon
     # Ours and the ablations: every override is a real CRSPretrain key (checked as the CLI does before running).
     ours = [name for name, v in suite.variants.items() if v.model == "CRSPretrain"]
     assert len(ours) >= 4
-    benchmark.check_variants(suite, list(suite.variants), list(suite.datasets), str(tmp_path))
+    # The EAR baseline is in the suite; its model comes with the baselines work (checked here once it exists).
+    assert suite.variants["AttrFM"].model == "AttrFM" and suite.variants["Pop"].model == "Pop"
+    missing = [name for name, v in suite.variants.items() if not _model_exists(v.model)]
+    assert set(missing) <= {"AttrFM"}
+    benchmark.check_variants(suite, [v for v in suite.variants if v not in missing], list(suite.datasets),
+                             str(tmp_path))
+    assert suite.table_scopes == ("turn1", "last", "all") and suite.plot_mode == "confirmed"
+    assert "ndcg@10" in suite.table_metrics
+
+
+def _model_exists(name):
+    from recbole_crs.utils import get_model
+
+    try:
+        get_model(name)
+    except ValueError:
+        return False
+    return True
 
 
 def test_suite_file_errors_are_reported(tmp_path):
@@ -234,6 +296,12 @@ def test_suite_file_errors_are_reported(tmp_path):
         benchmark.load_suite(str(bad))
     bad.write_text("modes: [authors]\nvariants: {X: {model: SASRec}}\n")
     with pytest.raises(benchmark.SuiteError, match="added automatically"):
+        benchmark.load_suite(str(bad))
+    bad.write_text("modes: [confirmed, nearest]\nvariants: {X: {model: SASRec}}\n")
+    with pytest.raises(benchmark.SuiteError, match="modes lists 'nearest'"):
+        benchmark.load_suite(str(bad))
+    bad.write_text("table_scopes: [turn1, middle]\nvariants: {X: {model: SASRec}}\n")
+    with pytest.raises(benchmark.SuiteError, match=r"table_scopes lists \['middle'\]"):
         benchmark.load_suite(str(bad))
     suite = benchmark.load_suite(write_suite(tmp_path / "ok.yaml", {"Pop": {"model": "Pop"}}))
     with pytest.raises(benchmark.SuiteError, match="unknown models"):
@@ -283,3 +351,238 @@ def test_resume_reruns_a_run_whose_model_defaults_changed(tiny_root, monkeypatch
     code, _, payload = run_main(tiny_root, suite, "--seeds", "1", "--overwrite")
     assert payload["runs"][0]["config_changed_since_planned"] is True
     assert "WARNING: a yaml file changed" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Tables and plots from synthetic results (no training)
+# ----------------------------------------------------------------------------------------------------------
+M = "ndcg@10"
+CHANCE = {"all": 0.0125, "first": 0.0456, "confirmed": 0.1789}
+SCOPE_SHIFT = {"": 0.0, "turn1/": -0.05, "last/": 0.05}
+
+
+def fake_run(variant, model, seed, valid, test, dataset="d1", turns=3, status="ok"):
+    """A finished run in the new format: per mode m / turn1/m / last/m and their chance/ keys, and by turn."""
+    run = {"dataset": dataset, "variant": variant, "model": model, "seed": seed, "status": status, "wall_s": 2.0,
+           "overrides": {"crs_candidates": "confirmed"}}
+    if status != "ok":
+        return dict(run, error={"type": "RuntimeError", "message": "boom"})
+    results, by_turn = {}, {}
+    for offset, mode in enumerate(("all", "first", "confirmed")):
+        results[mode] = {}
+        for prefix, shift in SCOPE_SHIFT.items():
+            results[mode][prefix + M] = test + shift + 0.01 * offset
+            results[mode]["chance/" + prefix + M] = CHANCE[mode] + shift / 10
+        by_turn[mode] = {
+            str(t): {M: test + 0.02 * t + 0.01 * offset, "chance/" + M: CHANCE[mode], "states": 10}
+            for t in range(1, turns + 1)
+        }
+    return dict(run, epochs_run=2, best_valid_score=valid, valid_score_bigger=True,
+                best_valid_result={M: valid, "turn1/" + M: valid - 0.1},
+                resolved={"valid_metric": "NDCG@10", "crs_candidates": "confirmed"},
+                test_results=results, test_results_by_turn=by_turn)
+
+
+def synthetic_payload():
+    runs = []
+    for seed in (1, 2):
+        d = 0.01 * (seed - 1)
+        # Pop has the best *test* results of the baselines but a lower validation score than SASRec.
+        runs.append(fake_run("Pop", "Pop", seed, valid=0.30 + d, test=0.60 + d))
+        runs.append(fake_run("SASRec", "SASRec", seed, valid=0.40 + d, test=0.20 + d))
+        runs.append(fake_run("AttrFM", "AttrFM", seed, valid=0.35 + d, test=0.50 + d))
+        runs.append(fake_run("CRSPretrain", "CRSPretrain", seed, valid=0.38 + d, test=0.30 + d))
+        # An ablation of ours with the best validation (and test) score: never a baseline.
+        runs.append(fake_run("CRSPretrain-noPretrain", "CRSPretrain", seed, valid=0.90 + d, test=0.90 + d))
+    runs.append(fake_run("Broken", "GRU4Rec", 1, valid=None, test=None, status="failed"))
+    return {"suite": "synthetic.yaml", "table_metrics": [M], "table_scopes": ["turn1", "last", "all"],
+            "plot_metric": M, "plot_mode": "confirmed", "datasets_order": ["d1"],
+            "variants_order": ["Pop", "SASRec", "AttrFM", "Broken", "CRSPretrain", "CRSPretrain-noPretrain"],
+            "runs": runs}
+
+
+def test_table_chance_row_best_baseline_on_validation_and_gain(tmp_path):
+    payload = synthetic_payload()
+    paths = benchmark.write_reports(payload, str(tmp_path))
+    markdown = open(tmp_path / "results.md").read()
+    headers, rows = parse_tables(markdown)["d1"]
+    assert headers == ["model", "runs ok"] + [f"{mode} NDCG@10 {scope}" for mode in ("all", "first", "confirmed")
+                                             for scope in ("turn 1", "last turn", "all turns")] + ["epochs", "wall s / run"]
+    names = list(rows)
+    assert names[0] == "chance" and names[-2:] == ["best baseline: SASRec", "gain of CRSPretrain over best baseline"]
+    assert names[1:-2] == payload["variants_order"]
+    # The heading says what the baseline was chosen on.
+    assert "### d1 (best baseline chosen on mean validation NDCG@10 (confirmed), never on test)" in markdown
+
+    # Chance row = the runs' chance/ keys (the same in every run).
+    for mode in ("all", "first", "confirmed"):
+        for prefix, label in (("", "all turns"), ("turn1/", "turn 1"), ("last/", "last turn")):
+            expected = payload["runs"][0]["test_results"][mode]["chance/" + prefix + M]
+            assert all(r["test_results"][mode]["chance/" + prefix + M] == expected
+                       for r in payload["runs"] if r["status"] == "ok")
+            assert rows["chance"][f"{mode} NDCG@10 {label}"] == f"{expected:.4f}"
+    assert "taken from one finished run (Pop seed 1) and checked against every other run" in markdown
+
+    # Best baseline by validation: SASRec (valid 0.405) over AttrFM (0.355) and Pop (0.305), although Pop and
+    # AttrFM have the higher test scores, and never the ablation of ours (valid 0.905).
+    best = rows["best baseline: SASRec"]
+    assert best["runs ok"] == "valid 0.4050 ± 0.0071"
+    assert best["confirmed NDCG@10 all turns"] == rows["SASRec"]["confirmed NDCG@10 all turns"]
+    assert "(Pop, SASRec, AttrFM, Broken; variants of CRSPretrain/CRSFinetune are ours" in markdown
+
+    # Gain of CRSPretrain over SASRec per column, in %.
+    def mean_of(variant, mode, key):
+        return benchmark.mean_std([r["test_results"][mode][key] for r in payload["runs"] if r["variant"] == variant])[0]
+
+    gain = rows["gain of CRSPretrain over best baseline"]
+    for mode in ("all", "first", "confirmed"):
+        for prefix, label in (("", "all turns"), ("turn1/", "turn 1"), ("last/", "last turn")):
+            ours, base = mean_of("CRSPretrain", mode, prefix + M), mean_of("SASRec", mode, prefix + M)
+            assert gain[f"{mode} NDCG@10 {label}"] == f"{100 * (ours - base) / base:+.1f}%"
+    assert gain["confirmed NDCG@10 all turns"] == "+44.4%"  # (0.325 - 0.225) / 0.225
+    # Failed variant: counted, never averaged, never a baseline.
+    assert rows["Broken"]["runs ok"].startswith("0/1 (failed: seed 1 RuntimeError)")
+    assert rows["Broken"]["confirmed NDCG@10 turn 1"] == "failed"
+    assert [os.path.basename(p) for p in paths] == ["results.md", "ndcg10.png", "ndcg10_by_turn.png"]
+
+
+def test_best_baseline_ignores_test_scores_and_our_ablations():
+    payload = synthetic_payload()
+    summary = benchmark.summarize(payload["runs"], variants_order=payload["variants_order"])["d1"]
+    name, chosen = benchmark.best_baseline(summary)
+    assert name == "SASRec" and chosen["valid"][0] == pytest.approx(0.405)
+    # With only ours left there is no baseline at all.
+    ours = {k: v for k, v in summary.items() if v["model"] == "CRSPretrain"}
+    assert benchmark.best_baseline(ours) is None
+    # Lower-is-better validation metrics pick the smallest.
+    for s in summary.values():
+        s["valid_bigger"] = False
+    assert benchmark.best_baseline(summary)[0] == "Pop"
+
+
+def test_chance_disagreement_is_flagged(tmp_path):
+    payload = synthetic_payload()
+    payload["runs"][1]["test_results"]["confirmed"]["chance/" + M] += 0.01
+    benchmark.write_reports(payload, str(tmp_path))
+    assert "**runs disagree on it** in confirmed ndcg@10 all!" in open(tmp_path / "results.md").read()
+
+
+def test_by_turn_plot_is_written_from_test_results_by_turn(tmp_path):
+    payload = synthetic_payload()
+    curves = benchmark.by_turn_curves(payload["runs"], M, "confirmed", variants_order=payload["variants_order"])
+    curve = curves["d1"]
+    assert curve["mode"] == "confirmed" and curve["chance"] == [(1, 0.1789), (2, 0.1789), (3, 0.1789)]
+    turn, mean, std = curve["variants"]["SASRec"][1]
+    assert turn == 2 and mean == pytest.approx(0.205 + 0.04 + 0.02) and std == pytest.approx(0.01 / 2 ** 0.5)
+    assert "Broken" not in curve["variants"]
+    path = benchmark.plot_by_turn(payload["runs"], str(tmp_path / "by_turn.png"), M, "confirmed")
+    with open(path, "rb") as f:
+        assert f.read(8) == PNG_MAGIC
+    assert os.listdir(tmp_path) == ["by_turn.png"]  # written under a temporary name, then renamed
+    # A mode the runs lack: the first mode they have.
+    assert benchmark.by_turn_curves(payload["runs"], M, "authors")["d1"]["mode"] == "all"
+
+
+def test_old_results_without_per_turn_keys_still_report(tmp_path):
+    payload = synthetic_payload()
+    for run in payload["runs"]:
+        run.pop("test_results_by_turn", None)
+        run.pop("best_valid_result", None)
+        for mode in run.get("test_results", {}).values():
+            for key in [k for k in mode if "/" in k]:
+                del mode[key]
+    for key in ("table_scopes", "plot_mode"):
+        del payload[key]
+    with open(tmp_path / "results.json", "w") as f:
+        json.dump(payload, f)
+    assert benchmark.main(["--out", str(tmp_path), "--report-only", "--suite", str(tmp_path / "none.yaml")]) == 0
+    markdown = open(tmp_path / "results.md").read()
+    headers, rows = parse_tables(markdown)["d1"]
+    assert rows["chance"]["confirmed NDCG@10 turn 1"] == "-" and rows["SASRec"]["confirmed NDCG@10 turn 1"] == "-"
+    assert rows["SASRec"]["confirmed NDCG@10 all turns"] == "0.2250 ± 0.0071"
+    assert "**10 run(s) predate per-turn evaluation**" in markdown
+    assert not os.path.exists(tmp_path / "ndcg10_by_turn.png") and os.path.exists(tmp_path / "ndcg10.png")
+    # A file that is no results.json says so.
+    (tmp_path / "results.json").write_text('{"runs": [{"variant": "X"}]}')
+    with pytest.raises(benchmark.SuiteError, match=r"run 0 lacks \['dataset', 'seed'\]"):
+        benchmark.load_results(str(tmp_path / "results.json"))
+
+
+def test_jobs_2_runs_in_separate_processes_with_the_same_results_as_jobs_1(tiny_root, capsys):
+    suite = write_suite(tiny_root / "suite.yaml", {"Pop": {"model": "Pop"}, "SASRec": {"model": "SASRec"}})
+    code, out1, one = run_main(tiny_root, suite, "--seeds", "1", out_name="out1")
+    assert code == 0
+    capsys.readouterr()
+    code, out2, two = run_main(tiny_root, suite, "--seeds", "1", "--jobs", "2", out_name="out2")
+    assert code == 0
+    progress = capsys.readouterr().out
+    assert "2 at a time in separate processes" in progress and "2/2 done" in progress
+    assert "[1/2] start  tiny-crs Pop seed=11" in progress and "[2/2] start  tiny-crs SASRec seed=11" in progress
+    keys = ("best_valid_score", "best_valid_result", "test_results", "test_results_by_turn", "epochs_run")
+    assert [(r["variant"], r["seed"]) for r in two["runs"]] == [(r["variant"], r["seed"]) for r in one["runs"]]
+    for a, b in zip(one["runs"], two["runs"]):
+        assert a["status"] == b["status"] == "ok"
+        assert {k: a.get(k) for k in keys} == {k: b.get(k) for k in keys}
+        assert b["run_dir"].startswith(out2) and os.path.exists(os.path.join(b["run_dir"], "run.log"))
+    # Each run had its own process; only the parent wrote results.json (no per-run record left behind).
+    assert one["runs"][0]["pid"] == os.getpid() and len({r["pid"] for r in two["runs"]} | {os.getpid()}) == 3
+    assert not [f for _, _, files in os.walk(out2) for f in files if f.endswith(".record.json")]
+    assert two["invocations"][-1]["jobs"] == 2
+    table1 = parse_tables(open(os.path.join(out1, "results.md")).read())
+    table2 = parse_tables(open(os.path.join(out2, "results.md")).read())
+    for rows in (table1["tiny-crs"][1], table2["tiny-crs"][1]):
+        for row in rows.values():
+            row.pop("wall s / run", None)
+    assert table1 == table2
+
+
+def test_bench_crspretrain_ranks_on_validation_and_parses_set_as_yaml(tmp_path, monkeypatch):
+    """benchmarks/bench_crspretrain.py: --set values are yaml (never eval'd); rows are ranked on validation."""
+    import importlib.util
+
+    from recbole_crs.trainer import CRSTrainer
+    from recbole_crs.trainer.pretrain import CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer
+
+    for trainer_class in (CRSTrainer, CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer):
+        # Importing the script wraps _train_epoch for its timings: undone when the test ends.
+        monkeypatch.setattr(trainer_class, "_train_epoch", trainer_class._train_epoch)
+    spec = importlib.util.spec_from_file_location(
+        "bench_crspretrain", os.path.join(REPO_ROOT, "benchmarks", "bench_crspretrain.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    assert bench.parse_overrides(["epochs=2", "crs_stages=[finetune]", "x=__import__('os')", "y=null"]) == {
+        "epochs": 2, "crs_stages": ["finetune"], "x": "__import__('os')", "y": None}
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        bench.parse_overrides(["epochs"])
+    # SASRec has the best test results, noPretrain the best validation score: validation decides.
+    scores = {"CRSPretrain": (0.40, 0.30), "noPretrain": (0.45, 0.20), "SASRec": (0.35, 0.60)}
+    seen = []
+
+    def fake_run(model, config_dict):
+        name = "noPretrain" if config_dict.get("crs_stages") == ["finetune"] else model
+        seen.append(config_dict.get("epochs"))
+        valid, test = scores[name]
+        return ({mode: {m: test for m in bench.METRICS} for mode in bench.MODES}, valid, {"ndcg@10": valid}, True, 1.0)
+
+    monkeypatch.setattr(bench, "run", fake_run)
+    out = tmp_path / "out"
+    assert bench.main(["--seeds", "1", "--out", str(out), "--data_path", str(tmp_path), "--set", "epochs=3"]) == 0
+    assert seen == [3, 3, 3]
+    table = open(out / "results.md").read()
+    assert "chosen on validation: **noPretrain**" in table
+    ranked = [line.split("|")[2].strip() for line in table.splitlines() if re.match(r"\| \d+ \|", line)]
+    assert ranked == ["noPretrain", "CRSPretrain", "SASRec"]
+    assert "| 1 | noPretrain | 0.4500 ± 0.0000 | 0.2000 ± 0.0000 |" in table
+    saved = json.load(open(out / "results.json"))
+    assert saved["chosen_on_validation"] == "noPretrain" and saved["valid"]["SASRec"] == [0.35]
+
+
+def test_jobs_a_run_whose_process_dies_is_recorded_as_failed(tiny_root, monkeypatch):
+    monkeypatch.setattr(benchmark, "WORKER_COMMAND", "import sys; sys.exit(3)")  # dies before any record
+    suite = write_suite(tiny_root / "suite.yaml", {"Pop": {"model": "Pop"}})
+    code, out, payload = run_main(tiny_root, suite, "--seeds", "2", "--jobs", "2")
+    assert code == 1
+    assert [(r["status"], r["error"]["type"]) for r in payload["runs"]] == [("failed", "ProcessDied")] * 2
+    assert "exited with code 3" in payload["runs"][0]["error"]["message"]
+    assert not [f for _, _, files in os.walk(out) for f in files if f.endswith((".record.json", ".task.json"))]
