@@ -24,7 +24,7 @@ def conversation_turns(inter_feat, turn_fields):
     """[N] long: the number of turns of each row's conversation (the largest turn in ``turn_fields``, >= 1)."""
     turns = torch.ones(len(inter_feat), dtype=torch.long)
     for field in turn_fields:
-        if len(inter_feat[field]):
+        if inter_feat[field].numel():  # a column that is empty on every row has width 0
             turns = torch.maximum(turns, inter_feat[field].max(dim=1).values.long())
     return turns
 
