@@ -80,3 +80,17 @@ def disable_recbole_anomaly_detection():
     import recbole.model.sequential_recommender  # noqa: F401  (runs sine.py's module-level call)
 
     torch.autograd.set_detect_anomaly(False)
+
+
+def restore_numpy_aliases():
+    """Give NumPy >= 2 back the aliases recbole 1.2.1 reads (``np.float_``, ``np.complex_``, ``np.unicode_``).
+
+    ``Config.compatibility_settings`` runs ``np.float = np.float_`` etc. on every Config, which raises
+    AttributeError on NumPy 2. ``setup.py`` pins numpy<2; this lets the plugin also run where NumPy 2 is all
+    there is (e.g. a GPU image). On NumPy 1 it does nothing.
+    """
+    import numpy as np
+
+    for old, new in (("float_", "float64"), ("complex_", "complex128"), ("unicode_", "str_")):
+        if old not in vars(np):
+            setattr(np, old, getattr(np, new))
