@@ -129,6 +129,7 @@ class Suite:
     plot_metric: str = "ndcg@10"
     plot_mode: str = DEFAULT_PLOT_MODE
     threads: int = None
+    curves: dict = None  # benchmark_curves.parse_curves(...) of the suite's `curves` section
     raw: dict = field(default_factory=dict)
 
 
@@ -150,7 +151,7 @@ def load_suite(path):
     except yaml.YAMLError as error:
         raise SuiteError(f"suite file '{path}' is not valid yaml: {error}") from None
     unknown = set(raw) - {"common", "datasets", "variants", "modes", "base_seed", "table_metrics", "table_scopes",
-                          "plot_metric", "plot_mode", "threads", "description"}
+                          "plot_metric", "plot_mode", "threads", "description", "curves"}
     if unknown:
         raise SuiteError(f"{path}: unknown top-level keys {sorted(unknown)}")
     datasets = {}
@@ -209,6 +210,12 @@ def load_suite(path):
     plot_mode = str(raw.get("plot_mode", DEFAULT_PLOT_MODE))
     if plot_mode not in CANDIDATE_MODES:
         raise SuiteError(f"{path}: plot_mode '{plot_mode}' is not a mode; use one of {', '.join(CANDIDATE_MODES)}")
+    from recbole_crs.benchmark_curves import CurveError, parse_curves
+
+    try:
+        curves = parse_curves(raw.get("curves"), datasets, SCOPES)
+    except CurveError as error:
+        raise SuiteError(f"{path}: {error}") from None
     return Suite(
         path=os.path.abspath(path),
         common=_mapping(raw.get("common"), f"{path}: common"),
@@ -221,6 +228,7 @@ def load_suite(path):
         plot_metric=str(raw.get("plot_metric", "ndcg@10")).lower(),
         plot_mode=plot_mode,
         threads=int(raw["threads"]) if raw.get("threads") else None,
+        curves=curves,
         raw=raw,
     )
 
@@ -1142,7 +1150,30 @@ def write_reports(payload, out_dir, suite=None):
         runs, os.path.join(out_dir, plot_file_name(plot, "_by_turn")), plot, plot_mode,
         datasets_order=datasets_order, variants_order=variants_order,
     )
-    return paths + [p for p in (png_path, by_turn_path) if p]
+    curves_path = None
+    curves = payload.get("curves") if "curves" in payload else (suite.curves if suite else None)
+    if curves:
+        curves_md, curves_path = _write_curves(runs, curves, plot, plot_mode, out_dir, datasets_order, variants_order)
+        _write_text_atomically(md_path, "\n".join(header) + "\n" + tables + "\n" + curves_md)
+    return paths + [p for p in (png_path, by_turn_path, curves_path) if p]
+
+
+def _write_curves(runs, curves, plot_metric_name, plot_mode, out_dir, datasets_order, variants_order):
+    """The suite's curves (benchmark_curves): markdown tables and a plot; returns (markdown, png path)."""
+    from recbole_crs.benchmark_curves import curve_points, curve_tables, plot_curves
+
+    curves = dict(curves, metric=curves.get("metric") or plot_metric_name, mode=curves.get("mode") or plot_mode)
+    summary = summarize(runs, datasets_order, variants_order)
+
+    def value_of(run, chance=False):
+        return metric_value(run.get("test_results"), curves["mode"], curves["metric"], curves["scope"], chance)
+
+    points = curve_points(summary, curves, value_of, lambda run: value_of(run, chance=True))
+    label = _metric_label(curves["metric"])
+    markdown = f"## Curves: test {label} by {curves['label']}\n\n" + curve_tables(points, curves, label)
+    path = plot_curves(points, curves, label, os.path.join(out_dir, plot_file_name(curves["metric"], "_curves")),
+                       _save_figure_atomically)
+    return markdown, path
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -1367,6 +1398,7 @@ def _run_suite(suite, datasets, variants, seeds, out_dir, data_path=DEFAULT_DATA
         "table_scopes": list(suite.table_scopes),
         "plot_metric": suite.plot_metric,
         "plot_mode": suite.plot_mode,
+        "curves": suite.curves,
         "datasets_order": _ordered(list(dict.fromkeys(datasets)), list(suite.datasets)),
         "variants_order": list(suite.variants),
         "invocations": invocations,

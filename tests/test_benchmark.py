@@ -588,3 +588,33 @@ def test_jobs_a_run_whose_process_dies_is_recorded_as_failed(tiny_root, monkeypa
     assert [(r["status"], r["error"]["type"]) for r in payload["runs"]] == [("failed", "ProcessDied")] * 2
     assert "exited with code 3" in payload["runs"][0]["error"]["message"]
     assert not [f for _, _, files in os.walk(out) for f in files if f.endswith((".record.json", ".task.json"))]
+
+
+def test_curves_tabulate_and_plot_each_variant_against_the_datasets_x_values(tmp_path):
+    runs = []
+    for seed in (1, 2):
+        d = 0.01 * (seed - 1)
+        for x, dataset in ((0.1, "small"), (1.0, "full")):
+            runs.append(fake_run("CRSPretrain", "CRSPretrain", seed, valid=0.3, test=0.2 + x / 10 + d, dataset=dataset))
+            runs.append(fake_run("SASRec", "SASRec", seed, valid=0.3, test=0.25 + d, dataset=dataset))
+    curves = {"label": "share of users", "groups": {"toy": [[0.1, "small"], [1.0, "full"]]},
+              "metric": None, "mode": None, "scope": "all"}
+    payload = {"suite": "s.yaml", "table_metrics": [M], "plot_metric": M, "plot_mode": "confirmed",
+               "curves": curves, "runs": runs}
+    paths = benchmark.write_reports(payload, str(tmp_path))
+    assert str(tmp_path / "ndcg10_curves.png") in paths and os.path.getsize(tmp_path / "ndcg10_curves.png") > 0
+    markdown = open(tmp_path / "results.md").read()
+    assert "### toy: test NDCG@10 (confirmed mode, all turns) by share of users" in markdown
+    # confirmed mode, all turns: test + 0.02 (mode offset); std over seeds 0.01/sqrt(2)
+    assert "| CRSPretrain | 0.2350 ± 0.0071 | 0.3250 ± 0.0071 |" in markdown
+    assert "| SASRec | 0.2750 ± 0.0071 | 0.2750 ± 0.0071 |" in markdown
+    assert f"| chance | {CHANCE['confirmed']:.4f} | {CHANCE['confirmed']:.4f} |" in markdown
+
+
+def test_curves_must_name_suite_datasets(tmp_path):
+    path = write_suite(tmp_path / "suite.yaml", {"Pop": {"model": "Pop"}})
+    raw = yaml.safe_load(open(path))
+    raw["curves"] = {"label": "x", "groups": {"c": {0.5: "nope"}}}
+    yaml.safe_dump(raw, open(path, "w"))
+    with pytest.raises(benchmark.SuiteError, match="dataset 'nope' is not in the suite's datasets"):
+        benchmark.load_suite(path)

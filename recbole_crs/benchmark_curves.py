@@ -1,0 +1,153 @@
+"""Curves over datasets: one test metric against a numeric property of the dataset (the data-scarcity curve).
+
+A suite file may group its datasets into curves, e.g. the share of training users whose last training row
+carries a conversation::
+
+    curves:
+      label: training users with a conversation
+      groups:
+        ml-100k-crs:            # curve name
+          0.01: ml-100k-crs-targets-0.01
+          1.0: ml-100k-crs-targets
+      metric: ndcg@10           # default: the suite's plot_metric
+      mode: confirmed           # default: the suite's plot_mode
+      scope: all                # all (every turn), turn1 or last
+
+The report gets one table per curve (rows: variants and the chance level; columns: the x values; cells: mean ±
+sample std over seeds) and one plot with a panel per curve.
+"""
+
+CURVE_KEYS = ("label", "groups", "metric", "mode", "scope")
+
+
+class CurveError(ValueError):
+    """A ``curves`` section that cannot be used (raised as a SuiteError by the suite loader)."""
+
+
+def parse_curves(raw, datasets, scopes):
+    """Checked ``curves`` section: ``{"label", "groups": {name: [(x, dataset)]}, "metric", "mode", "scope"}``."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not isinstance(raw.get("groups"), dict) or not raw["groups"]:
+        raise CurveError("curves needs a mapping 'groups': {curve name: {x value: dataset name}}")
+    unknown = set(raw) - set(CURVE_KEYS)
+    if unknown:
+        raise CurveError(f"curves has unknown keys {sorted(unknown)}; use {', '.join(CURVE_KEYS)}")
+    groups = {}
+    for name, points in raw["groups"].items():
+        if not isinstance(points, dict) or not points:
+            raise CurveError(f"curves.groups.{name} must map x values to dataset names")
+        parsed = []
+        for x, dataset in points.items():
+            try:
+                x = float(x)
+            except (TypeError, ValueError):
+                raise CurveError(f"curves.groups.{name}: x value {x!r} is not a number") from None
+            if dataset not in datasets:
+                raise CurveError(f"curves.groups.{name}: dataset '{dataset}' is not in the suite's datasets")
+            parsed.append((x, dataset))
+        groups[str(name)] = sorted(parsed)
+    scope = str(raw.get("scope", "all"))
+    if scope not in scopes:
+        raise CurveError(f"curves.scope '{scope}' is not one of {', '.join(scopes)}")
+    return {
+        "label": str(raw.get("label", "x")),
+        "groups": groups,
+        "metric": str(raw["metric"]).lower() if raw.get("metric") else None,
+        "mode": str(raw["mode"]) if raw.get("mode") else None,
+        "scope": scope,
+    }
+
+
+def curve_points(summary, curves, value_of, chance_of):
+    """``{curve: {"x": [...], "variants": {variant: [(mean, std, n)]}, "chance": [value]}}``.
+
+    ``summary`` is the benchmark's ``{dataset: {variant: {"ok_runs": [...]}}}``; ``value_of(run)`` and
+    ``chance_of(run)`` read the metric (or its chance level) from one run record.
+    """
+    from recbole_crs.benchmark import mean_std
+
+    out = {}
+    for name, points in curves["groups"].items():
+        xs = [x for x, _ in points]
+        variant_names = []
+        for _, dataset in points:
+            variant_names += [v for v in summary.get(dataset, {}) if v not in variant_names]
+        variants = {}
+        for variant in variant_names:
+            cells = []
+            for _, dataset in points:
+                runs = summary.get(dataset, {}).get(variant, {}).get("ok_runs", [])
+                values = [value_of(r) for r in runs]
+                mean, std = mean_std(values)
+                cells.append((mean, std, len([v for v in values if v is not None])))
+            variants[variant] = cells
+        chance = []
+        for _, dataset in points:
+            levels = [chance_of(r) for s in summary.get(dataset, {}).values() for r in s.get("ok_runs", [])]
+            levels = [v for v in levels if v is not None]
+            chance.append(levels[0] if levels else None)
+        out[name] = {"x": xs, "variants": variants, "chance": chance}
+    return out
+
+
+def _x_label(x):
+    return f"{x:g}"
+
+
+def curve_tables(points, curves, metric_label):
+    """Markdown: one table per curve."""
+    lines = []
+    for name, curve in points.items():
+        scope = {"all": "all turns", "turn1": "turn 1", "last": "last turn"}[curves["scope"]]
+        lines += [
+            f"### {name}: test {metric_label} ({curves['mode']} mode, {scope}) by {curves['label']}",
+            "",
+            "| model | " + " | ".join(_x_label(x) for x in curve["x"]) + " |",
+            "|---" * (len(curve["x"]) + 1) + "|",
+            "| chance | " + " | ".join("-" if c is None else f"{c:.4f}" for c in curve["chance"]) + " |",
+        ]
+        for variant, cells in curve["variants"].items():
+            formatted = []
+            for mean, std, n in cells:
+                if mean is None:
+                    formatted.append("-")
+                elif std is None:
+                    formatted.append(f"{mean:.4f} (n={n})")
+                else:
+                    formatted.append(f"{mean:.4f} ± {std:.4f}")
+            lines.append(f"| {variant} | " + " | ".join(formatted) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot_curves(points, curves, metric_label, path, save):
+    """One panel per curve: mean ± std over seeds per variant against x (log scale), chance dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(points), figsize=(6.5 * len(points), 4.2), squeeze=False)
+    for ax, (name, curve) in zip(axes[0], points.items()):
+        for variant, cells in curve["variants"].items():
+            xs = [x for x, (mean, _, _) in zip(curve["x"], cells) if mean is not None]
+            means = [mean for mean, _, _ in cells if mean is not None]
+            stds = [std or 0.0 for mean, std, _ in cells if mean is not None]
+            if xs:
+                ax.errorbar(xs, means, yerr=stds, marker="o", markersize=3, capsize=3, label=variant)
+        chance = [(x, c) for x, c in zip(curve["x"], curve["chance"]) if c is not None]
+        if chance:
+            ax.plot([x for x, _ in chance], [c for _, c in chance], linestyle="--", color="black", label="chance")
+        if all(x > 0 for x in curve["x"]) and max(curve["x"]) / min(curve["x"]) >= 10:
+            ax.set_xscale("log")
+        ax.set_xticks(curve["x"])
+        ax.set_xticklabels([_x_label(x) for x in curve["x"]])
+        ax.set_xlabel(curves["label"])
+        ax.set_ylabel(f"test {metric_label} ({curves['mode']}, {curves['scope']})")
+        ax.set_title(name)
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    save(fig, path)
+    plt.close(fig)
+    return path
