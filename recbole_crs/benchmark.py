@@ -540,25 +540,6 @@ def _pretrain_stage(config_dict):
     return path, epochs
 
 
-@contextlib.contextmanager
-def _capture_trainer(quick_start):
-    """While ``quick_start.train_and_test`` runs, keep the trainer its ``train`` built (for its epoch count and to
-    close its tensorboard writer); ``box['trainer']`` stays None if ``train`` was not called through the module."""
-    box = {"trainer": None}
-    original = quick_start.train
-
-    def train(*args, **kwargs):
-        result = original(*args, **kwargs)
-        box["trainer"] = result[0]
-        return result
-
-    quick_start.train = train
-    try:
-        yield box
-    finally:
-        quick_start.train = original
-
-
 def _turn_keys_to_int(by_turn):
     """``{mode: {turn: metrics}}`` with int turns (JSON stores them as strings), turns in order."""
     return {
@@ -581,13 +562,9 @@ def _train_and_test_stage(config_dict):
     final_sha = config_sha(config.final_config_dict)
     init_seed(config["seed"], config["reproducibility"])
     logging.getLogger().info(config)
-    with _capture_trainer(quick_start) as box:
-        try:
-            result = quick_start.train_and_test(config, saved=True, verbose=True)
-        finally:
-            if box["trainer"] is not None:
-                _close_trainer(box["trainer"])
-    losses = getattr(box["trainer"], "train_loss_dict", None)
+    result, trainer = quick_start.train_and_test_with_trainer(config, saved=True, verbose=True)
+    _close_trainer(trainer)
+    losses = getattr(trainer, "train_loss_dict", None)
     record = {
         "resolved": {k: _to_builtin(config[k]) for k in RESOLVED_KEYS if k in config},
         # Every value the run used, model yaml defaults included: a model yaml edited between runs shows here.

@@ -83,6 +83,12 @@ def train_and_test(config, saved=True, verbose=True):
     ``crs_test_modes`` and ``test_results_by_turn`` their metrics at each turn (keys:
     :mod:`recbole_crs.evaluation.summary`).
     """
+    result, _ = train_and_test_with_trainer(config, saved=saved, verbose=verbose)
+    return result
+
+
+def train_and_test_with_trainer(config, saved=True, verbose=True):
+    """:func:`train_and_test`, also returning the trainer of the last stage (for its epoch count, its writers)."""
     logger = getLogger()
     dataset = create_dataset(config)
     logger.info(dataset)
@@ -94,7 +100,7 @@ def train_and_test(config, saved=True, verbose=True):
         config, trainer, test_data, saved=saved, show_progress=config["show_progress"] and verbose
     )
     main_mode = config["crs_candidates"] if config["crs_candidates"] in test_results else next(iter(test_results))
-    return {
+    result = {
         "model": config["model"],
         "best_valid_score": best_valid_score,
         "valid_score_bigger": config["valid_metric_bigger"],
@@ -103,6 +109,7 @@ def train_and_test(config, saved=True, verbose=True):
         "test_results": test_results,
         "test_results_by_turn": test_results_by_turn,
     }
+    return result, trainer
 
 
 def run_recbole_crs(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True):
