@@ -3,6 +3,7 @@
 Everything runs on the hand-built tiny dataset (tests/tiny_data.py) inside tmp dirs.
 """
 
+import logging
 import os
 import sys
 from types import SimpleNamespace
@@ -527,6 +528,82 @@ def test_uniform_warmup_then_generator_negatives(tiny):
     assert trainer.sampler_for_epoch(1) is trainer.generator
     trainer, _ = _pretrain_trainer(tiny, negative_sampler="uniform")
     assert trainer.sampler_for_epoch(5).name == "uniform"
+
+
+class _LogRecorder:
+    """Stands in for a trainer's logger: records info/warning messages, delegates the rest."""
+
+    def __init__(self, logger):
+        self.logger, self.info_messages, self.warnings = logger, [], []
+
+    def info(self, message, *args, **kwargs):
+        self.info_messages.append(str(message))
+
+    def warning(self, message, *args, **kwargs):
+        self.warnings.append(str(message))
+
+    def __getattr__(self, name):
+        return getattr(self.logger, name)
+
+
+def _learning_rates_per_epoch(trainer, data):
+    """Fit the trainer; per epoch, the (sampler name, optimizer learning rate) seen by every batch."""
+    epochs = []
+    calculate_loss = trainer.model.calculate_loss
+
+    def spy(interaction, negative_sampler=None):
+        epochs[-1].add((negative_sampler.name, trainer.optimizer.param_groups[0]["lr"]))
+        return calculate_loss(interaction, negative_sampler=negative_sampler)
+
+    train_epoch = trainer._train_epoch
+
+    def spy_epoch(train_data, epoch_idx, *args, **kwargs):
+        epochs.append(set())
+        return train_epoch(train_data, epoch_idx, *args, **kwargs)
+
+    trainer.model.calculate_loss, trainer._train_epoch = spy, spy_epoch
+    trainer.logger = _LogRecorder(trainer.logger)
+    trainer.fit(data, verbose=False, saved=False)
+    return epochs
+
+
+def test_learning_rate_switches_at_the_first_generator_epoch(tiny):
+    """The paper's schedule: uniform warm-up at pretrain_learning_rate, then generator_phase_learning_rate."""
+    trainer, data = _pretrain_trainer(
+        tiny, pretrain_epochs=4, uniform_warmup_epochs=2, pretrain_learning_rate=0.002,
+        generator_phase_learning_rate=0.0001,
+    )
+    epochs = _learning_rates_per_epoch(trainer, data)
+    assert epochs == [{("uniform", 0.002)}] * 2 + [{("generator", 0.0001)}] * 2
+    switches = [m for m in trainer.logger.info_messages if "learning rate" in m]
+    assert len(switches) == 1 and "0.002 -> 0.0001 from pre-training epoch 2" in switches[0]
+    assert trainer.learning_rate_for_epoch(1) == 0.002 and trainer.learning_rate_for_epoch(2) == 0.0001
+
+    # no warm-up: the generator phase (and its learning rate) starts at epoch 0
+    trainer, data = _pretrain_trainer(tiny, pretrain_learning_rate=0.002, generator_phase_learning_rate=0.0005)
+    assert _learning_rates_per_epoch(trainer, data) == [{("generator", 0.0005)}] * 2
+
+
+def test_learning_rate_is_unchanged_without_the_key(tiny, caplog):
+    trainer, data = _pretrain_trainer(tiny, pretrain_epochs=3, uniform_warmup_epochs=1, pretrain_learning_rate=0.002)
+    assert trainer.generator_phase_learning_rate is None
+    epochs = _learning_rates_per_epoch(trainer, data)
+    assert epochs == [{("uniform", 0.002)}, {("generator", 0.002)}, {("generator", 0.002)}]
+    assert not [m for m in trainer.logger.info_messages if "learning rate" in m]
+
+    # set, but no epoch uses the generator: unchanged, with a warning at construction
+    with caplog.at_level(logging.WARNING):
+        trainer, data = _pretrain_trainer(tiny, negative_sampler="uniform", generator_phase_learning_rate=0.0001)
+    assert "no pre-training epoch uses generator negatives" in caplog.text
+    epochs = _learning_rates_per_epoch(trainer, data)
+    assert epochs == [{("uniform", trainer.config["pretrain_learning_rate"])}] * 2
+
+
+@pytest.mark.parametrize("value", [0, -0.001, "fast", True, float("nan")])
+def test_generator_phase_learning_rate_must_be_positive(tiny, value):
+    with pytest.raises(ValueError, match="^generator_phase_learning_rate must be a number > 0") as error:
+        _pretrain_trainer(tiny, generator_phase_learning_rate=value)
+    assert "\n" not in str(error.value)
 
 
 def test_pretraining_loss_decreases(tiny):
