@@ -3,6 +3,7 @@
 Everything runs on the hand-built tiny dataset (tests/tiny_data.py) inside tmp dirs.
 """
 
+import logging
 import os
 import sys
 from types import SimpleNamespace
@@ -19,7 +20,12 @@ from torch.utils.tensorboard import SummaryWriter
 from recbole_crs.config import PROPERTIES_DIR, Config
 from recbole_crs.model.crsfinetune import CRSFinetune
 from recbole_crs.model.crspretrain import CRSPretrain
-from recbole_crs.model.negative_generator import NegativeGenerator, sasrec_sequence_loss, uniform_negatives
+from recbole_crs.model.negative_generator import (
+    NegativeGenerator,
+    UniformNegativeSampler,
+    sasrec_sequence_loss,
+    uniform_negatives,
+)
 from recbole_crs.pipeline import pretrain_dataloader, pretrain_rows, run_crs_pretrain_pipeline
 from recbole_crs.quick_start import create_dataset, run_recbole_crs
 from recbole_crs.trainer.pretrain import CRSPretrainTrainer, unique_checkpoint_file
@@ -370,6 +376,111 @@ def test_generator_loss_is_next_item_cross_entropy_at_every_position(tiny):
     assert torch.allclose(loss, torch.stack(terms).mean(), atol=1e-5)
 
 
+# ---------------------------------------------------------------------------------------------- excluding positives
+# A hand-built batch over items 1..6 (n_items 7): each row is a masked position with its row's MIP sequence.
+EXCLUDE = torch.tensor([
+    [1, 2, 3, 0, 0, 0],  # true item 2 -> allowed 4, 5, 6
+    [5, 0, 0, 0, 0, 0],  # true item 5 -> allowed 1, 2, 3, 4, 6
+    [6, 4, 6, 1, 0, 0],  # true item 4 -> allowed 2, 3, 5 (repeated items and padding in the sequence)
+    [1, 2, 3, 4, 5, 6],  # true item 3: every item excluded -> fallback: every item but the true one
+])
+EXCLUDE_TRUE = torch.tensor([2, 5, 4, 3])
+EXCLUDE_ALLOWED = [{4, 5, 6}, {1, 2, 3, 4, 6}, {2, 3, 5}, {1, 2, 4, 5, 6}]
+
+
+def _assert_draws_exactly_the_allowed_items(negatives):
+    for row, allowed in enumerate(EXCLUDE_ALLOWED):
+        assert set(negatives[row].tolist()) == allowed, f"row {row}"
+
+
+def test_excluded_positives_are_never_uniform_negatives():
+    torch.manual_seed(0)
+    sampler = UniformNegativeSampler(7)
+    negatives = sampler.sample(None, None, None, EXCLUDE_TRUE, 600, exclude=EXCLUDE)
+    _assert_draws_exactly_the_allowed_items(negatives)
+    # without exclude: only the true item is left out
+    negatives = sampler.sample(None, None, None, EXCLUDE_TRUE, 600)
+    assert set(negatives[0].tolist()) == {1, 3, 4, 5, 6}
+
+
+def test_excluded_positives_are_never_generator_negatives(tiny):
+    torch.manual_seed(0)
+    generator = NegativeGenerator(tiny.config, tiny.dataset)
+    assert generator.n_items == 7
+    history = torch.tensor([[1, 2, 3, 0, 0], [5, 0, 0, 0, 0], [6, 4, 6, 1, 0], [1, 2, 3, 4, 5]])
+    batch, position = torch.arange(4), torch.tensor([1, 0, 2, 4])  # position 0: uniform over the allowed items
+    negatives = generator.sample(history, batch, position, EXCLUDE_TRUE, 600, exclude=EXCLUDE)
+    _assert_draws_exactly_the_allowed_items(negatives)
+    # a generator peaked on its favourite item for row 0 (item 1, excluded there) never proposes it either
+    with torch.no_grad():
+        generator.sasrec.item_embedding.weight.mul_(300.0)
+        generator.eval()
+        favourite = generator.logits(history, batch[:1], position[:1])[0].scatter(0, EXCLUDE_TRUE[:1], -torch.inf)
+    with torch.no_grad():
+        top = int(favourite.argmax())
+        weights = generator.sasrec.item_embedding.weight
+        weights[[1, top]] = weights[[top, 1]]  # item 1 takes the favourite's embedding (checked just below)
+    unrestricted = generator.sample(history, batch[:1], position[:1], EXCLUDE_TRUE[:1], 600)
+    assert (unrestricted == 1).float().mean() > 0.5, "precondition: without exclusion item 1 is drawn most"
+    peaked = generator.sample(history, batch, position, EXCLUDE_TRUE, 600, exclude=EXCLUDE)
+    for row, allowed in enumerate(EXCLUDE_ALLOWED):
+        assert set(peaked[row].tolist()) <= allowed, f"row {row}"
+
+
+@pytest.mark.parametrize("sampler_name", ["uniform", "generator"])
+def test_pretraining_negatives_exclude_the_rows_positives_when_configured(tiny, sampler_name):
+    """Through calculate_loss on the tiny training rows: no negative is an item of its row's history or target."""
+    config = crs_config(tiny.root, negatives_exclude_positives=True, n_negatives=40, mask_ratio=1.0)
+    torch.manual_seed(0)
+    model = CRSPretrain(config, tiny.dataset)
+    inner = UniformNegativeSampler(model.n_items) if sampler_name == "uniform" else NegativeGenerator(config, tiny.dataset)
+    seen = []
+
+    class Spy:
+        name = sampler_name
+
+        def sample(self, item_seq, batch_index, position_index, true_items, n, **kwargs):
+            negatives = inner.sample(item_seq, batch_index, position_index, true_items, n, **kwargs)
+            seen.append((batch_index, negatives))
+            return negatives
+
+    rows = all_train_rows(tiny)
+    model.calculate_loss(rows, negative_sampler=Spy())
+    (batch_index, negatives), = seen
+    for b in range(len(rows)):
+        n = int(rows["item_length"][b])
+        positives = set(rows["item_id_list"][b, :n].tolist()) | {int(rows["item_id"][b])}
+        assert len(positives) < model.n_items - 1, "precondition: the row leaves an allowed item (no fallback)"
+        drawn = set(negatives[batch_index == b].flatten().tolist())
+        assert drawn and not drawn & positives, f"row {b}: {sorted(drawn & positives)}"
+    # the switch is off by default: positives of the row (other than the true item) are drawn then
+    model = CRSPretrain(crs_config(tiny.root, n_negatives=40, mask_ratio=1.0), tiny.dataset)
+    assert model.negatives_exclude_positives is False
+    seen.clear()
+    model.calculate_loss(rows, negative_sampler=Spy())
+    (batch_index, negatives), = seen
+    history_items = rows["item_id_list"][batch_index]  # [M, L]
+    assert (negatives.unsqueeze(2) == history_items.unsqueeze(1)).any()
+    with pytest.raises(ValueError, match="negatives_exclude_positives must be True or False"):
+        CRSPretrain(crs_config(tiny.root, negatives_exclude_positives="yes"), tiny.dataset)
+
+
+def test_uniform_negatives_with_exclusion_are_uniform_over_the_allowed_items():
+    """Chi-square over the 12 allowed items of 20 (7 excluded + the true item), 24,000 draws, fixed seed."""
+    torch.manual_seed(0)
+    exclude = torch.tensor([[3, 8, 9, 15, 20, 1, 0, 0, 17]])
+    true = torch.tensor([11])
+    negatives = UniformNegativeSampler(21).sample(None, None, None, true, 24000, exclude=exclude)
+    counts = torch.bincount(negatives.flatten(), minlength=21).float()
+    excluded = [0, 1, 3, 8, 9, 11, 15, 17, 20]
+    assert counts[excluded].sum() == 0
+    allowed = torch.tensor([i for i in range(21) if i not in excluded])
+    assert len(allowed) == 12
+    expected = 24000 / 12
+    chi_square = ((counts[allowed] - expected) ** 2 / expected).sum().item()
+    assert chi_square < 43.2  # 11 degrees of freedom: the 0.99999 quantile (a non-uniform draw gives hundreds)
+
+
 # ---------------------------------------------------------------------------------------------- trainer
 def _pretrain_trainer(tiny, **overrides):
     config = crs_config(tiny.root, **overrides)
@@ -417,6 +528,82 @@ def test_uniform_warmup_then_generator_negatives(tiny):
     assert trainer.sampler_for_epoch(1) is trainer.generator
     trainer, _ = _pretrain_trainer(tiny, negative_sampler="uniform")
     assert trainer.sampler_for_epoch(5).name == "uniform"
+
+
+class _LogRecorder:
+    """Stands in for a trainer's logger: records info/warning messages, delegates the rest."""
+
+    def __init__(self, logger):
+        self.logger, self.info_messages, self.warnings = logger, [], []
+
+    def info(self, message, *args, **kwargs):
+        self.info_messages.append(str(message))
+
+    def warning(self, message, *args, **kwargs):
+        self.warnings.append(str(message))
+
+    def __getattr__(self, name):
+        return getattr(self.logger, name)
+
+
+def _learning_rates_per_epoch(trainer, data):
+    """Fit the trainer; per epoch, the (sampler name, optimizer learning rate) seen by every batch."""
+    epochs = []
+    calculate_loss = trainer.model.calculate_loss
+
+    def spy(interaction, negative_sampler=None):
+        epochs[-1].add((negative_sampler.name, trainer.optimizer.param_groups[0]["lr"]))
+        return calculate_loss(interaction, negative_sampler=negative_sampler)
+
+    train_epoch = trainer._train_epoch
+
+    def spy_epoch(train_data, epoch_idx, *args, **kwargs):
+        epochs.append(set())
+        return train_epoch(train_data, epoch_idx, *args, **kwargs)
+
+    trainer.model.calculate_loss, trainer._train_epoch = spy, spy_epoch
+    trainer.logger = _LogRecorder(trainer.logger)
+    trainer.fit(data, verbose=False, saved=False)
+    return epochs
+
+
+def test_learning_rate_switches_at_the_first_generator_epoch(tiny):
+    """The paper's schedule: uniform warm-up at pretrain_learning_rate, then generator_phase_learning_rate."""
+    trainer, data = _pretrain_trainer(
+        tiny, pretrain_epochs=4, uniform_warmup_epochs=2, pretrain_learning_rate=0.002,
+        generator_phase_learning_rate=0.0001,
+    )
+    epochs = _learning_rates_per_epoch(trainer, data)
+    assert epochs == [{("uniform", 0.002)}] * 2 + [{("generator", 0.0001)}] * 2
+    switches = [m for m in trainer.logger.info_messages if "learning rate" in m]
+    assert len(switches) == 1 and "0.002 -> 0.0001 from pre-training epoch 2" in switches[0]
+    assert trainer.learning_rate_for_epoch(1) == 0.002 and trainer.learning_rate_for_epoch(2) == 0.0001
+
+    # no warm-up: the generator phase (and its learning rate) starts at epoch 0
+    trainer, data = _pretrain_trainer(tiny, pretrain_learning_rate=0.002, generator_phase_learning_rate=0.0005)
+    assert _learning_rates_per_epoch(trainer, data) == [{("generator", 0.0005)}] * 2
+
+
+def test_learning_rate_is_unchanged_without_the_key(tiny, caplog):
+    trainer, data = _pretrain_trainer(tiny, pretrain_epochs=3, uniform_warmup_epochs=1, pretrain_learning_rate=0.002)
+    assert trainer.generator_phase_learning_rate is None
+    epochs = _learning_rates_per_epoch(trainer, data)
+    assert epochs == [{("uniform", 0.002)}, {("generator", 0.002)}, {("generator", 0.002)}]
+    assert not [m for m in trainer.logger.info_messages if "learning rate" in m]
+
+    # set, but no epoch uses the generator: unchanged, with a warning at construction
+    with caplog.at_level(logging.WARNING):
+        trainer, data = _pretrain_trainer(tiny, negative_sampler="uniform", generator_phase_learning_rate=0.0001)
+    assert "no pre-training epoch uses generator negatives" in caplog.text
+    epochs = _learning_rates_per_epoch(trainer, data)
+    assert epochs == [{("uniform", trainer.config["pretrain_learning_rate"])}] * 2
+
+
+@pytest.mark.parametrize("value", [0, -0.001, "fast", True, float("nan")])
+def test_generator_phase_learning_rate_must_be_positive(tiny, value):
+    with pytest.raises(ValueError, match="^generator_phase_learning_rate must be a number > 0") as error:
+        _pretrain_trainer(tiny, generator_phase_learning_rate=value)
+    assert "\n" not in str(error.value)
 
 
 def test_pretraining_loss_decreases(tiny):

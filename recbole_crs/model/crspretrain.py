@@ -15,7 +15,9 @@ trained with two objectives:
   of the masked item's attributes goes through the attribute Transformer, is fused with the item-side state
   at that position, and the true item is scored against ``n_negatives`` negatives with
   ``-log sigmoid(s_pos - s_neg)``. Negatives come from a negative sampler passed in by the trainer (RecBole's
-  SASRec as generator, :mod:`recbole_crs.model.negative_generator`, or uniform).
+  SASRec as generator, :mod:`recbole_crs.model.negative_generator`, or uniform). With
+  ``negatives_exclude_positives`` no negative of a masked position is an item of its row's MIP sequence
+  (history and target: items the user interacted with, likely false negatives).
 * **SAD** (substituted attribute discrimination): in that subset, a fraction ``sad_substitute_rate`` of the
   attributes (in expectation, at every subset size) is replaced by attributes the item lacks, and a subset of
   two or more attributes always keeps at least one original; every real slot of the substituted sequence is
@@ -113,6 +115,11 @@ class CRSPretrain(SequentialRecommender):
         self.sad_substitute_rate = config["sad_substitute_rate"]
         self.mip_weight = config["mip_weight"]
         self.sad_weight = config["sad_weight"]
+        self.negatives_exclude_positives = config["negatives_exclude_positives"] or False
+        if not isinstance(self.negatives_exclude_positives, bool):
+            raise ValueError(
+                f"negatives_exclude_positives must be True or False, got {self.negatives_exclude_positives!r}."
+            )
         if not 0.0 <= self.mask_ratio <= 1.0:
             raise ValueError(f"mask_ratio must be in [0, 1], got {self.mask_ratio}.")
         if self.n_negatives < 1:
@@ -288,6 +295,8 @@ class CRSPretrain(SequentialRecommender):
         """``(mip_weight * L_MIP, sad_weight * L_SAD)`` for a batch of RecBole sequential rows.
 
         ``negative_sampler`` has ``sample(item_seq, batch_index, position_index, true_items, n)``; uniform if None.
+        With ``negatives_exclude_positives`` it is also passed ``exclude=`` [M, L + 1], each masked position's
+        row of the MIP sequence (0 = padding), whose items it never draws.
         """
         item_seq = interaction[self.ITEM_SEQ]  # [B, L]
         item_seq_len = interaction[self.ITEM_SEQ_LEN]  # [B]
@@ -305,7 +314,12 @@ class CRSPretrain(SequentialRecommender):
 
         sampler = negative_sampler or self.uniform_sampler
         history = sequence[:, :-1].masked_fill(~real[:, 1:], 0)  # [B, L] item_id_list, padding zeroed
-        negatives = sampler.sample(history, batch_index, position_index, true_items, self.n_negatives)  # [M, K]
+        if self.negatives_exclude_positives:
+            exclude = sequence[batch_index]  # [M, L + 1] the row's history and target, padding 0
+            negatives = sampler.sample(history, batch_index, position_index, true_items, self.n_negatives,
+                                       exclude=exclude)  # [M, K]
+        else:
+            negatives = sampler.sample(history, batch_index, position_index, true_items, self.n_negatives)  # [M, K]
         pos_score = self.encoder.score_items(user_state, true_items.unsqueeze(1)).squeeze(1)  # [M]
         neg_score = self.encoder.score_items(user_state, negatives)  # [M, K]
         mip = self.mip_loss(pos_score, neg_score)

@@ -20,6 +20,11 @@ position of a sequence (:func:`sasrec_sequence_loss`), on the same training sequ
 ``SASRec.calculate_loss`` scores only the last position of each augmented row, which needs one row per
 target; the all-position loss learns the same next-item model from ~MAX_ITEM_LIST_LENGTH times fewer rows.
 
+Excluding the row's positives (``negatives_exclude_positives``): both samplers take an optional
+``exclude`` ([M, X] item ids, 0 = padding), the items of the masked position's MIP sequence, which the user
+interacted with and are likely false negatives. They are removed from the allowed set before sampling
+(:func:`allowed_items`); a row whose allowed set would be empty falls back to excluding only its true item.
+
 Which distribution belongs to a masked position: SASRec is causal, its output at position ``p - 1`` is the
 next-item distribution for position ``p`` given the items before ``p``. The MIP sequence is RecBole's
 ``item_id_list`` followed by the row's target, so the generator runs once on ``item_id_list`` and a masked
@@ -121,6 +126,33 @@ def uniform_negatives(true_items, n_items, n_negatives):
     return draws + (draws >= true_items.unsqueeze(1)).long()
 
 
+def allowed_items(true_items, n_items, exclude=None):
+    """[M, n_items] bool: the items a negative may be for each masked position.
+
+    Never padding (0) nor the row's true item; with ``exclude`` ([M, X] item ids, 0 = padding) none of those
+    either. A row whose every real item would be excluded keeps all items except padding and its true item
+    (a fallback for tiny catalogues: a row needs some negative).
+    """
+    allowed = torch.ones(len(true_items), n_items, dtype=torch.bool, device=true_items.device)
+    allowed[:, 0] = False
+    allowed.scatter_(1, true_items.unsqueeze(1), False)
+    if exclude is None:
+        return allowed
+    restricted = allowed.scatter(1, exclude, False)  # ids 0 (padding) were excluded already
+    empty = ~restricted.any(dim=1, keepdim=True)
+    return torch.where(empty, allowed, restricted)
+
+
+def uniform_allowed_negatives(allowed, n_negatives):
+    """[M, n_negatives] ids drawn uniformly (with replacement) from each row's allowed items ([M, n_items] bool).
+
+    Exactly uniform: ``torch.multinomial`` over equal weights on the allowed items and zero elsewhere.
+    """
+    if not allowed.any(dim=1).all():
+        raise ValueError("Sampling a negative needs at least two real items.")
+    return torch.multinomial(allowed.float(), n_negatives, replacement=True)
+
+
 class UniformNegativeSampler:
     """Uniform negatives (the ``negative_sampler: uniform`` ablation and the warm-up epochs)."""
 
@@ -129,8 +161,11 @@ class UniformNegativeSampler:
     def __init__(self, n_items):
         self.n_items = n_items
 
-    def sample(self, item_seq, batch_index, position_index, true_items, n_negatives):
-        return uniform_negatives(true_items, self.n_items, n_negatives)
+    def sample(self, item_seq, batch_index, position_index, true_items, n_negatives, exclude=None):
+        """Uniform over the real items except the true one, and except ``exclude`` ([M, X], 0 = padding) if given."""
+        if exclude is None:
+            return uniform_negatives(true_items, self.n_items, n_negatives)
+        return uniform_allowed_negatives(allowed_items(true_items, self.n_items, exclude), n_negatives)
 
 
 class NegativeGenerator(nn.Module):
@@ -210,16 +245,19 @@ class NegativeGenerator(nn.Module):
         return logits
 
     @torch.no_grad()
-    def sample(self, item_seq, batch_index, position_index, true_items, n_negatives):
+    def sample(self, item_seq, batch_index, position_index, true_items, n_negatives, exclude=None):
         """Sample negatives for masked positions of the MIP sequence ``item_id_list + [target]``.
 
         Args:
             item_seq: [B, L] RecBole ``item_id_list`` (the MIP sequence without its last item).
             batch_index, position_index: [M] row and position (0 .. item_length) of each masked item.
             true_items: [M] the masked items.
+            exclude: optional [M, X] item ids (0 = padding) that are never drawn for that position
+                (``negatives_exclude_positives``: the items of its row's MIP sequence).
         Returns:
-            [M, n_negatives] item ids drawn from ``softmax(logits / temperature)`` with the true item and
-            padding excluded; uniform for position 0, which has no prefix.
+            [M, n_negatives] item ids drawn from ``softmax(logits / temperature)`` with the true item,
+            padding and ``exclude`` removed (:func:`allowed_items`); uniform over those for position 0, which
+            has no prefix.
         """
         was_training = self.training
         self.eval()  # no dropout while sampling
@@ -229,8 +267,7 @@ class NegativeGenerator(nn.Module):
             if has_prefix.any():
                 logits[has_prefix] = self.logits(item_seq, batch_index[has_prefix], position_index[has_prefix])
             logits = logits / self.temperature
-            logits[:, 0] = -torch.inf
-            logits.scatter_(1, true_items.unsqueeze(1), -torch.inf)
+            logits = logits.masked_fill(~allowed_items(true_items, self.n_items, exclude), -torch.inf)
             probabilities = torch.softmax(logits, dim=-1)
             return torch.multinomial(probabilities, n_negatives, replacement=True)
         finally:

@@ -6,7 +6,8 @@
 * :class:`CRSPretrainTrainer`: per batch, the negative sampler draws negatives (the SASRec generator in eval
   mode under ``no_grad``, or uniform during ``uniform_warmup_epochs``), the discriminator takes one step on
   ``L_MIP + sad_weight * L_SAD``; in ``generator_mode: joint`` the generator then takes one step on its own
-  loss with its own optimizer. Losses are logged per part (mip, sad[, generator]), with the epoch's realised
+  loss with its own optimizer. With ``generator_phase_learning_rate`` the discriminator's learning rate switches
+  to that value at the first epoch with generator negatives (the paper's two-stage schedule). Losses are logged per part (mip, sad[, generator]), with the epoch's realised
   SAD substitution: the fraction of real attribute slots substituted and of masked items whose whole subset was.
 * :class:`CRSFinetuneTrainer`: RecBole's trainer with conversation-aware evaluation for ``CRSFinetune``.
 """
@@ -63,6 +64,15 @@ def restore_random_state(state, train_data=None):
         torch.cuda.set_rng_state_all(state["cuda"])
     if "dataloader" in state and train_data is not None and getattr(train_data, "generator", None) is not None:
         train_data.generator.set_state(state["dataloader"])
+
+
+def checked_learning_rate(value, key="generator_phase_learning_rate"):
+    """``value`` as a float > 0, or None for ``~``; a one-line ValueError naming ``key`` otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise ValueError(f"{key} must be a number > 0 (or ~ to keep pretrain_learning_rate), got {value!r}.")
+    return float(value)
 
 
 class CRSCheckpointMixin:
@@ -145,8 +155,12 @@ class CRSPretrainTrainer(CRSCheckpointMixin, CRSEvaluationMixin, Trainer):
     """Pre-training: generator negatives -> discriminator step (-> generator step in ``joint`` mode).
 
     Config: ``pretrain_epochs``, ``pretrain_learning_rate``, ``negative_sampler`` (generator | uniform),
-    ``generator_mode`` (frozen | joint), ``uniform_warmup_epochs``, ``generator_learning_rate``,
-    ``clip_grad_norm``.
+    ``generator_mode`` (frozen | joint), ``uniform_warmup_epochs``, ``generator_phase_learning_rate``,
+    ``generator_learning_rate``, ``clip_grad_norm``.
+
+    The paper's schedule (stage 1: uniform negatives at lr 1e-3, stage 2: generator negatives at lr 1e-4) is
+    ``uniform_warmup_epochs: N`` + ``generator_phase_learning_rate``: this trainer is the one owner of the
+    discriminator's learning rate, set at the start of every epoch (:meth:`learning_rate_for_epoch`).
 
     Args:
         generator: a :class:`~recbole_crs.model.negative_generator.NegativeGenerator`; needed unless
@@ -163,6 +177,7 @@ class CRSPretrainTrainer(CRSCheckpointMixin, CRSEvaluationMixin, Trainer):
         self.negative_sampler = config["negative_sampler"]
         self.generator_mode = config["generator_mode"]
         self.uniform_warmup_epochs = config["uniform_warmup_epochs"] or 0
+        self.generator_phase_learning_rate = checked_learning_rate(config["generator_phase_learning_rate"])
         if self.negative_sampler not in NEGATIVE_SAMPLERS:
             raise ValueError(f"negative_sampler must be one of {NEGATIVE_SAMPLERS}, got {self.negative_sampler!r}.")
         if self.generator_mode not in GENERATOR_MODES:
@@ -185,6 +200,12 @@ class CRSPretrainTrainer(CRSCheckpointMixin, CRSEvaluationMixin, Trainer):
                 params=self.generator.parameters(), learning_rate=config["generator_learning_rate"]
             )
         self.loss_names = ("mip", "sad") + (("generator",) if self.joint else ())
+        if self.generator_phase_learning_rate is not None and not self.uses_generator:
+            self.logger.warning(
+                "generator_phase_learning_rate is set but no pre-training epoch uses generator negatives "
+                f"(negative_sampler {self.negative_sampler!r}, uniform_warmup_epochs {self.uniform_warmup_epochs}, "
+                f"pretrain_epochs {self.epochs}): the learning rate stays {self.learning_rate}."
+            )
         self.sad_counts = None  # [4] summed CRSPretrain.sad_substitution_counts of the last epoch
 
     def sampler_for_epoch(self, epoch_idx):
@@ -193,6 +214,29 @@ class CRSPretrainTrainer(CRSCheckpointMixin, CRSEvaluationMixin, Trainer):
             return self.generator
         return self.uniform_sampler
 
+    def learning_rate_for_epoch(self, epoch_idx):
+        """The discriminator's learning rate in epoch ``epoch_idx``: ``generator_phase_learning_rate`` from the
+        first epoch with generator negatives on (when set), ``pretrain_learning_rate`` before and otherwise."""
+        if self.generator_phase_learning_rate is not None and self.sampler_for_epoch(epoch_idx) is self.generator:
+            return self.generator_phase_learning_rate
+        return self.learning_rate
+
+    def _set_learning_rate(self, epoch_idx):
+        """Apply :meth:`learning_rate_for_epoch`, logging a change; untouched without
+        ``generator_phase_learning_rate`` (so RecBole's optimizer settings are left alone)."""
+        if self.generator_phase_learning_rate is None:
+            return
+        learning_rate = self.learning_rate_for_epoch(epoch_idx)
+        previous = self.optimizer.param_groups[0]["lr"]
+        if all(group["lr"] == learning_rate for group in self.optimizer.param_groups):
+            return
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate
+        self.logger.info(
+            set_color("learning rate", "blue") + f": {previous:g} -> {learning_rate:g} from pre-training epoch "
+            f"{epoch_idx} ({self.sampler_for_epoch(epoch_idx).name} negatives; generator_phase_learning_rate)"
+        )
+
     def _clip(self, parameters):
         if self.clip_grad_norm:
             clip_grad_norm_(parameters, **self.clip_grad_norm)
@@ -200,6 +244,7 @@ class CRSPretrainTrainer(CRSCheckpointMixin, CRSEvaluationMixin, Trainer):
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         """One epoch; returns the summed (mip, sad[, generator]) losses."""
         self.model.train()
+        self._set_learning_rate(epoch_idx)
         sampler = self.sampler_for_epoch(epoch_idx)
         iter_data = (
             tqdm(train_data, total=len(train_data), ncols=100, desc=set_color(f"Pretrain {epoch_idx:>5}", "pink"))
