@@ -412,3 +412,24 @@ def test_full_pipeline_runs_on_mixed_data(mixed, finetune_rows, finetune_samples
     assert set(result["test_results"]) == {"all", "first", "confirmed"}
     config = Config(model="CRSPretrain", dataset="tiny-crs", config_dict=config_dict)
     assert config["crs_stages"] == ["generator", "pretrain", "finetune"]
+
+
+def test_finetune_resume_continues_exactly_on_per_turn_samples(mixed):
+    """The per-turn dataloader is rebuilt by every fit; its shuffling state still comes back from the checkpoint."""
+    config, dataset, train, _ = prepared(mixed)
+
+    def trainer_for(epochs):
+        config = crs_config(mixed, epochs=epochs, eval_step=1, stopping_step=100)
+        init_seed(config["seed"], config["reproducibility"])
+        return CRSFinetuneTrainer(config, CRSFinetune(config, dataset))
+
+    straight = trainer_for(2)
+    straight.fit(train, None, verbose=False, saved=False)
+    assert straight.finetune_counts.samples == PER_TURN_SAMPLES
+    first = trainer_for(1)
+    first.fit(train, None, verbose=False, saved=True)
+    resumed = trainer_for(2)
+    resumed.resume_checkpoint(first.saved_model_file)
+    resumed.fit(train, None, verbose=False, saved=False)
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
