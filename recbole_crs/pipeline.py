@@ -24,6 +24,7 @@ import torch
 from recbole.data.dataloader import TrainDataLoader
 from recbole.utils import init_seed, set_color
 
+from recbole_crs.data.finetune import check_finetune_rows
 from recbole_crs.model.crsfinetune import CRSFinetune
 from recbole_crs.model.crspretrain import CRSPretrain
 from recbole_crs.model.negative_generator import NegativeGenerator, generator_config, stage_config
@@ -162,6 +163,8 @@ def run_crs_pretrain_pipeline(config, dataset, train_data, valid_data, saved=Tru
 
 def _run_stages(config, dataset, train_data, valid_data, saved, verbose):
     stages = check_stages(config["crs_stages"])
+    if "finetune" in stages:  # fail before the generator and pre-training spend their time
+        check_finetune_rows(config, train_data._dataset)
     started = time()
     generator = None
     trainer, best_score, best_result = None, None, None

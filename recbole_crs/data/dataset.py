@@ -341,11 +341,20 @@ class CRSDataset(SequentialDataset):
             datasets = self._build_by_split_field()
         self._check_evaluated_rows_have_conversations(datasets[1:])
         for dataset in datasets[1:]:
-            dataset.inter_feat = self._conversation_states(dataset.inter_feat)
+            dataset.inter_feat = self.conversation_states_of(dataset.inter_feat)
         return datasets
 
-    def _conversation_states(self, inter_feat):
-        """Evaluated rows, one per turn of their conversation (:func:`recbole_crs.data.turns.conversation_states`)."""
+    @property
+    def has_turn_columns(self):
+        """Whether the .inter file gives the turn of each confirmed attribute / rejected item."""
+        return bool(self._turn_columns())
+
+    def conversation_states_of(self, inter_feat):
+        """Rows of ``inter_feat``, one per turn of their conversation (:func:`recbole_crs.data.turns.conversation_states`).
+
+        The one rule for both uses: every evaluated row, and fine-tuning's per-turn samples
+        (:mod:`recbole_crs.data.finetune`). Without turn columns each row stays one state.
+        """
         turn_of = dict(self._turn_columns())
         rejected = None
         if self.rejected_field and self.rejected_field in inter_feat:

@@ -9,7 +9,8 @@
   loss with its own optimizer. With ``generator_phase_learning_rate`` the discriminator's learning rate switches
   to that value at the first epoch with generator negatives (the paper's two-stage schedule). Losses are logged per part (mip, sad[, generator]), with the epoch's realised
   SAD substitution: the fraction of real attribute slots substituted and of masked items whose whole subset was.
-* :class:`CRSFinetuneTrainer`: RecBole's trainer with conversation-aware evaluation for ``CRSFinetune``.
+* :class:`CRSFinetuneTrainer`: RecBole's trainer with conversation-aware evaluation for ``CRSFinetune``; it
+  trains on the conversational training rows, one sample per turn (``finetune_rows``, ``finetune_samples``).
 """
 
 import os
@@ -23,6 +24,7 @@ from recbole.utils import get_local_time, set_color
 from torch.nn.utils.clip_grad import clip_grad_norm_
 from tqdm import tqdm
 
+from recbole_crs.data.finetune import describe_counts, finetune_dataloader, finetune_options
 from recbole_crs.model.negative_generator import NegativeGenerator, UniformNegativeSampler, sasrec_sequence_loss
 from recbole_crs.trainer.evaluation import CRSEvaluationMixin
 
@@ -132,9 +134,26 @@ class CRSCheckpointMixin:
 
 
 class CRSFinetuneTrainer(CRSCheckpointMixin, CRSEvaluationMixin, Trainer):
-    """RecBole's training loop for :class:`~recbole_crs.model.crsfinetune.CRSFinetune`."""
+    """RecBole's training loop for :class:`~recbole_crs.model.crsfinetune.CRSFinetune`.
+
+    ``fit`` owns what fine-tuning trains on (``finetune_rows``, ``finetune_samples``;
+    :mod:`recbole_crs.data.finetune`): it swaps the training dataloader for one over those samples before the
+    first epoch, for the pipeline's fine-tuning stage and ``--model CRSFinetune`` alike. ``finetune_counts``
+    holds the last fit's (training rows, conversational rows, samples).
+    """
 
     checkpoint_stage = "finetune"
+
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        finetune_options(config)  # refuse unknown values before anything runs
+        self.finetune_counts = None
+
+    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+        train_data, self.finetune_counts = finetune_dataloader(self.config, train_data)
+        if verbose:
+            self.logger.info(set_color(describe_counts(self.config, self.finetune_counts), "green"))
+        return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
 
 
 class CRSGeneratorTrainer(CRSCheckpointMixin, CRSEvaluationMixin, Trainer):

@@ -1,0 +1,124 @@
+"""What CRSFinetune trains on: which training rows (``finetune_rows``) and how many samples each (``finetune_samples``).
+
+The paper's regime is few conversations and much history. The generator and pre-training read every training
+row (their sequences are the interaction history); fine-tuning learns conversational recommendation, so by
+default it reads only the training rows that carry a conversation (a non-empty confirmed-attribute list) and,
+as the authors do, makes one sample per dialogue turn:
+
+* ``finetune_rows: conversations`` (default) keeps the training rows with a non-empty conversation;
+  ``all`` also keeps the history rows whose conversation is empty (one sample each, no attributes);
+* ``finetune_samples: per_turn`` (default) turns each kept row into its states at turns t = 1..T, the same
+  states evaluation scores (:meth:`CRSDataset.conversation_states_of`, i.e.
+  :func:`recbole_crs.data.turns.conversation_states`): attributes confirmed at turns <= t, items rejected at
+  turns < t. Rows of a dataset without turn columns stay one sample. ``conversation`` keeps one sample per
+  row with the whole conversation.
+
+:func:`finetune_dataloader` is called by :class:`~recbole_crs.trainer.pretrain.CRSFinetuneTrainer` at the start
+of ``fit``, which covers both the pipeline's fine-tuning stage and ``--model CRSFinetune``; the pipeline calls
+:func:`check_finetune_rows` before its first stage so that a dataset fine-tuning cannot use fails before the
+generator and pre-training spend their time.
+"""
+
+from typing import NamedTuple
+
+from recbole.data.dataloader import TrainDataLoader
+
+from recbole_crs.data.dataset import CRSDataError
+
+FINETUNE_ROWS = ("conversations", "all")
+FINETUNE_SAMPLES = ("per_turn", "conversation")
+
+
+class FinetuneCounts(NamedTuple):
+    """Training rows, those with a conversation, and the fine-tuning samples made from the kept rows."""
+
+    rows: int
+    conversational: int
+    samples: int
+
+
+def finetune_options(config):
+    """``(finetune_rows, finetune_samples)`` of ``config``, defaults filled in, unknown values refused."""
+    rows = config["finetune_rows"] or FINETUNE_ROWS[0]
+    samples = config["finetune_samples"] or FINETUNE_SAMPLES[0]
+    if rows not in FINETUNE_ROWS:
+        raise ValueError(f"finetune_rows must be one of {list(FINETUNE_ROWS)}, got {rows!r}.")
+    if samples not in FINETUNE_SAMPLES:
+        raise ValueError(f"finetune_samples must be one of {list(FINETUNE_SAMPLES)}, got {samples!r}.")
+    return rows, samples
+
+
+def conversational_rows(dataset):
+    """[N] bool: the rows of ``dataset`` whose conversation confirms at least one attribute."""
+    return (dataset.inter_feat[dataset.confirmed_field] != 0).any(dim=1)
+
+
+def check_finetune_rows(config, dataset):
+    """Raise :class:`CRSDataError` if ``finetune_rows: conversations`` would leave no training row.
+
+    Returns ``(finetune_rows, finetune_samples, [N] bool conversational rows)``.
+    """
+    rows, samples = finetune_options(config)
+    conversational = conversational_rows(dataset)
+    if rows == "conversations" and not conversational.any():
+        raise CRSDataError(
+            f"Dataset '{dataset.dataset_name}' has no training row with a conversation (every "
+            f"'{dataset.confirmed_field}' is empty), so fine-tuning with finetune_rows: conversations has nothing "
+            "to learn from: convert the data with conversations on (some) training rows, or set "
+            "finetune_rows: all to fine-tune on the plain interactions."
+        )
+    return rows, samples, conversational
+
+
+def finetune_samples(config, dataset):
+    """``(samples, counts)``: the fine-tuning samples of the training ``dataset``.
+
+    ``samples`` is an ``Interaction``, or None when it would equal ``dataset.inter_feat`` row for row (every
+    row kept, and one sample per row: ``conversation`` samples or no turn columns).
+    """
+    rows, samples_mode, conversational = check_finetune_rows(config, dataset)
+    inter = dataset.inter_feat
+    keep_all = rows == "all" or bool(conversational.all())
+    per_turn = samples_mode == "per_turn" and dataset.has_turn_columns
+    if keep_all and not per_turn:
+        return None, FinetuneCounts(len(inter), int(conversational.sum()), len(inter))
+    kept = inter if keep_all else inter[conversational]
+    samples = dataset.conversation_states_of(kept) if per_turn else kept
+    return samples, FinetuneCounts(len(inter), int(conversational.sum()), len(samples))
+
+
+def finetune_dataloader(config, train_data):
+    """``(dataloader, counts)``: ``train_data`` itself when nothing changes, else a loader over the samples.
+
+    The new loader keeps ``train_data``'s sampler, shuffling and batch size (``train_batch_size`` samples).
+    """
+    dataset = train_data._dataset
+    samples, counts = finetune_samples(config, dataset)
+    if samples is None:
+        return train_data, counts
+    loader = TrainDataLoader(config, dataset.copy(samples), train_data._sampler, shuffle=train_data.shuffle)
+    return loader, counts
+
+
+def describe_counts(config, counts):
+    """The log line: training rows, conversational rows, fine-tuning samples."""
+    rows, samples = finetune_options(config)
+    kept = counts.rows if rows == "all" else counts.conversational
+    per = "per-turn samples" if samples == "per_turn" else "samples (one per row)"
+    return (
+        f"fine-tuning data: {counts.rows} training rows, {counts.conversational} with a conversation; "
+        f"finetune_rows: {rows} keeps {kept}; finetune_samples: {samples} gives {counts.samples} {per}"
+    )
+
+
+__all__ = [
+    "FINETUNE_ROWS",
+    "FINETUNE_SAMPLES",
+    "FinetuneCounts",
+    "check_finetune_rows",
+    "conversational_rows",
+    "describe_counts",
+    "finetune_dataloader",
+    "finetune_options",
+    "finetune_samples",
+]
