@@ -218,7 +218,7 @@ MIXED_SEQUENCES = {
     "u4": USER_SEQUENCES["u4"],
 }
 HAND_WORKED = ("u2", "i1")
-HAND_WORKED_STATES = [(1, ["b"], []), (2, ["b"], []), (3, ["b"], ["i6"]), (4, ["b", "a"], ["i6", "i3"])]
+HAND_WORKED_STATES = [(1, ["b"], []), (2, ["b"], ["i6"]), (3, ["b"], ["i6", "i3"]), (4, ["b", "a"], ["i6", "i3"])]
 TRAINING_ROWS, CONVERSATIONAL_ROWS, HISTORY_ROWS = 8, 6, {("u1", "i2"), ("u3", "i5")}
 PER_TURN_SAMPLES = 2 + 1 + 4 + 1 + 1 + 1  # u1 i3, u2 i3, u2 i1, u3 i3, u4 i3, u4 i5
 

@@ -3,13 +3,13 @@
 Test rows (tests/tiny_data.py) get these turns; a fixed scorer ranks i6 > i4 > i3 > i2 > i1 > i5:
 
     user target confirmed (turns)  rejected (turns)  states: confirmed candidates -> rank of the target
-    u1   i5     a@1 c@3            i1@2              t1 {i1,i2,i5} 2 | t2 {i1,i2,i5} 2 | t3 {i5} 0
+    u1   i5     a@1 c@3            i1@2              t1 {i1,i2,i5} 2 | t2 {i2,i5} 1 | t3 {i5} 0
     u2   i5     c@1 a@2            -                 t1 {i3,i4,i5} 2 | t2 {i5} 0
-    u3   i2     a@1                i1@2 i5@2         t1 {i1,i2,i5} 0 | t2 {i1,i2,i5} 0
-    u4   i3     b@1 c@3            i6@2              t1 {i1,i3,i6} 1 | t2 {i1,i3,i6} 1 | t3 {i3} 0
+    u3   i2     a@1                i1@2 i5@2         t1 {i1,i2,i5} 0 | t2 {i2} 0
+    u4   i3     b@1 c@3            i6@2              t1 {i1,i3,i6} 1 | t2 {i1,i3} 0 | t3 {i3} 0
 
-u3's rejection happened at turn 2, the last: it is what the system recommended at turn 2, so no state holds
-it (a state at turn t holds the items rejected before t). Rows that are not test rows get confirmed turns 1..k and their rejections one turn later.
+A state at turn t holds what turns 1..t revealed, rejections included (u3's state at its last turn holds the
+items it rejected then). Rows that are not test rows get confirmed turns 1..k and their rejections one turn later.
 """
 
 import os
@@ -79,10 +79,10 @@ def test_each_test_row_becomes_one_state_per_turn(turned):
     rejected = [[dataset.id2token("item_id", i) for i in row if i] for row in inter["rejected_items"].tolist()]
     states = list(zip(users, inter[TURN_FIELD].tolist(), inter[LAST_TURN_FIELD].tolist(), confirmed, rejected))
     assert sorted(states) == sorted([
-        ("u1", 1, False, ["a"], []), ("u1", 2, False, ["a"], []), ("u1", 3, True, ["a", "c"], ["i1"]),
+        ("u1", 1, False, ["a"], []), ("u1", 2, False, ["a"], ["i1"]), ("u1", 3, True, ["a", "c"], ["i1"]),
         ("u2", 1, False, ["c"], []), ("u2", 2, True, ["c", "a"], []),
-        ("u3", 1, False, ["a"], []), ("u3", 2, True, ["a"], []),
-        ("u4", 1, False, ["b"], []), ("u4", 2, False, ["b"], []), ("u4", 3, True, ["b", "c"], ["i6"]),
+        ("u3", 1, False, ["a"], []), ("u3", 2, True, ["a"], ["i1", "i5"]),
+        ("u4", 1, False, ["b"], []), ("u4", 2, False, ["b"], ["i6"]), ("u4", 3, True, ["b", "c"], ["i6"]),
     ])
 
 
@@ -99,8 +99,8 @@ def test_the_model_reads_only_what_was_said_up_to_each_turn(turned):
 def test_confirmed_mode_scores_every_turn_with_its_own_candidates(turned):
     _, test_data, trainer = turned
     result = trainer.evaluate(test_data, load_best_model=False, crs_candidates="confirmed")
-    ranks = {"turn1": [2, 2, 0, 1], "last": [0, 0, 0, 0], "all": [2, 2, 0, 2, 0, 0, 0, 1, 1, 0]}
-    sizes = {"turn1": [3, 3, 3, 3], "last": [1, 1, 3, 1], "all": [3, 3, 1, 3, 1, 3, 3, 3, 3, 1]}
+    ranks = {"turn1": [2, 2, 0, 1], "last": [0, 0, 0, 0], "all": [2, 1, 0, 2, 0, 0, 0, 1, 0, 0]}
+    sizes = {"turn1": [3, 3, 3, 3], "last": [1, 1, 1, 1], "all": [3, 2, 1, 3, 1, 3, 1, 3, 2, 1]}
     for scope, prefix in (("all", ""), ("turn1", "turn1/"), ("last", "last/")):
         hit1 = sum(r < 1 for r in ranks[scope]) / len(ranks[scope])
         assert result[prefix + "hit@1"] == pytest.approx(hit1, abs=1e-6), scope
@@ -108,7 +108,7 @@ def test_confirmed_mode_scores_every_turn_with_its_own_candidates(turned):
         assert result["chance/" + prefix + "hit@1"] == pytest.approx(chance, abs=1e-6), scope
     by_turn = trainer.results_by_turn["confirmed"]
     assert [by_turn[t]["states"] for t in (1, 2, 3)] == [4, 4, 2]
-    assert by_turn[2]["hit@1"] == pytest.approx(2 / 4, abs=1e-6)  # u1 rank 2, u2 0, u3 0, u4 1
+    assert by_turn[2]["hit@1"] == pytest.approx(3 / 4, abs=1e-6)  # u1 rank 1, u2 0, u3 0, u4 0
 
 
 def test_first_mode_keeps_the_initial_attributes_items_at_every_turn(turned):

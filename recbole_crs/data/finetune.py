@@ -9,8 +9,7 @@ as the authors do, makes one sample per dialogue turn:
   ``all`` also keeps the history rows whose conversation is empty (one sample each, no attributes);
 * ``finetune_samples: per_turn`` (default) turns each kept row into its states at turns t = 1..T, the same
   states evaluation scores (:meth:`CRSDataset.conversation_states_of`, i.e.
-  :func:`recbole_crs.data.turns.conversation_states`): attributes confirmed at turns <= t, items rejected at
-  turns < t. Rows of a dataset without turn columns stay one sample. ``conversation`` keeps one sample per
+  :func:`recbole_crs.data.turns.conversation_states`): attributes confirmed and items rejected at turns <= t. Rows of a dataset without turn columns stay one sample. ``conversation`` keeps one sample per
   row with the whole conversation.
 
 :func:`finetune_dataloader` is called by :class:`~recbole_crs.trainer.pretrain.CRSFinetuneTrainer` at the start

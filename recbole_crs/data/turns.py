@@ -1,12 +1,17 @@
 """Conversation states: one evaluated row per conversation turn.
 
 A conversation of ``T`` turns (``docs/data-format.md``, "Turns") is scored at every turn ``t = 1..T``. The
-state at turn ``t`` is the row with only the attributes confirmed at turns ``<= t`` and the items rejected at
-turns ``< t`` (those recommended before it); everything else (user, history, target, a fixed candidate list)
-is the row's. Turn 1 holds the initial attribute alone (the state the paper authors' code effectively
-scores); the last turn holds every confirmed attribute and every rejection but one made at the last turn
-itself (that was the system's last recommendation, not something known before it). A dataset without turn
-columns has one turn per conversation, whose state is the whole row.
+state at turn ``t`` is what the conversation revealed in turns ``1..t``: the row with only the attributes
+confirmed and the items rejected at turns ``<= t``; everything else (user, history, target, a fixed candidate
+list) is the row's. Turn 1 holds the initial attribute alone (the state the paper authors' code effectively
+scores); the last turn holds the whole conversation. A dataset without turn columns has one turn per
+conversation, whose state is the whole row.
+
+Why rejections count from their own turn: turns that change nothing (a denied question, the accepted
+recommendation) leave no value in the data, so a conversation's last recorded turn is often the rejection
+that preceded its success. Counting rejections only from the next turn would put every such item in no state
+(all 1,950 rejected items of ml-100k-crs's training rows), and the last state would not be the whole
+conversation.
 
 Turn values are non-decreasing along each list (``CRSDataset`` checks this), so the kept entries are always a
 prefix and the truncated lists stay left-aligned, as models expect.
@@ -41,8 +46,8 @@ def conversation_states(inter_feat, confirmed, rejected=None):
         An ``Interaction`` with :data:`TURN_FIELD` and :data:`LAST_TURN_FIELD` added; rows of one
         conversation are consecutive, in turn order.
     """
-    lists = [(confirmed, torch.le)] + ([(rejected, torch.lt)] if rejected else [])
-    turn_fields = [turn_field for (_, turn_field), _ in lists if turn_field]
+    lists = [confirmed] + ([rejected] if rejected else [])
+    turn_fields = [turn_field for _, turn_field in lists if turn_field]
     n_turns = conversation_turns(inter_feat, turn_fields)  # [N]
     rows = torch.repeat_interleave(torch.arange(len(inter_feat)), n_turns)  # [S]
     first_state = torch.cumsum(n_turns, dim=0) - n_turns  # [N]
@@ -50,11 +55,11 @@ def conversation_states(inter_feat, confirmed, rejected=None):
 
     states = inter_feat[rows]
     truncated = {TURN_FIELD: turn, LAST_TURN_FIELD: turn == n_turns[rows]}
-    for (value_field, turn_field), revealed in lists:
+    for value_field, turn_field in lists:
         if not turn_field:
             continue
         turns = states[turn_field]  # [S, L] float, 0 = padding
-        keep = revealed(turns, turn.unsqueeze(1).to(turns.dtype)) & (turns > 0)
+        keep = (turns <= turn.unsqueeze(1).to(turns.dtype)) & (turns > 0)
         truncated[value_field] = torch.where(keep, states[value_field], torch.zeros_like(states[value_field]))
         truncated[turn_field] = torch.where(keep, turns, torch.zeros_like(turns))
     states.update(Interaction(truncated))
