@@ -21,7 +21,7 @@ from recbole_crs.data.convert import (
     parse_holdout,
     parse_train_conversations,
 )
-from recbole_crs.data.ml100k import ensure_ml100k_crs
+from recbole_crs.data.ml100k import builtin_base, builtin_options, ensure_builtin, ensure_ml100k_crs
 
 PRECRS_REAL = "/work/shared/data/precrs-lastfm"
 
@@ -894,3 +894,45 @@ def test_cli_targets_reports_training_rows_with_a_conversation(tmp_path, capsys,
     out = capsys.readouterr().out
     assert "rows with a conversation: train 1 of 5 (2 users), test 1 of 1 (1 users)" in out
     assert "last training row of 1 of 1 eligible training users keeps one" in out
+
+
+# ------------------------------------------------------------------------------------------ built-in datasets
+def test_builtin_names():
+    assert builtin_options("ml-100k-crs") == {"conversations": "all"}
+    assert builtin_options("ml-100k-crs-targets") == {"conversations": "targets", "train_conversations": None}
+    assert builtin_options("ml-100k-crs-targets-0.05") == {"conversations": "targets", "train_conversations": 0.05}
+    assert builtin_options("ml-100k-crs-targets-50") == {"conversations": "targets", "train_conversations": 50}
+    assert builtin_options("lastfm-precrs") is None and builtin_options("ml-100k-crs-targets-x") is None
+    assert builtin_base("ml-100k-crs-targets-0.2") == "ml-100k-crs" and builtin_base("ml-100k") is None
+    with pytest.raises(ConversionError, match="dataset 'ml-100k-crs-targets-1.5'.*out of range.*-0.05"):
+        builtin_options("ml-100k-crs-targets-1.5")
+
+
+def test_builtin_fraction_builds_in_a_suite_and_loads_through_create_dataset(tmp_path, monkeypatch):
+    from recbole_crs import benchmark
+    from recbole_crs.config import Config
+    from recbole_crs.quick_start import create_dataset
+
+    monkeypatch.chdir(tmp_path)  # RecBole's ./log
+    monkeypatch.setattr(sys, "argv", [sys.argv[0]])
+    name = "ml-100k-crs-targets-0.05"
+    # A suite refers to a fraction by naming it under `datasets:`; prepare_datasets builds it like ml-100k-crs.
+    suite = benchmark.Suite(str(tmp_path / "suite.yaml"), {}, {name: benchmark.DatasetSpec(name)}, {})
+    benchmark.prepare_datasets(suite, [name], str(tmp_path), {})
+    inter = tmp_path / name / f"{name}.inter"
+    modified = os.stat(inter).st_mtime_ns
+    items, rows = check_format(tmp_path / name, name)
+    assert len(rows) == 100000 and len(items) == 1682
+    with_conversation = [r for r in rows if r["confirmed_attributes"]]
+    train = [r for r in with_conversation if r["split"] == "train"]
+    assert len(train) == 47 and len({r["user_id"] for r in train}) == 47  # round(0.05 * 943)
+    assert len(with_conversation) - len(train) == 2 * 943  # every user's valid and test row
+
+    config = Config("SASRec", name, config_dict={"data_path": str(tmp_path), "state": "ERROR"})
+    # The variant uses ml-100k-crs.yaml: same fields and budget.
+    assert (config["MAX_ITEM_LIST_LENGTH"], config["epochs"], config["stopping_step"]) == (20, 20, 3)
+    dataset = create_dataset(config)
+    assert os.stat(inter).st_mtime_ns == modified  # present files in the current format are not rebuilt
+    _, valid, test = dataset.build()
+    assert len(valid) > 0 and len(test) > 0
+    assert ensure_builtin(name, str(tmp_path)) == str(tmp_path / name)
