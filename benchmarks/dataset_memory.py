@@ -21,12 +21,10 @@ def measure(variant, dataset, data_path):
 
     from recbole_crs.config import Config
     from recbole_crs.data.dataset import CRSDataset
-    from recbole_crs.quick_start import DEFAULT_DATASET
+    from recbole_crs.data.ml100k import ensure_builtin, is_builtin
 
-    if dataset == DEFAULT_DATASET:
-        from recbole_crs.data.ml100k import ensure_ml100k_crs
-
-        ensure_ml100k_crs(data_path)
+    if is_builtin(dataset):
+        ensure_builtin(dataset, data_path)
     config = Config("SASRec", dataset, config_dict={"data_path": data_path, "state": "ERROR"})
     started = time.perf_counter()
     built = (CRSDataset if variant == "CRSDataset" else SequentialDataset)(config)

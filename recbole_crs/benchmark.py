@@ -271,17 +271,16 @@ def convert_command(spec, sources, data_path):
 def prepare_datasets(suite, names, data_path, sources, log=print):
     """Make sure every dataset exists; run its ``convert`` recipe where the files are missing.
 
-    ml-100k-crs is built by the plugin itself on first use. A dataset that is missing and cannot be built
-    stops the suite before anything runs, with the exact command that would build it.
+    The built-in datasets (ml-100k-crs, ml-100k-crs-targets, ml-100k-crs-targets-<X>: see
+    :mod:`recbole_crs.data.ml100k`) are built by the plugin itself on first use. A dataset that is missing and
+    cannot be built stops the suite before anything runs, with the exact command that would build it.
     """
-    from recbole_crs.quick_start import DEFAULT_DATASET
+    from recbole_crs.data.ml100k import ensure_builtin, is_builtin
 
     for name in names:
         spec = suite.datasets[name]
-        if name == DEFAULT_DATASET:
-            from recbole_crs.data.ml100k import ensure_ml100k_crs
-
-            ensure_ml100k_crs(data_path)
+        if is_builtin(name):
+            ensure_builtin(name, data_path)
             continue
         if inter_header(data_path, name) is not None:
             continue

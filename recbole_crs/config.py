@@ -15,6 +15,18 @@ from recbole_crs.utils import get_model
 PROPERTIES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "properties")
 
 
+def dataset_yaml(dataset):
+    """``properties/dataset/<dataset>.yaml``; a built-in variant without its own file (ml-100k-crs-targets,
+    ml-100k-crs-targets-0.05, ...) uses its base's (ml-100k-crs.yaml): same fields and budget, one file."""
+    own = os.path.join(PROPERTIES_DIR, "dataset", f"{dataset}.yaml")
+    if os.path.isfile(own):
+        return own
+    from recbole_crs.data.ml100k import builtin_base
+
+    base = builtin_base(dataset)
+    return os.path.join(PROPERTIES_DIR, "dataset", f"{base}.yaml") if base else own
+
+
 def plugin_yaml_files(model, dataset):
     """The plugin's own yaml layers for ``model`` on ``dataset``, in merge order (existing files only)."""
     if not os.path.isdir(PROPERTIES_DIR):
@@ -25,7 +37,7 @@ def plugin_yaml_files(model, dataset):
     candidates = [
         os.path.join(PROPERTIES_DIR, "overall.yaml"),
         os.path.join(PROPERTIES_DIR, "model", f"{model}.yaml"),
-        os.path.join(PROPERTIES_DIR, "dataset", f"{dataset}.yaml"),
+        dataset_yaml(dataset),
     ]
     return [path for path in candidates if os.path.isfile(path)]
 
@@ -54,9 +66,10 @@ class Config(RecBoleConfig):
 
     def _load_internal_config_dict(self, model, model_class, dataset):
         super()._load_internal_config_dict(model, model_class, dataset)
+        dataset_path = dataset_yaml(dataset)
         for path in plugin_yaml_files(model, dataset):
             config_dict = self._update_internal_config_dict(path)
-            if path.endswith(os.path.join("dataset", f"{dataset}.yaml")):
+            if path == dataset_path:
                 self.parameters["Dataset"] += [k for k in config_dict if k not in self.parameters["Dataset"]]
         self._use_sequential_protocol(model_class)
 

@@ -294,14 +294,14 @@ def check_config(fixed, config_file_list):
 
 
 def _prepare_default_dataset(config):
-    """Build ml-100k-crs on the driver, so that parallel Ray trials do not all build it at once."""
-    if config["dataset"] != DEFAULT_DATASET:
-        return
+    """Build a built-in dataset (ml-100k-crs, ...) on the driver, so that parallel Ray trials do not all build
+    it at once."""
     try:
-        from recbole_crs.data.ml100k import ensure_ml100k_crs
+        from recbole_crs.data.ml100k import ensure_builtin, is_builtin
     except ImportError:
         return
-    ensure_ml100k_crs(os.path.dirname(os.path.normpath(config["data_path"])))
+    if is_builtin(config["dataset"]):
+        ensure_builtin(config["dataset"], os.path.dirname(os.path.normpath(config["data_path"])))
 
 
 # ----------------------------------------------------------------------------------------------------------

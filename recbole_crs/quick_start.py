@@ -22,11 +22,12 @@ PIPELINES = {"CRSPretrain": "recbole_crs.pipeline:run_crs_pretrain_pipeline"}
 
 
 def create_dataset(config):
-    """The dataset for ``config``: builds the default ml-100k-crs on first use, CRSDataset for sequential models."""
-    if config["dataset"] == DEFAULT_DATASET:
-        from recbole_crs.data.ml100k import ensure_ml100k_crs
+    """The dataset for ``config``: builds a built-in dataset (ml-100k-crs, ml-100k-crs-targets[-X]) on first
+    use, CRSDataset for sequential models."""
+    from recbole_crs.data.ml100k import ensure_builtin, is_builtin
 
-        ensure_ml100k_crs(os.path.dirname(os.path.normpath(config["data_path"])))
+    if is_builtin(config["dataset"]):
+        ensure_builtin(config["dataset"], os.path.dirname(os.path.normpath(config["data_path"])))
     dataset_class = get_dataset_class(config)
     if dataset_class.__module__.startswith("recbole."):
         return create_recbole_dataset(config)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -18,8 +19,9 @@ from recbole_crs.data.convert import (
     format_float,
     main,
     parse_holdout,
+    parse_train_conversations,
 )
-from recbole_crs.data.ml100k import ensure_ml100k_crs
+from recbole_crs.data.ml100k import builtin_base, builtin_options, ensure_builtin, ensure_ml100k_crs
 
 PRECRS_REAL = "/work/shared/data/precrs-lastfm"
 
@@ -686,3 +688,251 @@ def test_ml100k_crs_is_built_once_and_byte_identical(tmp_path):
     assert ensure_ml100k_crs(str(tmp_path / "b")) == folders[1]
     assert file_bytes(folders[0], "ml-100k-crs") == file_bytes(folders[1], "ml-100k-crs")
     assert sorted(os.listdir(folders[1])) == ["ml-100k-crs.inter", "ml-100k-crs.item"]
+
+
+# ------------------------------------------------------------------------------- --conversations targets
+def inter_lines(folder, name):
+    """The .inter data lines of a written dataset, as raw text."""
+    return open(os.path.join(folder, f"{name}.inter"), encoding="utf-8").read().split("\n")[1:-1]
+
+
+def blank(row):
+    return not (
+        row["confirmed_attributes"] or row["rejected_items"] or row["confirmed_turns"] or row["rejected_turns"]
+    )
+
+
+def last_train_rows(rows):
+    """user -> index of the user's last training row."""
+    return {row["user_id"]: index for index, row in enumerate(rows) if row.get("split") == "train"}
+
+
+def check_targets_regime(all_rows, target_rows, all_lines, target_lines, chosen_users):
+    """Evaluated rows and the chosen users' last training rows are those of `all`; every other row is blank."""
+    assert len(all_rows) == len(target_rows)
+    last = last_train_rows(target_rows)
+    kept = {last[user] for user in chosen_users}
+    for index, (row, line) in enumerate(zip(target_rows, target_lines)):
+        if row["split"] != "train" or index in kept:
+            assert line == all_lines[index] and row["confirmed_attributes"]
+        else:
+            assert blank(row)
+            assert line.split("\t")[:3] == all_lines[index].split("\t")[:3]
+
+
+def chosen(rows):
+    """Users whose last training row carries a conversation."""
+    return {user for user, index in last_train_rows(rows).items() if rows[index]["confirmed_attributes"]}
+
+
+def test_scpr_targets_keep_evaluated_rows_and_last_training_rows(tmp_path):
+    source = write_scpr(tmp_path / "scpr")
+    convert_scpr_lastfm_star(source, str(tmp_path / "all" / "star"), candidates=5)
+    report = convert_scpr_lastfm_star(
+        source, str(tmp_path / "targets" / "star"), candidates=5, conversations="targets"
+    )
+    _, all_rows = check_format(tmp_path / "all" / "star", "star")
+    _, rows = check_format(tmp_path / "targets" / "star", "star")
+    # User 0: train items 1, 0, then valid, test; user 1: train 2, then test. Default: every training user.
+    all_lines, target_lines = (inter_lines(tmp_path / regime / "star", "star") for regime in ("all", "targets"))
+    check_targets_regime(all_rows, rows, all_lines, target_lines, {"0", "1"})
+    assert [bool(r["confirmed_attributes"]) for r in rows] == [False, True, True, True, True, True]
+    assert dict(report.conversation_rows) == {"train": 2, "valid": 1, "test": 2}
+    assert (report.eligible_users, report.chosen_users) == (2, 2)
+    assert "rows with a conversation: train 2 of 3 (2 users), valid 1 of 1 (1 users)" in str(report)
+    assert "last training row of 2 of 2 eligible training users" in str(report)
+
+
+def test_precrs_targets_are_exactly_the_real_dialogues(tmp_path, precrs_files):
+    outputs = {}
+    for regime in ("all", "targets"):
+        report = convert_precrs_lastfm(
+            precrs_files["item_dict"],
+            str(tmp_path / regime / "toy"),
+            train=precrs_files["train"],
+            valid=precrs_files["valid"],
+            test=precrs_files["test"],
+            candidates=3,
+            conversations=regime,
+        )
+        outputs[regime] = (report, *check_format(tmp_path / regime / "toy", "toy"))
+    report, _, rows = outputs["targets"]
+    _, _, all_rows = outputs["all"]
+    # Only the target rows (each user's last row) keep a conversation: the real dialogues, never a simulated one.
+    last_row = {row["user_id"]: index for index, row in enumerate(rows)}  # the target row of each record
+    assert [rows[i]["item_id"] for i in last_row.values()] == ["5", "1", "3"]
+    for index, (row, all_row) in enumerate(zip(rows, all_rows)):
+        assert (row == all_row) if index in last_row.values() else blank(row)
+    assert sum(1 for r in rows if r["confirmed_attributes"]) == 3
+    # Eligible: users whose target row is a training row (user 1 only); valid/test users' context stays blank.
+    assert (report.eligible_users, report.chosen_users) == (1, 1)
+    assert dict(report.conversation_rows) == {"train": 1, "valid": 1, "test": 1}
+    assert report.real_conversations["conversations"] == 3
+
+
+def test_precrs_targets_on_held_out_records(tmp_path):
+    records = write_json(tmp_path / "val.json", many_records(20))
+    item_dict = write_json(tmp_path / "items.json", PRECRS_ITEMS)
+    lines = {}
+    for regime, x in (("all", None), ("targets", None), ("half", 0.5)):
+        convert_precrs_lastfm(
+            item_dict, str(tmp_path / regime / "held"), records=[records], holdout="valid=0.2,test=0.2",
+            conversations="all" if regime == "all" else "targets", train_conversations=x,
+        )
+        _, rows = check_format(tmp_path / regime / "held", "held")
+        lines[regime] = (rows, inter_lines(tmp_path / regime / "held", "held"))
+    all_rows, all_lines = lines["all"]
+    train_target_users = {r["user_id"] for r in all_rows if r["split"] == "train"} - {
+        r["user_id"] for r in all_rows if r["split"] != "train"
+    }
+    assert len(train_target_users) == 12
+    for regime, expected in (("targets", 12), ("half", 6)):
+        rows, regime_lines = lines[regime]
+        users = chosen(rows)
+        assert len(users) == expected and users <= train_target_users
+        check_targets_regime(all_rows, rows, all_lines, regime_lines, users)
+    assert chosen(lines["half"][0]) <= chosen(lines["targets"][0])
+
+
+def many_users_recbole(folder, users=40):
+    """A RecBole dataset with `users` users of 1..6 interactions (user k has 1 + k % 6 rows)."""
+    inter = ["user_id:token\titem_id:token\ttimestamp:float"]
+    for user in range(users):
+        inter += [f"u{user}\ti{(user + t) % 3 + 1}\t{t}" for t in range(1 + user % 6)]
+    return write_recbole(folder, inter_lines=inter)
+
+
+def test_recbole_targets_split_column_is_leave_one_out(tmp_path):
+    source = many_users_recbole(tmp_path / "src", users=12)
+    convert_recbole(source, "toy", "genre", str(tmp_path / "all" / "toy-crs"))
+    report = convert_recbole(source, "toy", "genre", str(tmp_path / "t" / "toy-crs"), conversations="targets")
+    _, all_rows = check_format(tmp_path / "all" / "toy-crs", "toy-crs")
+    _, rows = check_format(tmp_path / "t" / "toy-crs", "toy-crs")
+    header = open(tmp_path / "t" / "toy-crs" / "toy-crs.inter", encoding="utf-8").readline().rstrip("\n")
+    assert header.split("\t") == INTER_HEADER + ["split:token"]
+    splits = {}
+    for row in rows:
+        splits.setdefault(row["user_id"], []).append(row["split"])
+    # A user's first row is never a sequential target: test from 3 rows on, valid from 4 (as eval_args would).
+    assert splits["u0"] == ["train"] and splits["u1"] == ["train", "train"]
+    assert splits["u2"] == ["train", "train", "test"]
+    assert splits["u3"] == ["train", "train", "valid", "test"]
+    assert splits["u5"] == ["train"] * 4 + ["valid", "test"]
+    # Apart from the split column, kept rows are the `all` rows; every user has training rows and is chosen.
+    all_lines = inter_lines(tmp_path / "all" / "toy-crs", "toy-crs")
+    target_lines = ["\t".join(line.split("\t")[:-1]) for line in inter_lines(tmp_path / "t" / "toy-crs", "toy-crs")]
+    check_targets_regime(all_rows, rows, all_lines, target_lines, {f"u{k}" for k in range(12)})
+    assert (report.eligible_users, report.chosen_users) == (12, 12)
+    assert report.rows["valid"] == 6 and report.rows["test"] == 8
+
+
+def test_targets_users_are_nested_across_fractions_and_counts(tmp_path):
+    source = many_users_recbole(tmp_path / "src", users=40)
+    choices, files = {}, {}
+    # Labels, not the values, key the dicts: 1 (one user) and 1.0 (every user) are equal Python keys.
+    for label, x in (("5%", 0.05), ("20%", 0.2), ("50%", 0.5), ("100%", 1.0), ("8 users", 8), ("1 user", 1)):
+        out = tmp_path / label.replace(" ", "_").replace("%", "pc") / "toy-crs"
+        report = convert_recbole(
+            source, "toy", "genre", str(out), name="toy-crs", conversations="targets", train_conversations=x
+        )
+        _, rows = check_format(out, "toy-crs")
+        choices[label], files[label] = chosen(rows), file_bytes(out, "toy-crs")
+        assert report.chosen_users == len(choices[label]) and report.eligible_users == 40
+    assert [len(choices[x]) for x in ("5%", "20%", "50%", "100%")] == [2, 8, 20, 40]
+    assert choices["5%"] <= choices["20%"] <= choices["50%"] <= choices["100%"]
+    assert files["8 users"] == files["20%"]  # a count chooses the same users as the fraction giving that count
+    assert len(choices["1 user"]) == 1 and choices["1 user"] <= choices["5%"]
+    # The evaluated rows are the same bytes in every fraction.
+    lines = {
+        label: [line for line in inter_lines(tmp_path / label / "toy-crs", "toy-crs") if not line.endswith("train")]
+        for label in ("5pc", "100pc")
+    }
+    assert lines["5pc"] == lines["100pc"] and lines["100pc"]
+
+
+def test_explicit_all_is_the_default_output(tmp_path):
+    source = write_scpr(tmp_path / "scpr")
+    convert_scpr_lastfm_star(source, str(tmp_path / "a" / "star"), candidates=2)
+    convert_scpr_lastfm_star(source, str(tmp_path / "b" / "star"), candidates=2, conversations="all")
+    assert file_bytes(tmp_path / "a" / "star", "star") == file_bytes(tmp_path / "b" / "star", "star")
+
+
+@pytest.mark.parametrize(
+    "value, expected", [(None, 1.0), ("0.05", 0.05), ("1.0", 1.0), ("1", 1), ("50", 50), (0.2, 0.2), (3, 3)]
+)
+def test_parse_train_conversations(value, expected):
+    parsed = parse_train_conversations(value)
+    assert parsed == expected and type(parsed) is type(expected)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--train-conversations", "0.5"], "--train-conversations only applies with --conversations targets"),
+        (["--train-conversations", "1.5"], "--train-conversations '1.5' is out of range"),
+        (["--train-conversations", "0"], "--train-conversations '0' is out of range"),
+        (["--train-conversations", "-0.1"], r"out of range: give a fraction in \(0, 1\]"),
+        (["--train-conversations", "half"], "--train-conversations 'half' is out of range"),
+        (["--train-conversations", "5"], "--train-conversations 5 asks for more users than the 1 training"),
+    ],
+)
+def test_cli_train_conversations_errors_are_one_line(tmp_path, capsys, precrs_files, extra, message):
+    argv = ["precrs-lastfm", "--item-dict", precrs_files["item_dict"], "--train", precrs_files["train"][0]]
+    argv += ["--test", precrs_files["test"][0], "--out", str(tmp_path / "cli")]
+    if extra[1] != "0.5":
+        argv += ["--conversations", "targets"]
+    assert main(argv + extra) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ")
+    assert re.search(message, err), err
+
+
+def test_cli_targets_reports_training_rows_with_a_conversation(tmp_path, capsys, precrs_files):
+    argv = ["precrs-lastfm", "--item-dict", precrs_files["item_dict"], "--train", precrs_files["train"][0]]
+    argv += ["--test", precrs_files["test"][0], "--out", str(tmp_path / "cli"), "--conversations", "targets"]
+    assert main(argv + ["--train-conversations", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "rows with a conversation: train 1 of 5 (2 users), test 1 of 1 (1 users)" in out
+    assert "last training row of 1 of 1 eligible training users keeps one" in out
+
+
+# ------------------------------------------------------------------------------------------ built-in datasets
+def test_builtin_names():
+    assert builtin_options("ml-100k-crs") == {"conversations": "all"}
+    assert builtin_options("ml-100k-crs-targets") == {"conversations": "targets", "train_conversations": None}
+    assert builtin_options("ml-100k-crs-targets-0.05") == {"conversations": "targets", "train_conversations": 0.05}
+    assert builtin_options("ml-100k-crs-targets-50") == {"conversations": "targets", "train_conversations": 50}
+    assert builtin_options("lastfm-precrs") is None and builtin_options("ml-100k-crs-targets-x") is None
+    assert builtin_base("ml-100k-crs-targets-0.2") == "ml-100k-crs" and builtin_base("ml-100k") is None
+    with pytest.raises(ConversionError, match="dataset 'ml-100k-crs-targets-1.5'.*out of range.*-0.05"):
+        builtin_options("ml-100k-crs-targets-1.5")
+
+
+def test_builtin_fraction_builds_in_a_suite_and_loads_through_create_dataset(tmp_path, monkeypatch):
+    from recbole_crs import benchmark
+    from recbole_crs.config import Config
+    from recbole_crs.quick_start import create_dataset
+
+    monkeypatch.chdir(tmp_path)  # RecBole's ./log
+    monkeypatch.setattr(sys, "argv", [sys.argv[0]])
+    name = "ml-100k-crs-targets-0.05"
+    # A suite refers to a fraction by naming it under `datasets:`; prepare_datasets builds it like ml-100k-crs.
+    suite = benchmark.Suite(str(tmp_path / "suite.yaml"), {}, {name: benchmark.DatasetSpec(name)}, {})
+    benchmark.prepare_datasets(suite, [name], str(tmp_path), {})
+    inter = tmp_path / name / f"{name}.inter"
+    modified = os.stat(inter).st_mtime_ns
+    items, rows = check_format(tmp_path / name, name)
+    assert len(rows) == 100000 and len(items) == 1682
+    with_conversation = [r for r in rows if r["confirmed_attributes"]]
+    train = [r for r in with_conversation if r["split"] == "train"]
+    assert len(train) == 47 and len({r["user_id"] for r in train}) == 47  # round(0.05 * 943)
+    assert len(with_conversation) - len(train) == 2 * 943  # every user's valid and test row
+
+    config = Config("SASRec", name, config_dict={"data_path": str(tmp_path), "state": "ERROR"})
+    # The variant uses ml-100k-crs.yaml: same fields and budget.
+    assert (config["MAX_ITEM_LIST_LENGTH"], config["epochs"], config["stopping_step"]) == (20, 20, 3)
+    dataset = create_dataset(config)
+    assert os.stat(inter).st_mtime_ns == modified  # present files in the current format are not rebuilt
+    _, valid, test = dataset.build()
+    assert len(valid) > 0 and len(test) > 0
+    assert ensure_builtin(name, str(tmp_path)) == str(tmp_path / name)

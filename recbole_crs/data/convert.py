@@ -50,6 +50,9 @@ CANDIDATE_COLUMN = "candidate_items:token_seq"
 
 SPLITS = ("train", "valid", "test")
 EVALUATED_SPLITS = ("valid", "test")
+# --conversations: "all" rows keep their conversation, or only evaluated "targets" and the last training row
+# of a seeded subset of training users (the paper's regime: dialogues scarce, histories abundant).
+CONVERSATION_REGIMES = ("all", "targets")
 # The authors rank the target against up to this many items sharing the initial attribute.
 AUTHORS_CANDIDATES = 100
 # How many example ids an error message quotes; counts are always given in full.
@@ -94,6 +97,14 @@ class ConversionReport:
     notes: list = field(default_factory=list)  # other things the user should know (counts included)
     real_conversations: dict = field(default_factory=dict)
     simulated_conversations: dict = field(default_factory=dict)
+    conversations: str = "all"  # the --conversations regime
+    # split (or "all") -> rows of that split whose written conversation is not empty
+    conversation_rows: Counter = field(default_factory=Counter)
+    # split (or "all") -> users with rows of that split
+    users: Counter = field(default_factory=Counter)
+    # with --conversations targets: training users that could carry one / were chosen (see _keep_targets)
+    eligible_users: int = 0
+    chosen_users: int = 0
     seconds: float = 0.0
     files: list = field(default_factory=list)
 
@@ -107,6 +118,17 @@ class ConversionReport:
         rows = ", ".join(f"{split} {count}" for split, count in sorted(self.rows.items(), key=_split_order))
         lines.append(f"  .inter rows: {sum(self.rows.values())} ({rows})")
         lines.append(f"  .item rows: {self.items} items, {self.attributes} distinct attributes")
+        with_conversation = ", ".join(
+            f"{split} {self.conversation_rows[split]} of {count} ({self.users[split]} users)"
+            for split, count in sorted(self.rows.items(), key=_split_order)
+        )
+        lines.append(f"  rows with a conversation: {with_conversation}")
+        if self.conversations != "all":
+            lines.append(
+                f"  --conversations {self.conversations}: every evaluated row keeps its conversation; the last "
+                f"training row of {self.chosen_users} of {self.eligible_users} eligible training users keeps "
+                "one; every other row is a plain interaction"
+            )
         for label, stats in (("real", self.real_conversations), ("simulated", self.simulated_conversations)):
             if stats.get("conversations"):
                 lines.append(f"  {label} conversations: " + _format_stats(stats))
@@ -318,6 +340,7 @@ class Row:
     candidates: list = None
     confirmed_turns: list = field(default_factory=list)
     rejected_turns: list = field(default_factory=list)
+    simulated: bool = False  # the conversation came from the simulator (not written)
 
 
 def format_float(value):
@@ -414,9 +437,11 @@ def _atomic_write(path, text):
 
 # ---------------------------------------------------------------------------------------------- shared steps
 def _seeds(seed):
-    """Independent seeds for simulation, holdout and candidates: one use never shifts another's draws."""
-    simulation, holdout, candidates = np.random.SeedSequence(seed).spawn(3)
-    return simulation, np.random.default_rng(holdout), np.random.default_rng(candidates)
+    """Independent seeds for simulation, holdout, candidates and the ``--conversations targets`` choice of
+    users: one use never shifts another's draws. ``spawn`` numbers its children, so the first three are the
+    ones this function returned before the fourth was added (outputs of older versions stay identical)."""
+    simulation, holdout, candidates, regime = np.random.SeedSequence(seed).spawn(4)
+    return simulation, np.random.default_rng(holdout), np.random.default_rng(candidates), np.random.default_rng(regime)
 
 
 def _simulate_rows(rows, catalogue_items, popularity, simulation_seed, max_turns, rec_list_size):
@@ -435,6 +460,7 @@ def _simulate_rows(rows, catalogue_items, popularity, simulation_seed, max_turns
             row.confirmed, row.rejected = conversation.confirmed, conversation.rejected_items
             row.confirmed_turns = conversation.confirmed_turns
             row.rejected_turns = conversation.rejected_turns
+            row.simulated = True
             conversations.append(conversation)
     return summarize_conversations(conversations)
 
@@ -472,10 +498,124 @@ def _popularity(rows, splits=("train",)):
     return Counter(row.item for row in rows if splits is None or row.split in splits)
 
 
+_TRAIN_CONVERSATIONS_FIX = (
+    "give a fraction in (0, 1] of the training users (e.g. 0.05; written with a decimal point) or a whole "
+    "number >= 1 of users (e.g. 50)"
+)
+
+
+def parse_train_conversations(value):
+    """``--train-conversations``: a fraction in (0, 1] of the training users, or a count >= 1 of users.
+
+    A Python ``int`` or text that is a whole number (``"50"``) is a count; a ``float`` or other numeric text
+    (``"0.05"``, ``"1.0"``) is a fraction. ``None`` means 1.0 (every training user). Returns an ``int`` count
+    or a ``float`` fraction; anything else raises :class:`ConversionError` naming the option and the fix.
+    """
+    if value is None:
+        return 1.0
+    parsed = value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            parsed = int(text)
+        except ValueError:
+            try:
+                parsed = float(text)
+            except ValueError:
+                parsed = None
+    if isinstance(parsed, bool) or not isinstance(parsed, (int, float)):
+        parsed = None
+    elif isinstance(parsed, int) and parsed < 1:
+        parsed = None
+    elif isinstance(parsed, float) and not 0.0 < parsed <= 1.0:
+        parsed = None
+    if parsed is None:
+        raise ConversionError(f"--train-conversations {value!r} is out of range: {_TRAIN_CONVERSATIONS_FIX}.")
+    return parsed
+
+
+def check_conversation_regime(conversations, train_conversations):
+    """Validate ``--conversations``/``--train-conversations``; return the parsed count or fraction."""
+    if conversations not in CONVERSATION_REGIMES:
+        raise ConversionError(
+            f"--conversations {conversations!r} is not a regime: use 'all' (every row keeps its conversation) "
+            "or 'targets' (evaluated rows and one training row per chosen user)."
+        )
+    if train_conversations is not None and conversations != "targets":
+        raise ConversionError(
+            "--train-conversations only applies with --conversations targets: add --conversations targets, "
+            "or drop --train-conversations (with --conversations all every row keeps its conversation)."
+        )
+    return parse_train_conversations(train_conversations)
+
+
+def _keep_target_conversations(rows, train_conversations, rng, report, keep_simulated=True):
+    """``--conversations targets``: blank every conversation except the evaluated rows' and chosen users'.
+
+    Called after every conversation of the ``all`` output was filled in, so the kept ones are exactly that
+    output's. Eligible users: those with a training row whose last training row may keep its conversation
+    (``keep_simulated=False``: only a real one, so a history row never gets one). The chosen users are the
+    first ``k`` of one seeded permutation of the eligible users (``k`` = the count, or ``round(fraction * n)``),
+    so with the same input and seed a smaller ``k`` chooses a subset of a larger one's users.
+    """
+    last_train = {}  # user -> index of the user's last training row (rows are sorted by user, then time)
+    for index, row in enumerate(rows):
+        if row.split == "train":
+            last_train[row.user] = index
+    eligible = [user for user, index in last_train.items() if keep_simulated or not rows[index].simulated]
+    n = len(eligible)
+    if isinstance(train_conversations, int):
+        if train_conversations > n:
+            raise ConversionError(
+                f"--train-conversations {train_conversations} asks for more users than the {n} training users "
+                "whose last training row can keep a conversation: give at most that many, or a fraction."
+            )
+        k = train_conversations
+    else:
+        k = int(np.floor(train_conversations * n + 0.5))
+    order = rng.permutation(n)
+    kept = {last_train[eligible[int(i)]] for i in order[:k]}
+    for index, row in enumerate(rows):
+        if row.split not in EVALUATED_SPLITS and index not in kept:
+            row.confirmed, row.rejected, row.confirmed_turns, row.rejected_turns = [], [], [], []
+    report.conversations = "targets"
+    report.eligible_users, report.chosen_users = n, k
+    if k == 0:
+        report.notes.append(
+            f"--train-conversations {train_conversations} of {n} eligible training users rounds to 0: no "
+            "training row carries a conversation"
+        )
+
+
+def _leave_one_out_splits(rows):
+    """Set ``row.split`` as the plugin's default ``eval_args`` (leave-one-out by time) evaluates ``rows``.
+
+    ``rows`` are sorted by user, then time. A user's first row has no history and is never a sequential
+    target, so RecBole's leave-one-out applies to rows 2..n: the last is ``test`` if there are at least 2
+    such targets (n >= 3), the second-to-last ``valid`` if there are at least 3 (n >= 4), the rest ``train``.
+    For every user with n >= 4 rows (all of ml-100k) that is: last test, second-to-last valid, rest train.
+    """
+    start = 0
+    while start < len(rows):
+        end = start
+        while end < len(rows) and rows[end].user == rows[start].user:
+            end += 1
+        n = end - start
+        for row in rows[start:end]:
+            row.split = "train"
+        if n >= 3:
+            rows[end - 1].split = "test"
+        if n >= 4:
+            rows[end - 2].split = "valid"
+        start = end
+
+
 def _finish(report, out_dir, name, catalogue_items, rows, with_split, with_candidates, started):
     report.out_dir, report.name = out_dir, name
     report.files = list(write_crs_dataset(out_dir, name, catalogue_items, rows, with_split, with_candidates))
     report.rows = Counter(row.split or "all" for row in rows)
+    report.conversation_rows = Counter(row.split or "all" for row in rows if row.confirmed)
+    report.users = Counter(split for split, _ in {(row.split or "all", row.user) for row in rows})
     report.items = len(catalogue_items)
     report.attributes = len({a for attrs in catalogue_items.values() for a in attrs})
     report.seconds = time.perf_counter() - started
@@ -623,6 +763,8 @@ def convert_precrs_lastfm(
     rec_list_size=DEFAULT_REC_LIST_SIZE,
     skip_invalid=False,
     drop_items_without_attributes=False,
+    conversations="all",
+    train_conversations=None,
 ):
     """Convert the authors' Last.fm records (see ``docs/converters.md``); returns a :class:`ConversionReport`.
 
@@ -633,11 +775,16 @@ def convert_precrs_lastfm(
             0.2}`` or its string form); the rest are ``train``.
         candidates: if > 0, add ``candidate_items`` with up to this many items sharing the initial attribute
             (target removed) to every valid/test row (the authors' protocol uses 100).
+        conversations: ``"all"`` (context rows carry simulated conversations) or ``"targets"`` (only real
+            dialogues: every evaluated target, and the training targets of ``train_conversations`` of the
+            users whose target row is a training row; context rows carry none).
+        train_conversations: with ``"targets"``: a fraction in (0, 1] or a count of those users (default 1.0).
     """
     started = time.perf_counter()
     report = ConversionReport("precrs-lastfm")
     name = _dataset_name(out_dir, name)
     _check_candidates(candidates)
+    train_conversations = check_conversation_regime(conversations, train_conversations)
     if isinstance(holdout, str):
         holdout = parse_holdout(holdout)
     if records and holdout is None:
@@ -648,7 +795,7 @@ def convert_precrs_lastfm(
     sources += [(p, None) for p in records]
     if not sources:
         raise ConversionError("No record files: give --train/--valid/--test and/or --records.")
-    simulation_seed, holdout_rng, candidate_rng = _seeds(seed)
+    simulation_seed, holdout_rng, candidate_rng, regime_rng = _seeds(seed)
 
     catalogue = _load_item_dict(
         item_dict, report, skip_invalid, drop_items_without_attributes, _precrs_attributes
@@ -669,9 +816,10 @@ def convert_precrs_lastfm(
     report.simulated_conversations = _simulate_rows(
         rows, catalogue.item_attributes, _popularity(rows), simulation_seed, max_turns, rec_list_size
     )
-    report.notes.append(
-        "context rows (split train) carry simulated conversations; target rows carry the real dialogues"
-    )
+    if conversations == "all":
+        report.notes.append(
+            "context rows (split train) carry simulated conversations; target rows carry the real dialogues"
+        )
     if candidates:
         sizes = _add_candidates(rows, catalogue, candidates, candidate_rng)
         if sizes:
@@ -680,6 +828,13 @@ def convert_precrs_lastfm(
                 f"{min(sizes)}, max {max(sizes)} (fewer than {candidates} where the initial attribute has "
                 "fewer items)"
             )
+    if conversations == "targets":
+        # Eligible: users whose target row is a training row (a real dialogue); context rows never keep one.
+        _keep_target_conversations(rows, train_conversations, regime_rng, report, keep_simulated=False)
+        report.notes.append(
+            "--conversations targets: only real dialogues are written (context rows are plain interactions); "
+            "the simulated statistics cover the conversations simulated before blanking"
+        )
     return _finish(report, out_dir, name, catalogue.item_attributes, rows, True, bool(candidates), started)
 
 
@@ -773,17 +928,22 @@ def convert_scpr_lastfm_star(
     rec_list_size=DEFAULT_REC_LIST_SIZE,
     skip_invalid=False,
     drop_items_without_attributes=False,
+    conversations="all",
+    train_conversations=None,
 ):
     """Convert SCPR's LastFM* (``item_dict.json``, ``review_dict_{train,valid,test}.json``).
 
     Each user's items become rows in the order train, valid, test (each file's own order), with timestamps
     0..n-1 and that file's split; every conversation is simulated (see ``docs/converters.md``).
+    ``conversations="targets"`` keeps them on valid/test rows and on the last training row of
+    ``train_conversations`` (fraction or count, default 1.0) of the users with training rows only.
     """
     started = time.perf_counter()
     report = ConversionReport("scpr-lastfm-star")
     name = _dataset_name(out_dir, name)
     _check_candidates(candidates)
-    simulation_seed, _, candidate_rng = _seeds(seed)
+    train_conversations = check_conversation_regime(conversations, train_conversations)
+    simulation_seed, _, candidate_rng, regime_rng = _seeds(seed)
     paths = {key: os.path.join(data_dir, file) for key, file in SCPR_FILES.items()}
     catalogue = _load_item_dict(
         paths["item_dict"], report, skip_invalid, drop_items_without_attributes, _scpr_attributes
@@ -817,6 +977,11 @@ def convert_scpr_lastfm_star(
         sizes = _add_candidates(rows, catalogue, candidates, candidate_rng)
         report.notes.append(
             f"candidate_items on {len(sizes)} evaluated rows, mean size {np.mean(sizes or [0]):.1f}"
+        )
+    if conversations == "targets":
+        _keep_target_conversations(rows, train_conversations, regime_rng, report)
+        report.notes.append(
+            "--conversations targets: the simulated statistics cover every row simulated before blanking"
         )
     return _finish(report, out_dir, name, catalogue.item_attributes, rows, True, bool(candidates), started)
 
@@ -889,17 +1054,23 @@ def convert_recbole(
     rec_list_size=DEFAULT_REC_LIST_SIZE,
     skip_invalid=False,
     drop_items_without_attributes=False,
+    conversations="all",
+    train_conversations=None,
 ):
     """Turn a RecBole atomic dataset (``<data_path>/<dataset>/<dataset>.{inter,item}``) into a CRS dataset.
 
     Attributes come from the ``token_seq`` item field ``attribute_field``; every interaction gets a simulated
     conversation; rows are sorted by user, then time, ties in source order (what RecBole's stable sort keeps).
     No split column and no filtering (k-core, rating threshold): RecBole's own config does that on load.
+    ``conversations="targets"`` adds a ``split`` column (:func:`_leave_one_out_splits`: the rows the default
+    ``eval_args`` evaluate) and keeps conversations on valid/test rows and on the last training row of
+    ``train_conversations`` (fraction or count, default 1.0) of the training users only.
     """
     started = time.perf_counter()
     report = ConversionReport("recbole")
     name = _dataset_name(out_dir, name)
-    simulation_seed, _, _ = _seeds(seed)
+    train_conversations = check_conversation_regime(conversations, train_conversations)
+    simulation_seed, _, _, regime_rng = _seeds(seed)
     folder = os.path.join(data_path, dataset)
     item_attributes, without = _read_recbole_items(
         os.path.join(folder, f"{dataset}.item"),
@@ -925,7 +1096,15 @@ def convert_recbole(
     report.simulated_conversations = _simulate_rows(
         rows, item_attributes, _popularity(rows, None), simulation_seed, max_turns, rec_list_size
     )
-    return _finish(report, out_dir, name, item_attributes, rows, False, False, started)
+    with_split = conversations == "targets"
+    if with_split:
+        _leave_one_out_splits(rows)
+        _keep_target_conversations(rows, train_conversations, regime_rng, report)
+        report.notes.append(
+            "--conversations targets: split column = leave-one-out by time as the default eval_args evaluate "
+            "(a user's first row is never a target); the simulated statistics cover every row before blanking"
+        )
+    return _finish(report, out_dir, name, item_attributes, rows, with_split, False, started)
 
 
 def _read_recbole_items(path, item_field, attribute_field, seq_separator, report, skip_invalid):
@@ -1127,6 +1306,21 @@ def _add_common_options(parser):
         action="store_true",
         help="drop items that have no attributes and the records/interactions using them (counted)",
     )
+    parser.add_argument(
+        "--conversations",
+        choices=CONVERSATION_REGIMES,
+        default="all",
+        help="all: every row carries a conversation (default); targets: only evaluated rows and the last "
+        "training row of the --train-conversations users (the paper's regime; precrs-lastfm: only real "
+        "dialogues); every other row is a plain interaction",
+    )
+    parser.add_argument(
+        "--train-conversations",
+        metavar="X",
+        help="with --conversations targets: a fraction in (0, 1] of the training users (e.g. 0.05) or a whole "
+        "number >= 1 of users (e.g. 50) whose last training row keeps its conversation; seeded, and a "
+        "smaller X picks a subset of a larger X's users (default: 1.0)",
+    )
 
 
 def run(args):
@@ -1139,6 +1333,8 @@ def run(args):
         rec_list_size=args.rec_list_size,
         skip_invalid=args.skip_invalid,
         drop_items_without_attributes=args.drop_items_without_attributes,
+        conversations=args.conversations,
+        train_conversations=args.train_conversations,
     )
     if args.format == "precrs-lastfm":
         return convert_precrs_lastfm(

@@ -1,23 +1,41 @@
-"""The default dataset, ``ml-100k-crs``: RecBole's bundled ml-100k with simulated conversations.
+"""The built-in datasets: RecBole's bundled ml-100k with simulated conversations, in two regimes.
 
-:func:`ensure_ml100k_crs` builds it offline from the copy of ml-100k inside the installed ``recbole`` package
-(genres = attributes, one simulated conversation per interaction, fixed seed), so the plugin works out of
-the box with no download. The result is byte-identical on every machine with the same recbole copy. Files
-left by an older version of the plugin (another ``.inter`` header, e.g. without the turn columns) are rebuilt.
+:func:`ensure_builtin` builds one offline from the copy of ml-100k inside the installed ``recbole`` package
+(genres = attributes, fixed seed), so the plugin works out of the box with no download:
+
+* ``ml-100k-crs`` (the default dataset): ``--conversations all``, every interaction has a conversation;
+* ``ml-100k-crs-targets``: ``--conversations targets``, the paper's regime: conversations on the evaluated
+  rows and on the last training row of every training user only, every other row a plain interaction;
+* ``ml-100k-crs-targets-<X>``: the same with ``--train-conversations X``: a fraction (``-0.05``: 5% of the
+  training users, written with a decimal point) or a count (``-50``: 50 users). The users are nested across X.
+
+All of them share ``properties/dataset/ml-100k-crs.yaml`` (:func:`builtin_base`), and the evaluated rows and
+their conversations are the same in every one. The result is byte-identical on every machine with the same
+recbole copy. Files left by an older version of the plugin (another ``.inter`` header, e.g. without the turn
+columns) are rebuilt.
 """
 
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
 
 import recbole
 
-from recbole_crs.data.convert import convert_recbole, inter_header
+from recbole_crs.data.convert import ConversionError, convert_recbole, inter_header, parse_train_conversations
 from recbole_crs.data.simulator import DEFAULT_MAX_TURNS, DEFAULT_REC_LIST_SIZE, DEFAULT_SEED
 
 ML100K_CRS = "ml-100k-crs"
+ML100K_CRS_TARGETS = "ml-100k-crs-targets"
+# Built-in name -> options of convert_recbole (on top of the ml-100k source, genres and the default seed).
+BUILTIN_DATASETS = {
+    ML100K_CRS: {"conversations": "all"},
+    ML100K_CRS_TARGETS: {"conversations": "targets", "train_conversations": None},
+}
+# ml-100k-crs-targets-<X>: X = --train-conversations, a fraction (0.05) or a count (50) of training users.
+_TARGETS_FRACTION = re.compile(re.escape(ML100K_CRS_TARGETS) + r"-(?P<x>[0-9][0-9.eE+-]*)")
 # The ml-100k copy shipped inside the recbole package, and its genre field.
 RECBOLE_ML100K = "ml-100k"
 ML100K_ATTRIBUTE_FIELD = "class"
@@ -30,38 +48,89 @@ def recbole_dataset_example_path():
     return os.path.join(os.path.dirname(recbole.__file__), "dataset_example")
 
 
+def builtin_options(name):
+    """The ``convert_recbole`` options of built-in dataset ``name``, or None if it is not a built-in name.
+
+    A name of the form ``ml-100k-crs-targets-<X>`` whose X is no valid ``--train-conversations`` value
+    raises :class:`ConversionError` rather than being mistaken for a dataset of one's own.
+    """
+    if not isinstance(name, str):
+        return None
+    if name in BUILTIN_DATASETS:
+        return dict(BUILTIN_DATASETS[name])
+    match = _TARGETS_FRACTION.fullmatch(name)
+    if match is None:
+        return None
+    try:
+        value = parse_train_conversations(match.group("x"))
+    except ConversionError as error:
+        raise ConversionError(
+            f"dataset '{name}': {error} ({ML100K_CRS_TARGETS}-<X>, e.g. {ML100K_CRS_TARGETS}-0.05 for 5% of the "
+            f"training users or {ML100K_CRS_TARGETS}-50 for 50 users)"
+        ) from None
+    return {"conversations": "targets", "train_conversations": value}
+
+
+def is_builtin(name):
+    """Whether ``name`` is a built-in dataset that :func:`ensure_builtin` builds on first use."""
+    return builtin_options(name) is not None
+
+
+def builtin_base(name):
+    """The built-in dataset whose ``properties/dataset/<base>.yaml`` ``name`` uses (None if not built-in)."""
+    return ML100K_CRS if is_builtin(name) else None
+
+
+def builtin_files(name, data_path):
+    """Paths of ``<data_path>/<name>/<name>.{inter,item}``."""
+    folder = os.path.join(data_path, name)
+    return [os.path.join(folder, f"{name}.{suffix}") for suffix in ("inter", "item")]
+
+
 def ml100k_crs_files(data_path):
     """Paths of ``<data_path>/ml-100k-crs/ml-100k-crs.{inter,item}``."""
-    folder = os.path.join(data_path, ML100K_CRS)
-    return [os.path.join(folder, f"{ML100K_CRS}.{suffix}") for suffix in ("inter", "item")]
+    return builtin_files(ML100K_CRS, data_path)
 
 
-def _is_current(data_path):
+def _is_current(name, data_path, options):
     """Both files exist and the ``.inter`` header is the one this version writes.
 
     Files written by an older version (e.g. before ``confirmed_turns``/``rejected_turns``) have another
     header and are rebuilt; the build is deterministic, so a rebuild gives the same bytes everywhere.
     """
-    inter_path, item_path = ml100k_crs_files(data_path)
+    inter_path, item_path = builtin_files(name, data_path)
     if not (os.path.isfile(inter_path) and os.path.isfile(item_path)):
         return False
     with open(inter_path, encoding="utf-8", newline="") as handle:
         first_line = handle.readline()
-    return first_line == "\t".join(inter_header(with_split=False, with_candidates=False)) + "\n"
+    with_split = options["conversations"] == "targets"  # the recbole converter adds a split column then
+    return first_line == "\t".join(inter_header(with_split=with_split, with_candidates=False)) + "\n"
 
 
 def ensure_ml100k_crs(data_path, force=False):
-    """Build ``<data_path>/ml-100k-crs/`` unless both of its atomic files exist in the current format.
+    """Build the default dataset ``<data_path>/ml-100k-crs/`` on first use (see :func:`ensure_builtin`)."""
+    return ensure_builtin(ML100K_CRS, data_path, force=force)
 
-    Returns that folder. Files with an outdated ``.inter`` header (written by an older version) are rebuilt.
-    The files are built in a temporary folder next to the target and moved into place with ``os.replace``
-    (``.item`` first, then ``.inter``), so a concurrent or interrupted build never leaves a partial file under
-    the final name. ``force`` rebuilds even if the files exist.
+
+def ensure_builtin(name, data_path, force=False):
+    """Build ``<data_path>/<name>/`` unless both of its atomic files exist in the current format.
+
+    ``name`` is a built-in name (:func:`builtin_options`). Returns that folder. Files with an outdated
+    ``.inter`` header (written by an older version) are rebuilt. The files are built in a temporary folder
+    next to the target and moved into place with ``os.replace`` (``.item`` first, then ``.inter``), so a
+    concurrent or interrupted build never leaves a partial file under the final name. ``force`` rebuilds even
+    if the files exist.
     """
-    folder = os.path.join(data_path, ML100K_CRS)
-    if not force and _is_current(data_path):
+    options = builtin_options(name)
+    if options is None:
+        raise ValueError(
+            f"'{name}' is not a built-in dataset; built-in: {', '.join(BUILTIN_DATASETS)} and "
+            f"{ML100K_CRS_TARGETS}-<X> (X a fraction such as 0.05 or a count of training users)."
+        )
+    folder = os.path.join(data_path, name)
+    if not force and _is_current(name, data_path, options):
         return folder
-    if not force and os.path.isfile(ml100k_crs_files(data_path)[0]):
+    if not force and os.path.isfile(builtin_files(name, data_path)[0]):
         logger.info("rebuilding %s: its .inter header is from an older version of recbole-crs", folder)
     source = recbole_dataset_example_path()
     if not os.path.isfile(os.path.join(source, RECBOLE_ML100K, f"{RECBOLE_ML100K}.inter")):
@@ -71,29 +140,31 @@ def ensure_ml100k_crs(data_path, force=False):
         )
     started = time.perf_counter()
     os.makedirs(folder, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{ML100K_CRS}-build-", dir=folder)
+    staging = tempfile.mkdtemp(prefix=f".{name}-build-", dir=folder)
     try:
         report = convert_recbole(
             source,
             RECBOLE_ML100K,
             ML100K_ATTRIBUTE_FIELD,
             staging,
-            name=ML100K_CRS,
+            name=name,
             seed=DEFAULT_SEED,
             max_turns=DEFAULT_MAX_TURNS,
             rec_list_size=DEFAULT_REC_LIST_SIZE,
+            **options,
         )
         # .item before .inter: whoever sees the final .inter also finds its .item.
         for suffix in ("item", "inter"):
-            file_name = f"{ML100K_CRS}.{suffix}"
+            file_name = f"{name}.{suffix}"
             os.replace(os.path.join(staging, file_name), os.path.join(folder, file_name))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     logger.info(
-        "built %s in %.1f s (%d interactions, %d items, %d genres)",
+        "built %s in %.1f s (%d interactions, %d with a conversation, %d items, %d genres)",
         folder,
         time.perf_counter() - started,
         sum(report.rows.values()),
+        sum(report.conversation_rows.values()),
         report.items,
         report.attributes,
     )
