@@ -86,7 +86,8 @@ def train_generator(config, dataset, train_data, valid_data, saved=True, verbose
     sasrec_config = generator_config(config)
     sasrec_config["crs_candidates"] = "all"  # a generator is judged on plain next-item ranking
     init_seed(config["seed"], config["reproducibility"])
-    generator = NegativeGenerator(config, dataset)
+    # RecBole's trainers do not move the model: on a GPU machine the batches go to config["device"].
+    generator = NegativeGenerator(config, dataset).to(config["device"])
     trainer = CRSGeneratorTrainer(sasrec_config, generator.sasrec)
     data = pretrain_dataloader(sasrec_config, train_data)
     _log(verbose, f"training the SASRec negative generator on {len(data._dataset)} sequences of the training split")
