@@ -26,7 +26,8 @@ FAST = {"epochs": 2, "train_batch_size": 4, "pretrain_epochs": 1, "generator_epo
 
 
 def crs_config(root, model="CRSFinetune", dataset="tiny-crs", **overrides):
-    config_dict = tiny_config(root, **FAST)
+    # These tests are about fine-tuning on the conversations; the yaml default (all rows) is asked for by name.
+    config_dict = tiny_config(root, **FAST, finetune_rows="conversations")
     config_dict.update(overrides)
     return Config(model=model, dataset=dataset, config_dict=config_dict)
 
@@ -298,7 +299,7 @@ def test_finetuning_sees_the_rows_and_samples_the_keys_choose(mixed, finetune_ro
 
 
 def test_per_turn_expands_a_row_into_its_turn_states_exactly(mixed):
-    config, dataset, train, _ = prepared(mixed, epochs=1)  # defaults: conversations, per_turn
+    config, dataset, train, _ = prepared(mixed, epochs=1)  # conversations (crs_config), per_turn (default)
     _, _, seen = fit_and_record(config, dataset, train)
     states = sorted((t, c, r) for u, i, t, c, r in seen if (u, i) == HAND_WORKED)
     assert states == HAND_WORKED_STATES
@@ -385,7 +386,7 @@ def test_no_conversational_training_row_fails_before_any_training(here, monkeypa
     # every training row (2nd and 3rd interaction) a plain interaction; validation and test rows keep theirs
     plain = {u: [rows[0], (rows[1][0], [], []), (rows[2][0], [], []), *rows[3:]] for u, rows in USER_SEQUENCES.items()}
     write_mixed(tmp_path, user_sequences=plain)
-    config_dict = tiny_config(tmp_path, **FAST)
+    config_dict = tiny_config(tmp_path, **FAST, finetune_rows="conversations")
     started = []
     original = recbole_trainer.Trainer._train_epoch
     monkeypatch.setattr(recbole_trainer.Trainer, "_train_epoch",
