@@ -7,12 +7,13 @@ Like RecBole's run_recbole.py, any other ``--key=value`` overrides the config.
 
 import argparse
 
+from recbole_crs.data.ml100k import DEFAULT_DATASET
 from recbole_crs.quick_start import run_recbole_crs
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", "-m", type=str, default="CRSPretrain", help="model name")
-    parser.add_argument("--dataset", "-d", type=str, default="ml-100k-crs", help="dataset name")
+    parser.add_argument("--dataset", "-d", type=str, default=DEFAULT_DATASET, help="dataset name")
     parser.add_argument("--config_files", type=str, default=None, help="space-separated config files")
     args, _ = parser.parse_known_args()
 

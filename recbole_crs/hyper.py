@@ -25,11 +25,12 @@ from dataclasses import dataclass
 
 from recbole.utils.utils import dict2str
 
+from recbole_crs.data.ml100k import DEFAULT_DATASET
+
 ALGOS = ("exhaustive", "random", "bayes")
 TOOLS = ("Hyperopt", "Ray")
 PARAM_TYPES = ("choice", "uniform", "quniform", "loguniform")
 DEFAULT_MODEL = "CRSPretrain"
-DEFAULT_DATASET = "ml-100k-crs"
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 
 

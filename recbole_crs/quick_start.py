@@ -15,7 +15,7 @@ from recbole_crs.config import Config
 from recbole_crs.evaluation import format_results_table
 from recbole_crs.utils import get_dataset_class, get_model, get_trainer
 
-DEFAULT_DATASET = "ml-100k-crs"
+from recbole_crs.data.ml100k import DEFAULT_DATASET  # noqa: F401  (re-exported for callers of quick_start)
 
 # Models whose run is more than "fit one model": module:function running the whole pipeline.
 PIPELINES = {"CRSPretrain": "recbole_crs.pipeline:run_crs_pretrain_pipeline"}

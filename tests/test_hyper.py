@@ -108,7 +108,7 @@ def test_other_key_value_arguments_become_fixed_config(tmp_path):
     # no prefix matching: --data=... is a config value, not --dataset
     assert hyper.parse_args(["--params_file", "p.hyper", "--data=x"])[1] == {"data": "x"}
     args, extras = hyper.parse_args(["--params_file", "p.hyper"])
-    assert hyper.fixed_config(args, extras, None) == {"model": "CRSPretrain", "dataset": "ml-100k-crs"}
+    assert hyper.fixed_config(args, extras, None) == {"model": "CRSPretrain", "dataset": "ml-100k-crs-targets"}
 
 
 def test_trial_sees_fixed_values_and_params_but_not_argv(monkeypatch):

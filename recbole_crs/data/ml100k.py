@@ -29,6 +29,9 @@ from recbole_crs.data.simulator import DEFAULT_MAX_TURNS, DEFAULT_REC_LIST_SIZE,
 
 ML100K_CRS = "ml-100k-crs"
 ML100K_CRS_TARGETS = "ml-100k-crs-targets"
+# The default dataset of every entry point: the paper's regime (few conversations, every history), where the
+# default pipeline also fits the 10-minute CPU budget (docs/method.md, "Figures").
+DEFAULT_DATASET = ML100K_CRS_TARGETS
 # Built-in name -> options of convert_recbole (on top of the ml-100k source, genres and the default seed).
 BUILTIN_DATASETS = {
     ML100K_CRS: {"conversations": "all"},
