@@ -185,6 +185,19 @@ class Config(RecBoleConfig):
             getLogger().warning(f"command line args [{' '.join(unrecognized)}] will not be used in RecBole")
         return self._convert_config_dict(cmd_config_dict)
 
+    def _init_device(self):
+        """RecBole's device choice, but ``use_gpu: False`` means the CPU (RecBole 1.2.1 ignores ``use_gpu`` and
+        picks CUDA whenever it is available). Multi-process settings are refused first: RecBole would start
+        ``torch.distributed`` here."""
+        from recbole_crs.validation import check_single_process
+
+        check_single_process(self.final_config_dict)
+        super()._init_device()
+        if self.final_config_dict.get("use_gpu") is False:
+            import torch
+
+            self.final_config_dict["device"] = torch.device("cpu")
+
     def _get_model_and_dataset(self, model, dataset):
         if model is None:
             model = self.external_config_dict.get("model")
