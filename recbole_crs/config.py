@@ -3,14 +3,91 @@
 Merge order, later wins: RecBole's internal yamls (overall, model, dataset, quick-start defaults for the
 model type) -> ``properties/overall.yaml`` -> ``properties/model/<model>.yaml`` ->
 ``properties/dataset/<dataset>.yaml`` -> the user's ``config_file_list`` -> ``config_dict`` -> command line.
+
+Values are data, never code: RecBole 1.2.1 ``eval``s every string of ``config_dict`` and every ``--key=value``
+of the command line; here they are parsed as YAML scalars or flow collections (``0.1``, ``1e-4``, ``true``,
+``~``, ``[pretrain, finetune]``, ``{n_layers: 1}``) or Python literals (``None``, ``(1, 2)``), and anything
+else stays the string it was. Config files are read with a safe YAML loader. Checking the values is
+:func:`recbole_crs.validation.validate`'s job.
 """
 
+import ast
 import os
+import re
+import sys
+from logging import getLogger
 
+import yaml
 from recbole.config import Config as RecBoleConfig
 from recbole.utils import ModelType
 
+from recbole_crs.errors import CRSConfigError
 from recbole_crs.utils import get_model
+
+# RecBole's float resolver: YAML 1.1 reads 1e-4 (no dot) as a string, RecBole's loader as a float.
+_FLOAT = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+][0-9]+)?
+    |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+
+
+class SafeConfigLoader(yaml.SafeLoader):
+    """Config files: YAML's safe loader (no Python objects) with RecBole's float syntax."""
+
+
+SafeConfigLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+
+
+class _ValueLoader(SafeConfigLoader):
+    """One command-line or ``config_dict`` value: like a config file, but only true/false are booleans (as
+    RecBole read them): ``yes``, ``no``, ``on`` and ``off`` stay strings."""
+
+
+_ValueLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in SafeConfigLoader.yaml_implicit_resolvers.items()
+}
+_ValueLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+_VALUE_TYPES = (str, int, float, bool, list, tuple, dict, type(None))
+_UNPARSED = object()
+
+
+def parse_value(text):
+    """A command-line or ``config_dict`` string as the value it spells; never evaluated as code.
+
+    YAML first (``0.1``, ``1e-4``, ``true``, ``~``, ``[pretrain]`` -> ``['pretrain']``, ``{a: 1}``), then a
+    Python literal (``None``, ``'x'``, ``(1, 2)``, ``0,1``); a list or dict only when the text is bracketed
+    (``a: b`` stays a string). Anything else, e.g. ``__import__('os')``, is returned unchanged as a string.
+    Non-strings are returned as they are.
+    """
+    if not isinstance(text, str):
+        return text
+    stripped = text.strip()
+    if not stripped:
+        return text
+    try:
+        value = yaml.load(stripped, Loader=_ValueLoader)
+    except yaml.YAMLError:
+        value = _UNPARSED
+    if isinstance(value, (list, dict)) and not stripped.startswith(("[", "{")):
+        value = _UNPARSED
+    if value is not _UNPARSED and not isinstance(value, str) and isinstance(value, _VALUE_TYPES):
+        return value
+    try:
+        literal = ast.literal_eval(stripped)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        literal = _UNPARSED
+    if literal is not _UNPARSED and isinstance(literal, _VALUE_TYPES) and not isinstance(literal, (set, complex)):
+        return literal
+    return value if isinstance(value, str) else text
 
 PROPERTIES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "properties")
 
@@ -43,7 +120,83 @@ def plugin_yaml_files(model, dataset):
 
 
 class Config(RecBoleConfig):
-    """RecBole Config that finds plugin models and adds the plugin's yaml defaults."""
+    """RecBole Config that finds plugin models, adds the plugin's yaml defaults and never evaluates values."""
+
+    def _build_yaml_loader(self):
+        # RecBole uses yaml.FullLoader (and adds its float resolver to it, globally).
+        return SafeConfigLoader
+
+    def _load_config_files(self, file_list):
+        """The user's config files, later files winning; an unreadable or malformed file is a one-line
+        :class:`CRSConfigError` (an empty file is fine)."""
+        file_config_dict = {}
+        for path in file_list or []:
+            try:
+                with open(path, "r", encoding="utf-8") as f:
+                    content = yaml.load(f.read(), Loader=self.yaml_loader)
+            except OSError as error:
+                raise CRSConfigError(
+                    f"config file '{path}' cannot be read ({error.strerror or error}): check the path given to "
+                    "--config_files."
+                ) from None
+            except yaml.YAMLError as error:
+                mark = getattr(error, "problem_mark", None)
+                where = f" at line {mark.line + 1}" if mark is not None else ""
+                problem = getattr(error, "problem", None) or type(error).__name__
+                raise CRSConfigError(
+                    f"config file '{path}' is not valid YAML{where} ({problem}): write one 'key: value' a line."
+                ) from None
+            if content is None:
+                continue
+            if not isinstance(content, dict):
+                raise CRSConfigError(
+                    f"config file '{path}' holds a {type(content).__name__}, not 'key: value' lines: write one "
+                    "'key: value' a line."
+                )
+            file_config_dict.update(content)
+        return file_config_dict
+
+    def _convert_config_dict(self, config_dict):
+        """String values parsed by :func:`parse_value` (RecBole ``eval``s them)."""
+        for key, value in config_dict.items():
+            config_dict[key] = parse_value(value)
+        return config_dict
+
+    def _load_cmd_line(self):
+        """``--key=value`` arguments of ``sys.argv``, values parsed by :func:`parse_value`.
+
+        As RecBole's, but the value may itself hold ``=`` (split on the first one only), and a key given twice
+        with different values is a :class:`CRSConfigError`. Other arguments are left to the script's own parser.
+        """
+        cmd_config_dict, unrecognized = {}, []
+        if "ipykernel_launcher" not in sys.argv[0]:
+            for arg in sys.argv[1:]:
+                key, _, value = arg[2:].partition("=")
+                if not arg.startswith("--") or not key or "=" not in arg:
+                    unrecognized.append(arg)
+                    continue
+                if key in cmd_config_dict and cmd_config_dict[key] != value:
+                    raise CRSConfigError(
+                        f"--{key} is given twice on the command line ({cmd_config_dict[key]!r} and {value!r}): "
+                        "keep one."
+                    )
+                cmd_config_dict[key] = value
+        if unrecognized:
+            getLogger().warning(f"command line args [{' '.join(unrecognized)}] will not be used in RecBole")
+        return self._convert_config_dict(cmd_config_dict)
+
+    def _init_device(self):
+        """RecBole's device choice, but ``use_gpu: False`` means the CPU (RecBole 1.2.1 ignores ``use_gpu`` and
+        picks CUDA whenever it is available). Multi-process settings are refused first: RecBole would start
+        ``torch.distributed`` here."""
+        from recbole_crs.validation import check_single_process
+
+        check_single_process(self.final_config_dict)
+        super()._init_device()
+        if self.final_config_dict.get("use_gpu") is False:
+            import torch
+
+            self.final_config_dict["device"] = torch.device("cpu")
 
     def _get_model_and_dataset(self, model, dataset):
         if model is None:

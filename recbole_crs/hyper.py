@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from recbole.utils.utils import dict2str
 
 from recbole_crs.data.ml100k import DEFAULT_DATASET
+from recbole_crs.errors import CRSConfigError, CRSInputError
 
 ALGOS = ("exhaustive", "random", "bayes")
 TOOLS = ("Hyperopt", "Ray")
@@ -53,15 +54,15 @@ class SearchParam:
 def _numbers(text, count, where):
     parts = [p.strip() for p in text.split(",")]
     if len(parts) != count:
-        raise ValueError(f"{where}: expected {count} comma-separated numbers, got '{text}'")
+        raise CRSConfigError(f"{where}: expected {count} comma-separated numbers, got '{text}'")
     try:
         numbers = tuple(float(p) for p in parts)
     except ValueError:
-        raise ValueError(f"{where}: '{text}' is not {count} comma-separated numbers") from None
+        raise CRSConfigError(f"{where}: '{text}' is not {count} comma-separated numbers") from None
     if numbers[0] >= numbers[1]:
-        raise ValueError(f"{where}: the lower bound {numbers[0]} must be below the upper bound {numbers[1]}")
+        raise CRSConfigError(f"{where}: the lower bound {numbers[0]} must be below the upper bound {numbers[1]}")
     if count == 3 and numbers[2] <= 0:
-        raise ValueError(f"{where}: the step q must be positive, got {numbers[2]}")
+        raise CRSConfigError(f"{where}: the step q must be positive, got {numbers[2]}")
     return numbers
 
 
@@ -71,6 +72,8 @@ def parse_params_file(path):
     Lines: ``name type values``; blank lines and lines starting with ``#`` are skipped; a trailing
     `` # comment`` after the values is allowed. Types: ``choice [v1, v2, ...]`` (Python literals),
     ``uniform lo,hi``, ``quniform lo,hi,q``, ``loguniform lo,hi`` (natural-log bounds, as in RecBole).
+    Choices are read with ``ast.literal_eval`` (data only, never code); a string choice reaches the trial's
+    Config, which parses it as a value and never evaluates it (:func:`recbole_crs.config.parse_value`).
     """
     params = {}
     with open(path, "r", encoding="utf-8") as f:
@@ -81,26 +84,26 @@ def parse_params_file(path):
             where = f"{path}, line {number}"
             parts = line.split(None, 2)
             if len(parts) < 3:
-                raise ValueError(f"{where}: expected 'name type values', got '{line}'")
+                raise CRSConfigError(f"{where}: expected 'name type values', got '{line}'")
             name, kind, value = parts
             if " #" in value or "\t#" in value:  # trailing comment (values never contain ' #')
                 value = value[: min(i for i in (value.find(" #"), value.find("\t#")) if i >= 0)].strip()
             if kind not in PARAM_TYPES:
-                raise ValueError(f"{where}: unknown type '{kind}' (use one of {', '.join(PARAM_TYPES)})")
+                raise CRSConfigError(f"{where}: unknown type '{kind}' (use one of {', '.join(PARAM_TYPES)})")
             if name in params:
-                raise ValueError(f"{where}: '{name}' is already defined")
+                raise CRSConfigError(f"{where}: '{name}' is already defined")
             if kind == "choice":
                 try:
                     values = ast.literal_eval(value)
                 except (ValueError, SyntaxError):
-                    raise ValueError(f"{where}: choice values must be a Python list literal, got '{value}'") from None
+                    raise CRSConfigError(f"{where}: choice values must be a Python list literal, got '{value}'") from None
                 if not isinstance(values, (list, tuple)) or not values:
-                    raise ValueError(f"{where}: choice values must be a non-empty list, got '{value}'")
+                    raise CRSConfigError(f"{where}: choice values must be a non-empty list, got '{value}'")
                 params[name] = SearchParam(name, kind, tuple(values))
             else:
                 params[name] = SearchParam(name, kind, _numbers(value, 3 if kind == "quniform" else 2, where))
     if not params:
-        raise ValueError(f"{path} defines no parameter to search")
+        raise CRSConfigError(f"{path} defines no parameter to search")
     return list(params.values())
 
 
@@ -117,10 +120,10 @@ def resolve_algo(algo, params):
     if algo is None:
         return "exhaustive" if is_discrete(params) else "random"
     if algo not in ALGOS:
-        raise ValueError(f"--algo must be one of {', '.join(ALGOS)}, got '{algo}'")
+        raise CRSConfigError(f"--algo must be one of {', '.join(ALGOS)}, got '{algo}'")
     if algo == "exhaustive" and not is_discrete(params):
         continuous = [p.name for p in params if p.kind != "choice"]
-        raise ValueError(
+        raise CRSConfigError(
             f"--algo exhaustive needs 'choice' parameters only; {', '.join(continuous)} are continuous. "
             "Use --algo random or --algo bayes, or turn them into choices."
         )
@@ -221,7 +224,7 @@ def split_extras(unknown):
         if arg.startswith("--") and "=" in arg:
             key, value = arg[2:].split("=", 1)
             if key:
-                extras[key] = value  # RecBole's Config evaluates strings ("0.1" -> 0.1, "[1,2]" -> [1, 2])
+                extras[key] = value  # the trial's Config parses it ("0.1" -> 0.1, "[1,2]" -> [1, 2]), never evals
                 continue
         ignored.append(arg)
     if ignored:
@@ -285,13 +288,53 @@ class TrialObjective:
             return objective_function(merged, config_file_list, saved=self.saved)
 
 
-def check_config(fixed, config_file_list):
-    """Build the config once before any trial: fails fast on a wrong model/dataset/file and gives the values
-    Ray needs (metric direction, absolute data path)."""
-    from recbole_crs.config import Config
+def sample_value(param):
+    """One value of ``param``'s range (its first choice, its lower bound): a trial-like value to check."""
+    if param.kind == "choice":
+        return param.values[0]
+    low = param.values[0]
+    if param.kind == "loguniform":
+        return math.exp(low)
+    return int(low) if param.is_integer_grid else low
 
+
+def search_space_errors(params, config):
+    """One line per searched value that breaks its key's rule (every choice, both bounds of a range)."""
+    from recbole_crs.validation import value_error
+
+    errors = []
+    for p in params:
+        if p.kind == "choice":
+            values = list(p.values)
+        elif p.kind == "loguniform":
+            values = [math.exp(v) for v in p.values[:2]]
+        else:
+            values = list(p.values[:2])
+        for value in values:
+            message = value_error(config, p.name, value)
+            if message:
+                errors.append(f"params file: {message}")
+    return errors
+
+
+def check_config(fixed, config_file_list, params=None, saved=False):
+    """Build and validate the config once before any trial: fails fast on a wrong model, dataset, file, key
+    or value (and, with ``params``, on a searched name or value), and gives the values Ray needs (metric
+    direction, absolute data path). ``saved``: trials write checkpoints, so ``checkpoint_dir`` must be
+    writable (it is created)."""
+    from recbole_crs.quick_start import build_config
+    from recbole_crs.validation import validate
+
+    config_dict = dict(fixed)
+    for p in params or []:
+        config_dict[p.name] = sample_value(p)
     with isolated_argv():
-        return Config(config_dict=dict(fixed), config_file_list=config_file_list)
+        config = build_config(config_dict=config_dict, config_file_list=config_file_list)
+    validate(config, saved=saved)
+    errors = search_space_errors(params or [], config)
+    if errors:
+        raise CRSConfigError(errors)
+    return config
 
 
 def _prepare_default_dataset(config):
@@ -495,7 +538,7 @@ def ray_tune(
     from ray.tune import CLIReporter
     from ray.tune.schedulers import ASHAScheduler
 
-    config = check_config(fixed, config_file_list)
+    config = check_config(fixed, config_file_list, params=params, saved=saved)
     metric, mode = "best_valid_score", ("max" if config["valid_metric_bigger"] else "min")
     fixed, files = _absolute_paths(fixed, config, config_file_list)
     _prepare_default_dataset(config)
@@ -580,7 +623,20 @@ def ray_tune(
 # Entry point
 # ----------------------------------------------------------------------------------------------------------
 def main(argv=None):
-    """``run_hyper.py``: parse ``argv`` (default ``sys.argv[1:]``), search, write the result file."""
+    """``run_hyper.py``: parse ``argv`` (default ``sys.argv[1:]``), search, write the result file.
+
+    A configuration or data error (params file, config, data) prints ``error: <message>`` and exits with
+    status 2, before any trial when it can be found then.
+    """
+    try:
+        return _main(argv)
+    except CRSInputError as error:
+        for line in str(error).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _main(argv=None):
     args, extras = parse_args(argv)
     quiet_pkg_resources_warning()
     config_file_list = args.config_files.strip().split() if args.config_files else None
@@ -607,7 +663,7 @@ def main(argv=None):
             gpus_per_trial=args.gpus_per_trial,
         )
     else:
-        check_config(fixed, config_file_list)  # fail before the first trial on a wrong model/dataset/file
+        check_config(fixed, config_file_list, params=params, saved=True)  # fail before the first trial
         trials, best, _ = hyperopt_tune(
             params, algo, fixed, config_file_list, max_evals=args.max_evals, early_stop=args.early_stop
         )

@@ -25,6 +25,7 @@ from recbole.data.dataloader import TrainDataLoader
 from recbole.utils import init_seed, set_color
 
 from recbole_crs.data.finetune import check_finetune_rows
+from recbole_crs.errors import CRSConfigError
 from recbole_crs.model.crsfinetune import CRSFinetune
 from recbole_crs.model.crspretrain import CRSPretrain
 from recbole_crs.model.negative_generator import NegativeGenerator, generator_config, stage_config
@@ -34,11 +35,64 @@ STAGES = ("generator", "pretrain", "finetune")
 
 
 def check_stages(stages):
-    stages = list(stages or STAGES)
+    """``crs_stages`` as a list: a non-empty list of known stages, each once, in pipeline order (None: all)."""
+    if stages is None:
+        return list(STAGES)
+    order = ", ".join(STAGES)
+    if not isinstance(stages, (list, tuple)):
+        example = f"[{stages}]" if isinstance(stages, str) else f"[{order}]"
+        raise CRSConfigError(
+            f"crs_stages must be a list of stages, got {stages!r}: write it as a list, e.g. crs_stages: {example}."
+        )
+    stages = list(stages)
     unknown = [stage for stage in stages if stage not in STAGES]
-    if unknown or not stages:
-        raise ValueError(f"crs_stages {stages} must be a non-empty subset of {list(STAGES)}.")
-    return [stage for stage in STAGES if stage in stages]  # always run in pipeline order
+    if unknown:
+        raise CRSConfigError(
+            f"crs_stages {stages} has unknown stages {unknown}: use a non-empty subset of [{order}], in that order."
+        )
+    if not stages:
+        raise CRSConfigError(
+            f"crs_stages is empty, so there is nothing to run: list the stages, e.g. crs_stages: [{order}]."
+        )
+    ordered = [stage for stage in STAGES if stage in stages]
+    if stages != ordered:
+        raise CRSConfigError(
+            f"crs_stages {stages} must list each stage once, in pipeline order: write "
+            f"crs_stages: [{', '.join(ordered)}] (stages always run {' -> '.join(STAGES)})."
+        )
+    return ordered
+
+
+def check_stage_inputs(config, stages):
+    """What the stages of ``stages`` read must be there, and nothing given may go unused.
+
+    * ``pretrained_path`` with a ``pretrain`` stage: which one should fine-tuning start from? Neither wins.
+    * ``pretrained_path`` without a ``finetune`` stage: it would be ignored.
+    * ``pretrain`` with generator negatives needs the ``generator`` stage or ``generator_path``.
+    """
+    if config["pretrained_path"] and "pretrain" in stages:
+        raise CRSConfigError(
+            f"pretrained_path ({config['pretrained_path']!r}) is set and crs_stages runs 'pretrain': fine-tuning "
+            "would have two pre-trained models, and neither wins. Remove pretrained_path to pre-train here, or "
+            "remove 'pretrain' from crs_stages to fine-tune from pretrained_path."
+        )
+    if config["pretrained_path"] and "finetune" not in stages:
+        raise CRSConfigError(
+            f"pretrained_path ({config['pretrained_path']!r}) is only read by the 'finetune' stage, which crs_stages "
+            f"{stages} does not run: add 'finetune' to crs_stages or remove pretrained_path."
+        )
+    warmup = config["uniform_warmup_epochs"] or 0
+    if (
+        "pretrain" in stages
+        and "generator" not in stages
+        and not config["generator_path"]
+        and config["negative_sampler"] == "generator"
+        and warmup < config["pretrain_epochs"]
+    ):
+        raise CRSConfigError(
+            "Pre-training with negative_sampler 'generator' needs a generator: add 'generator' to "
+            "crs_stages, set generator_path to a SASRec checkpoint, or use negative_sampler: uniform."
+        )
 
 
 def pretrain_rows(dataset, stride):
@@ -164,6 +218,7 @@ def run_crs_pretrain_pipeline(config, dataset, train_data, valid_data, saved=Tru
 
 def _run_stages(config, dataset, train_data, valid_data, saved, verbose):
     stages = check_stages(config["crs_stages"])
+    check_stage_inputs(config, stages)  # validate() has checked these already; direct callers get them here
     if "finetune" in stages:  # fail before the generator and pre-training spend their time
         check_finetune_rows(config, train_data._dataset)
     started = time()
@@ -189,12 +244,7 @@ def _run_stages(config, dataset, train_data, valid_data, saved, verbose):
         stage_started = time()
         warmup = config["uniform_warmup_epochs"] or 0
         if generator is None and config["negative_sampler"] == "generator" and warmup < config["pretrain_epochs"]:
-            if not config["generator_path"]:
-                raise ValueError(
-                    "Pre-training with negative_sampler 'generator' needs a generator: add 'generator' to "
-                    "crs_stages, set generator_path to a SASRec checkpoint, or use negative_sampler: uniform."
-                )
-            generator = _load_generator(config, dataset, verbose)
+            generator = _load_generator(config, dataset, verbose)  # generator_path: check_stage_inputs
         trainer = pretrain(config, dataset, train_data, generator, saved=saved, verbose=verbose)
         pretrained = trainer.saved_model_file if saved else {
             "config": trainer.config,

@@ -12,13 +12,27 @@ from recbole.utils import get_environment, init_logger, init_seed, set_color
 
 from recbole_crs.compat import load_checkpoint, trusted_torch_load
 from recbole_crs.config import Config
+from recbole_crs.errors import CRSConfigError, CRSInputError
 from recbole_crs.evaluation import format_results_table
 from recbole_crs.utils import get_dataset_class, get_model, get_trainer
+from recbole_crs.validation import validate
 
 from recbole_crs.data.ml100k import DEFAULT_DATASET  # noqa: F401  (re-exported for callers of quick_start)
 
 # Models whose run is more than "fit one model": module:function running the whole pipeline.
 PIPELINES = {"CRSPretrain": "recbole_crs.pipeline:run_crs_pretrain_pipeline"}
+
+
+def build_config(model=None, dataset=None, config_file_list=None, config_dict=None):
+    """:class:`Config`, with the errors RecBole's own Config raises on a wrong value (an unknown model or metric,
+    a bad ``topk`` or ``eval_args``, ...) turned into a one-line :class:`CRSConfigError`."""
+    try:
+        return Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    except CRSInputError:
+        raise
+    except (ValueError, KeyError, TypeError, NotImplementedError, RuntimeError, SyntaxError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+        raise CRSConfigError(" ".join(str(message).split())) from error
 
 
 def create_dataset(config):
@@ -89,8 +103,12 @@ def train_and_test(config, saved=True, verbose=True):
 
 
 def train_and_test_with_trainer(config, saved=True, verbose=True):
-    """:func:`train_and_test`, also returning the trainer of the last stage (for its epoch count, its writers)."""
+    """:func:`train_and_test`, also returning the trainer of the last stage (for its epoch count, its writers).
+
+    Validates ``config`` first (:func:`recbole_crs.validation.validate`), whoever built it.
+    """
     logger = getLogger()
+    validate(config, saved=saved)  # before the dataset (and its cache) and any training
     dataset = create_dataset(config)
     logger.info(dataset)
     train_data, valid_data, test_data = data_preparation(config, dataset)
@@ -114,8 +132,13 @@ def train_and_test_with_trainer(config, saved=True, verbose=True):
 
 
 def run_recbole_crs(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True):
-    """Train and test a model (ours or RecBole's) with conversation-aware evaluation."""
-    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    """Train and test a model (ours or RecBole's) with conversation-aware evaluation.
+
+    The config is validated (:func:`recbole_crs.validation.validate`) before the logger creates ./log: a
+    wrong config raises :class:`~recbole_crs.errors.CRSConfigError` and writes nothing.
+    """
+    config = build_config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    validate(config, saved=saved)
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logger = getLogger()
@@ -132,7 +155,7 @@ def run_recbole_crs(model=None, dataset=None, config_file_list=None, config_dict
 
 def objective_function(config_dict=None, config_file_list=None, saved=True):
     """RecBole ``HyperTuning`` objective: train and test quietly, return the keys HyperTuning reads."""
-    config = Config(config_dict=config_dict, config_file_list=config_file_list)
+    config = build_config(config_dict=config_dict, config_file_list=config_file_list)
     init_seed(config["seed"], config["reproducibility"])
     logging.basicConfig(level=logging.ERROR)
     return train_and_test(config, saved=saved, verbose=False)

@@ -23,13 +23,14 @@ from recbole.data.interaction import Interaction
 from recbole.utils import FeatureSource, FeatureType
 
 from recbole_crs.data.turns import LAST_TURN_FIELD, TURN_FIELD, conversation_states
+from recbole_crs.errors import CRSInputError
 
 SPLIT_PHASES = ("train", "valid", "test")
 # How many offending rows an error message quotes; the count is always given in full.
 _EXAMPLES_IN_ERRORS = 3
 
 
-class CRSDataError(ValueError):
+class CRSDataError(CRSInputError):
     """Conversational data that cannot be used as given; the message says what to fix."""
 
 

@@ -34,6 +34,7 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole_crs.compat import load_checkpoint
 from recbole_crs.model.layers import CRSEncoder
 from recbole_crs.model.negative_generator import uniform_negatives
+from recbole_crs.validation import check_keys
 
 ENCODER_PREFIX = "encoder."
 
@@ -64,8 +65,7 @@ class CRSFinetune(SequentialRecommender):
         self.loss_type = config["loss_type"]
         self.bpr_negatives = config["bpr_negatives"]
         self.rejected_weight = config["rejected_weight"] or 0.0
-        if self.loss_type not in ("BPR", "CE"):
-            raise NotImplementedError(f"loss_type must be 'BPR' or 'CE', got {self.loss_type!r}.")
+        check_keys(config, ("loss_type",))  # the rule validate() applies before a run (validation.py)
 
         # dataset information
         self.dataset_name = config["dataset"]

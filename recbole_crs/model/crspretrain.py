@@ -52,6 +52,7 @@ from torch import nn
 
 from recbole_crs.model.layers import CRSEncoder
 from recbole_crs.model.negative_generator import UniformNegativeSampler
+from recbole_crs.validation import check_keys
 
 
 def item_attribute_table(dataset):
@@ -115,27 +116,10 @@ class CRSPretrain(SequentialRecommender):
         self.sad_substitute_rate = config["sad_substitute_rate"]
         self.mip_weight = config["mip_weight"]
         self.sad_weight = config["sad_weight"]
+        # The rules validate() applies before a run, for a model built directly (one place: validation.py).
+        check_keys(config, ("negatives_exclude_positives", "mask_ratio", "n_negatives", "substitute_k",
+                            "sad_substitute_rate"))
         self.negatives_exclude_positives = config["negatives_exclude_positives"] or False
-        if not isinstance(self.negatives_exclude_positives, bool):
-            raise ValueError(
-                f"negatives_exclude_positives must be True or False, got {self.negatives_exclude_positives!r}."
-            )
-        if not 0.0 <= self.mask_ratio <= 1.0:
-            raise ValueError(f"mask_ratio must be in [0, 1], got {self.mask_ratio}.")
-        if self.n_negatives < 1:
-            raise ValueError(f"n_negatives must be >= 1, got {self.n_negatives}.")
-        if config["substitute_k"] is not None:
-            raise ValueError(
-                f"substitute_k (got {config['substitute_k']}) was replaced by sad_substitute_rate: remove "
-                "substitute_k and set sad_substitute_rate, the fraction of attribute slots SAD substitutes (e.g. 0.3)."
-            )
-        rate = self.sad_substitute_rate
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 < rate < 1.0:
-            raise ValueError(
-                f"sad_substitute_rate must be a number strictly between 0 and 1, got {rate!r}: set it to the "
-                "fraction of attribute slots SAD substitutes, e.g. sad_substitute_rate: 0.3 "
-                "(sad_weight: 0 turns SAD off)."
-            )
 
         # dataset information
         self.CONFIRMED = dataset.confirmed_field
@@ -144,7 +128,7 @@ class CRSPretrain(SequentialRecommender):
         self.register_buffer("item_attribute_table", table, persistent=False)  # [n_items, W], ascending
         self.register_buffer("item_attribute_count", counts, persistent=False)  # [n_items]
         self.register_buffer(  # [max_attribute_length + 1], indexed by subset size
-            "sad_slot_probability", sad_slot_probabilities(rate, self.max_attribute_length), persistent=False
+            "sad_slot_probability", sad_slot_probabilities(self.sad_substitute_rate, self.max_attribute_length), persistent=False
         )
         self.sad_counts = None  # [4] counts of the last calculate_loss call (see sad_substitution_counts)
 

@@ -38,6 +38,8 @@ from recbole.model.sequential_recommender.sasrec import SASRec
 from torch import nn
 
 from recbole_crs.compat import load_checkpoint
+from recbole_crs.errors import CRSConfigError
+from recbole_crs.validation import check_keys
 
 # SASRec's architecture keys: a generator loaded from a checkpoint is rebuilt with the checkpoint's values.
 SASREC_ARCHITECTURE_KEYS = (
@@ -60,20 +62,26 @@ def stage_config(config, **overrides):
     return staged
 
 
+def check_generator_overrides(overrides):
+    """``generator_config`` as a dict of SASRec keys; a :class:`CRSConfigError` names any other key."""
+    overrides = dict(overrides or {})
+    # MAX_ITEM_LIST_LENGTH belongs to the dataset's item_id_list, so it is not the generator's to change.
+    allowed = (set(SASREC_ARCHITECTURE_KEYS) - {"MAX_ITEM_LIST_LENGTH"}) | {"learning_rate", "epochs", "weight_decay"}
+    bad = sorted(set(overrides) - allowed)
+    if bad:
+        raise CRSConfigError(
+            f"generator_config has keys {bad} that do not configure a SASRec generator; allowed: "
+            f"{', '.join(sorted(allowed))}."
+        )
+    return overrides
+
+
 def generator_config(config):
     """The SASRec config of the generator: the model's config with the ``generator_*`` overrides.
 
     The generator must give a full softmax, so it always trains with ``loss_type: CE``.
     """
-    overrides = dict(config["generator_config"] or {})
-    # MAX_ITEM_LIST_LENGTH belongs to the dataset's item_id_list, so it is not the generator's to change.
-    allowed = (set(SASREC_ARCHITECTURE_KEYS) - {"MAX_ITEM_LIST_LENGTH"}) | {"learning_rate", "epochs", "weight_decay"}
-    bad = sorted(set(overrides) - allowed)
-    if bad:
-        raise ValueError(
-            f"generator_config has keys {bad} that do not configure a SASRec generator; allowed: "
-            f"{', '.join(sorted(allowed))}."
-        )
+    overrides = check_generator_overrides(config["generator_config"])
     overrides.setdefault("epochs", config["generator_epochs"])
     overrides.setdefault("learning_rate", config["generator_learning_rate"])
     return stage_config(config, model="SASRec", loss_type="CE", **overrides)
@@ -182,9 +190,8 @@ class NegativeGenerator(nn.Module):
 
     def __init__(self, config, dataset, sasrec=None):
         super().__init__()
+        check_keys(config, ("generator_temperature",))
         self.temperature = config["generator_temperature"]
-        if not self.temperature or self.temperature <= 0:
-            raise ValueError(f"generator_temperature must be > 0, got {self.temperature}.")
         self.dataset_name = config["dataset"]
         self.sasrec = sasrec if sasrec is not None else SASRec(generator_config(config), dataset)
         self.n_items = self.sasrec.n_items
