@@ -259,10 +259,14 @@ def test_repository_suite_defines_the_issue_models_with_one_budget(tmp_path, mon
         assert suite.variants[name].model == name
         assert not {"hidden_size", "n_layers", "MAX_ITEM_LIST_LENGTH", "epochs"} & set(suite.variants[name].config)
     assert suite.variants["S3Rec"].pretrain["pretrain_epochs"] >= 1
-    assert {"ml-100k-crs", "lastfm-precrs"} <= set(suite.datasets)
-    runs = benchmark.plan_runs(suite, ["ml-100k-crs"], ["SASRec", "GRU4Rec", "CRSPretrain"], [1, 2], "/data", "/out")
+    # The paper's regime (conversations on targets only) on both datasets, and the curve's fractions.
+    assert {"ml-100k-crs-targets", "lastfm-precrs"} <= set(suite.datasets)
+    assert all(dataset in suite.datasets for points in suite.curves["groups"].values() for _, dataset in points)
+    assert "--conversations" in suite.datasets["lastfm-precrs"].convert["argv"]
+    runs = benchmark.plan_runs(suite, ["ml-100k-crs-targets"], ["SASRec", "GRU4Rec", "CRSPretrain"], [1, 2], "/data",
+                               "/out")
     assert len(runs) == 6 and len({run.config["hidden_size"] for run in runs}) == 1
-    assert runs[0].config["checkpoint_dir"] == "/out/runs/ml-100k-crs/SASRec/seed1/saved"
+    assert runs[0].config["checkpoint_dir"] == "/out/runs/ml-100k-crs-targets/SASRec/seed1/saved"
     # A dataset's models.<Model> budget reaches that model only.
     assert runs[4].config["generator_epochs"] >= 1 and "generator_epochs" not in runs[0].config
     # Ours and the ablations: every override is a real CRSPretrain key (checked as the CLI does before running).
