@@ -673,7 +673,7 @@ def test_ml100k_crs_is_built_once_and_byte_identical(tmp_path):
     assert file_bytes(folders[0], "ml-100k-crs") == file_bytes(folders[1], "ml-100k-crs")
     items, rows = check_format(folders[0], "ml-100k-crs")
     assert len(rows) == 100000 and len(items) == 1682 and len({a for v in items.values() for a in v}) == 19
-    assert sorted(os.listdir(folders[0])) == ["ml-100k-crs.inter", "ml-100k-crs.item"]
+    assert sorted(os.listdir(folders[0])) == ["ml-100k-crs.inter", "ml-100k-crs.item", "ml-100k-crs.manifest.json"]
     inter = os.path.join(folders[0], "ml-100k-crs.inter")
     modified = os.stat(inter).st_mtime_ns
     assert ensure_ml100k_crs(str(tmp_path / "a")) == folders[0]
@@ -687,7 +687,7 @@ def test_ml100k_crs_is_built_once_and_byte_identical(tmp_path):
     assert "confirmed_turns" not in open(old_inter, encoding="utf-8").readline()
     assert ensure_ml100k_crs(str(tmp_path / "b")) == folders[1]
     assert file_bytes(folders[0], "ml-100k-crs") == file_bytes(folders[1], "ml-100k-crs")
-    assert sorted(os.listdir(folders[1])) == ["ml-100k-crs.inter", "ml-100k-crs.item"]
+    assert sorted(os.listdir(folders[1])) == ["ml-100k-crs.inter", "ml-100k-crs.item", "ml-100k-crs.manifest.json"]
 
 
 # ------------------------------------------------------------------------------- --conversations targets
