@@ -474,9 +474,8 @@ def safe_save_split_dataloaders(config, dataloaders):
     getLogger().info(
         set_color("Saving split dataloaders into", "pink") + f": [{file_path}] (load it with dataloaders_save_path)"
     )
-    saved = []
-    for dataloader in dataloaders:
-        saved.append((dataloader, dataloader.generator, dataloader.sampler.generator))
+    missing = object()
+    saved = [(loader, loader.generator, getattr(loader.sampler, "generator", missing)) for loader in dataloaders]
     try:
         serialized = []
         for dataloader, generator, _ in saved:
@@ -484,9 +483,13 @@ def safe_save_split_dataloaders(config, dataloaders):
             dataloader.generator = None
             dataloader.sampler.generator = None
         atomic_pickle_dump(serialized, file_path)
-    finally:
+    finally:  # RecBole's version leaves the live loaders without generators
         for dataloader, generator, sampler_generator in saved:
-            dataloader.generator, dataloader.sampler.generator = generator, sampler_generator
+            dataloader.generator = generator
+            if sampler_generator is missing:
+                del dataloader.sampler.generator
+            else:
+                dataloader.sampler.generator = sampler_generator
     return file_path
 
 

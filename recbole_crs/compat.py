@@ -23,6 +23,7 @@ import functools
 import os
 import pickle
 import types
+import warnings
 import zipfile
 
 import torch
@@ -56,7 +57,9 @@ def load_checkpoint(path, map_location="cpu"):
             "file or a raw pickle). Pass a .pth file written by RecBole or recbole-crs."
         )
     try:
-        return _original_torch_load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about RecBole's protocol-4 pickles before refusing them
+            warnings.simplefilter("ignore", UserWarning)
+            return _original_torch_load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:
         pass  # RecBole's format: a pickled Config; read below with the restricted unpickler
     except Exception as error:
@@ -162,8 +165,6 @@ def quiet_known_recbole_warnings():
     ``torch.cuda.amp.GradScaler``), say nothing actionable to our users, and drown the training log.
     Warnings raised from any other module are untouched.
     """
-    import warnings
-
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.")
 
 
