@@ -21,6 +21,10 @@ checkpoints you produced or obtained from someone you trust, exactly as with Rec
 import contextlib
 import functools
 import os
+import pickle
+import types
+import warnings
+import zipfile
 
 import torch
 
@@ -28,7 +32,15 @@ _original_torch_load = torch.load
 
 
 def load_checkpoint(path, map_location="cpu"):
-    """Load a RecBole/recbole-crs checkpoint (a trusted pickle) with a clear error if it is missing."""
+    """Load a checkpoint the user named or this run wrote, with a clear error if it is missing or foreign.
+
+    1. The file must be a zip-format torch checkpoint (what ``torch.save`` writes): a raw pickle is refused
+       unread.
+    2. Our own checkpoints hold only plain data and tensors: they load with ``weights_only=True``.
+    3. RecBole's format (a pickled ``Config`` inside) falls back to a full unpickling restricted to the classes
+       and functions such checkpoints reference (:class:`_CheckpointUnpickler`); any other global (``os.system``,
+       ``subprocess``, ``eval``...) is refused before it is called.
+    """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(
@@ -36,12 +48,101 @@ def load_checkpoint(path, map_location="cpu"):
             "(RecBole writes them to `checkpoint_dir`, default ./saved/)."
         )
     try:
-        return _original_torch_load(path, map_location=map_location, weights_only=False)
+        is_zip = zipfile.is_zipfile(path)
+    except OSError as error:
+        raise ValueError(f"cannot read checkpoint '{path}': {error.strerror or error}.") from error
+    if not is_zip:
+        raise ValueError(
+            f"'{path}' is not a checkpoint: it is not a zip-format file written by torch.save (a truncated "
+            "file or a raw pickle). Pass a .pth file written by RecBole or recbole-crs."
+        )
+    try:
+        with warnings.catch_warnings():  # torch warns about RecBole's protocol-4 pickles before refusing them
+            warnings.simplefilter("ignore", UserWarning)
+            return _original_torch_load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        pass  # RecBole's format: a pickled Config; read below with the restricted unpickler
+    except Exception as error:
+        raise ValueError(
+            f"Could not read checkpoint '{path}': {error}. The file is not a checkpoint written by "
+            "RecBole or recbole-crs, or it is truncated."
+        ) from error
+    try:
+        return _original_torch_load(
+            path, map_location=map_location, weights_only=False, pickle_module=_restricted_pickle_module
+        )
+    except UnsafeCheckpointError as error:
+        raise UnsafeCheckpointError(f"Refusing checkpoint '{path}': {error}") from None
     except Exception as error:  # pickle/zip errors have unhelpful messages on their own
         raise ValueError(
             f"Could not read checkpoint '{path}': {error}. The file is not a checkpoint written by "
             "RecBole or recbole-crs, or it is truncated."
         ) from error
+
+
+class UnsafeCheckpointError(ValueError):
+    """A checkpoint whose pickle references code no RecBole checkpoint needs; it was not unpickled."""
+
+
+# (module, name) a RecBole checkpoint may reference besides classes of recbole / recbole_crs / yaml.loader.
+_ALLOWED_GLOBALS = {
+    ("collections", "OrderedDict"),
+    ("collections", "defaultdict"),
+    ("builtins", "set"),
+    ("builtins", "frozenset"),
+    ("builtins", "slice"),
+    ("builtins", "complex"),
+    ("builtins", "bytearray"),
+    ("builtins", "bytes"),
+    ("copyreg", "_reconstructor"),
+    ("builtins", "object"),
+    ("_codecs", "encode"),
+    ("torch", "device"),
+    ("torch", "Size"),
+    ("torch", "Generator"),
+    ("torch._utils", "_rebuild_tensor"),
+    ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch._utils", "_rebuild_tensor_v3"),
+    ("torch._utils", "_rebuild_parameter"),
+    ("torch._utils", "_rebuild_parameter_with_state"),
+    ("torch._utils", "_rebuild_device_tensor_from_numpy"),
+    ("torch._tensor", "_rebuild_from_type_v2"),
+    ("torch.nn.parameter", "Parameter"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "scalar"),
+    ("datetime", "datetime"),
+    ("logging", "getLogger"),  # a pickled Logger (e.g. inside a model layer) is re-fetched by name
+}
+# Classes only (e.g. a model's `other_parameter` may hold an nn.Module such as SASRecF's feature layer).
+_CLASS_MODULE_PREFIXES = ("recbole.", "recbole_crs.", "yaml.loader", "numpy.dtypes", "enum", "torch.nn.modules.")
+# Protocol-2 pickles name Python 2 modules; pickle maps them to Python 3 ones.
+_PYTHON2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg"}
+
+
+class _CheckpointUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        module = _PYTHON2_MODULES.get(module, module)
+        if (module, name) in _ALLOWED_GLOBALS:
+            return super().find_class(module, name)
+        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
+            return super().find_class(module, name)
+        if module.startswith(_CLASS_MODULE_PREFIXES) or module in ("recbole", "recbole_crs", "yaml"):
+            found = super().find_class(module, name)
+            if isinstance(found, type):  # classes only: a RecBole checkpoint holds no function references
+                return found
+        raise UnsafeCheckpointError(
+            f"it references {module}.{name}, which no RecBole or recbole-crs checkpoint needs (a pickle can "
+            "run code when loaded). It was not loaded. Use a checkpoint written by RecBole or recbole-crs."
+        )
+
+
+_restricted_pickle_module = types.SimpleNamespace(
+    Unpickler=_CheckpointUnpickler, load=pickle.load, loads=pickle.loads, __name__="pickle"
+)
 
 
 @contextlib.contextmanager
@@ -64,8 +165,6 @@ def quiet_known_recbole_warnings():
     ``torch.cuda.amp.GradScaler``), say nothing actionable to our users, and drown the training log.
     Warnings raised from any other module are untouched.
     """
-    import warnings
-
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.")
 
 

@@ -673,7 +673,7 @@ def test_ml100k_crs_is_built_once_and_byte_identical(tmp_path):
     assert file_bytes(folders[0], "ml-100k-crs") == file_bytes(folders[1], "ml-100k-crs")
     items, rows = check_format(folders[0], "ml-100k-crs")
     assert len(rows) == 100000 and len(items) == 1682 and len({a for v in items.values() for a in v}) == 19
-    assert sorted(os.listdir(folders[0])) == ["ml-100k-crs.inter", "ml-100k-crs.item"]
+    assert sorted(os.listdir(folders[0])) == ["ml-100k-crs.inter", "ml-100k-crs.item", "ml-100k-crs.manifest.json"]
     inter = os.path.join(folders[0], "ml-100k-crs.inter")
     modified = os.stat(inter).st_mtime_ns
     assert ensure_ml100k_crs(str(tmp_path / "a")) == folders[0]
@@ -687,7 +687,7 @@ def test_ml100k_crs_is_built_once_and_byte_identical(tmp_path):
     assert "confirmed_turns" not in open(old_inter, encoding="utf-8").readline()
     assert ensure_ml100k_crs(str(tmp_path / "b")) == folders[1]
     assert file_bytes(folders[0], "ml-100k-crs") == file_bytes(folders[1], "ml-100k-crs")
-    assert sorted(os.listdir(folders[1])) == ["ml-100k-crs.inter", "ml-100k-crs.item"]
+    assert sorted(os.listdir(folders[1])) == ["ml-100k-crs.inter", "ml-100k-crs.item", "ml-100k-crs.manifest.json"]
 
 
 # ------------------------------------------------------------------------------- --conversations targets
@@ -936,3 +936,76 @@ def test_builtin_fraction_builds_in_a_suite_and_loads_through_create_dataset(tmp
     _, valid, test = dataset.build()
     assert len(valid) > 0 and len(test) > 0
     assert ensure_builtin(name, str(tmp_path)) == str(tmp_path / name)
+
+
+# ---------------------------------------------------------------------------------------------- publishing
+class _Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs (not caught by `except Exception`)."""
+
+
+def test_conversion_interrupted_between_the_two_renames_is_detected_on_load(tmp_path, monkeypatch):
+    from recbole_crs.config import Config
+    from recbole_crs.data.dataset import CRSDataError, CRSDataset
+
+    source = write_recbole(tmp_path / "src")
+    out = tmp_path / "out" / "toy-crs"
+    convert_recbole(source, "toy", "genre", str(out))
+    assert sorted(os.listdir(out)) == ["toy-crs.inter", "toy-crs.item", "toy-crs.manifest.json"]
+    config = Config("SASRec", "toy-crs", config_dict={"data_path": str(tmp_path / "out"), "state": "WARNING",
+                                                      "MAX_ITEM_LIST_LENGTH": 3})
+    CRSDataset(config)  # a complete conversion loads
+
+    # Re-convert with one more item; the process dies after the new .item is in place, before the new .inter.
+    source = write_recbole(tmp_path / "src2", item_lines=[
+        "item_id:token\ttitle:token_seq\tyear:token\tgenre:token_seq",
+        "i1\tToy Story\t1995\tComedy Animation", "i2\tHeat\t1995\tAction Crime", "i3\tBabe\t1995\tComedy",
+        "i4\tJumanji\t1995\tAdventure",
+    ])
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if str(dst).endswith(".inter"):
+            raise _Killed()
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(_Killed):
+        convert_recbole(source, "toy", "genre", str(out), seed=3)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert "i4" in (out / "toy-crs.item").read_text()  # new .item, old .inter
+    with pytest.raises(CRSDataError, match=r"does not match the files \(toy-crs.inter differs from it\).*Re-run the conversion"):
+        CRSDataset(config)
+    convert_recbole(source, "toy", "genre", str(out), seed=3)  # re-running it repairs the dataset
+    CRSDataset(config)
+
+
+def test_failed_write_keeps_the_previous_dataset_and_leaves_no_temporaries(tmp_path, monkeypatch):
+    source = write_recbole(tmp_path / "src")
+    out = tmp_path / "out" / "toy-crs"
+    convert_recbole(source, "toy", "genre", str(out))
+    before = {name: (out / name).read_bytes() for name in os.listdir(out)}
+    real_replace = os.replace
+
+    def full_disk(src, dst):
+        raise OSError(28, "No space left on device", str(dst))
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(ConversionError, match=r"^cannot write '.*': No space left on device\. .*re-run the conversion"):
+        convert_recbole(source, "toy", "genre", str(out), seed=3)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert {name: (out / name).read_bytes() for name in os.listdir(out)} == before
+
+
+def test_converter_os_errors_are_one_line_conversion_errors(tmp_path, capsys):
+    source = write_recbole(tmp_path / "src")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConversionError, match=r"cannot create output folder '.*file/toy-crs'"):
+        convert_recbole(source, "toy", "genre", str(tmp_path / "file" / "toy-crs"))
+    os.remove(os.path.join(source, "toy", "toy.item"))
+    os.mkdir(os.path.join(source, "toy", "toy.item"))
+    code = main(["recbole", "--data-path", source, "--dataset", "toy", "--attribute-field", "genre",
+                 "--out", str(tmp_path / "out" / "toy-crs")])
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1 and "cannot read item file" in error and "toy.item" in error
+    with pytest.raises(ConversionError, match=r"cannot read item dict file '.*': Is a directory"):
+        convert_precrs_lastfm(str(tmp_path), records=[str(tmp_path)], holdout="valid=0.2,test=0.2", out_dir=str(tmp_path / "o"))

@@ -697,7 +697,7 @@ def test_generator_checkpoint_mismatch_gives_a_clear_error(tiny, tmp_path):
     trainer, _, _ = run_crs_pretrain_pipeline(config, tiny.dataset, tiny.train, tiny.valid, verbose=False)
     checkpoint = torch.load(trainer.saved_model_file, weights_only=False)
 
-    other_dataset = dict(checkpoint, config=dict(checkpoint["config"].final_config_dict, dataset="ml-100k-crs"))
+    other_dataset = dict(checkpoint, config=dict(checkpoint["config"], dataset="ml-100k-crs"))
     torch.save(other_dataset, tmp_path / "other.pth")
     with pytest.raises(ValueError, match="trained on dataset 'ml-100k-crs'"):
         NegativeGenerator.from_checkpoint(str(tmp_path / "other.pth"), tiny.config, tiny.dataset)
@@ -708,7 +708,7 @@ def test_generator_checkpoint_mismatch_gives_a_clear_error(tiny, tmp_path):
     with pytest.raises(ValueError, match="scores 50 item ids"):
         NegativeGenerator.from_checkpoint(str(tmp_path / "items.pth"), tiny.config, tiny.dataset)
 
-    not_sasrec = dict(checkpoint, config=dict(checkpoint["config"].final_config_dict, model="GRU4Rec"))
+    not_sasrec = dict(checkpoint, config=dict(checkpoint["config"], model="GRU4Rec"))
     torch.save(not_sasrec, tmp_path / "gru.pth")
     with pytest.raises(ValueError, match="must be a SASRec checkpoint"):
         NegativeGenerator.from_checkpoint(str(tmp_path / "gru.pth"), tiny.config, tiny.dataset)

@@ -180,3 +180,104 @@ def test_dataloaders_carry_conversations_to_evaluation(tiny_root):
     interaction = next(iter(test_data))[0]
     assert interaction["confirmed_attributes"].shape == (4, 2)
     assert torch.all(interaction["confirmed_attributes"][:, 0] > 0)
+
+
+# ---------------------------------------------------------------------------------------------- integrity
+def one_line_error(root, match, **config):
+    with pytest.raises(CRSDataError, match=match) as caught:
+        build(root, **config).build()
+    assert "\n" not in str(caught.value)
+    return str(caught.value)
+
+
+def append_inter_lines(folder, lines, name="tiny-crs"):
+    with open(os.path.join(folder, f"{name}.inter"), "a") as handle:
+        handle.write("".join(line + "\n" for line in lines))
+
+
+def test_duplicate_rows_are_an_error_with_count_examples_and_fix(tmp_path):
+    folder = write_tiny_dataset(str(tmp_path))
+    append_inter_lines(folder, ["u1\ti2\t1\ta\ti1", "u1\ti2\t1\ta\ti1", "u3\ti4\t0\tc\t"])
+    message = one_line_error(tmp_path, r"3 rows of tiny-crs.inter repeat an earlier row's \(user, item, timestamp\)")
+    assert "('u1', 'i2', 1.0)" in message and "rm_dup_inter" in message
+
+
+def test_duplicate_rows_are_removed_when_rm_dup_inter_asks_for_it(tmp_path):
+    folder = write_tiny_dataset(str(tmp_path))
+    append_inter_lines(folder, ["u1\ti2\t1\ta\ti1"])
+    build(tmp_path, rm_dup_inter="first").build()
+
+
+def test_inter_item_missing_from_item_file_is_an_error_not_a_silent_drop(tmp_path):
+    folder = write_tiny_dataset(str(tmp_path))
+    append_inter_lines(folder, ["u1\ti9\t9\t\t"])
+    one_line_error(tmp_path, r"1 rows of tiny-crs.inter have items that are not in tiny-crs.item \(e.g. 'i9'.*would be dropped")
+
+
+def test_items_without_attributes_are_named(tmp_path):
+    write_tiny_dataset(str(tmp_path), item_attributes=dict(ITEM_ATTRIBUTES, i7=[], i8=[]))
+    one_line_error(tmp_path, r"2 items of tiny-crs.item have no 'attributes' \(e.g. 'i7', 'i8'\).*drop-items-without-attributes")
+
+
+def test_items_without_attributes_count_is_right_in_the_log(tiny_root):
+    dataset = build(tiny_root)
+    assert "Items without attributes: 0" in str(dataset)
+    dataset._n_items_without_attributes = 2  # as counted while loading, before the tables exist
+    assert "Items without attributes: 2" in str(dataset)
+
+
+def test_token_timestamp_is_an_error_with_the_fix(tmp_path):
+    header = "user_id:token\titem_id:token\ttimestamp:token\tconfirmed_attributes:token_seq\trejected_items:token_seq"
+    write_tiny_dataset(str(tmp_path), inter_header=header)
+    one_line_error(tmp_path, r"'timestamp' has type token; it must be float.*'timestamp:float'")
+
+
+@pytest.mark.parametrize("content, problem", [("", "is empty"), ("user_id:token\titem_id:token\n", "has a header but no rows")])
+def test_empty_or_header_only_inter_is_a_clear_error(tmp_path, content, problem):
+    folder = write_tiny_dataset(str(tmp_path))
+    with open(os.path.join(folder, "tiny-crs.inter"), "w") as handle:
+        handle.write(content)
+    one_line_error(tmp_path, rf"tiny-crs.inter' {problem}: it needs a 'name:type' header")
+
+
+def test_unreadable_dataset_folder_is_not_reported_as_missing(tmp_path):
+    with open(tmp_path / "tiny-crs", "w") as handle:  # a file where the folder should be
+        handle.write("x")
+    message = one_line_error(tmp_path, r"cannot read '.*tiny-crs': Not a directory")
+    assert "No interaction file" not in message
+
+
+def test_unreadable_inter_file_is_not_reported_as_missing(tmp_path):
+    folder = write_tiny_dataset(str(tmp_path))
+    os.remove(os.path.join(folder, "tiny-crs.inter"))
+    os.mkdir(os.path.join(folder, "tiny-crs.inter"))
+    one_line_error(tmp_path, r"cannot read '.*tiny-crs.inter': it is not a regular file")
+
+
+def test_unreadable_file_reports_the_os_error(tmp_path, monkeypatch):
+    """As root, chmod cannot make a file unreadable: the OS error is injected where the file is opened."""
+    folder = write_tiny_dataset(str(tmp_path))
+    real_open = open
+
+    def deny(path, *args, **kwargs):
+        if str(path).endswith("tiny-crs.inter"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", deny)
+    one_line_error(tmp_path, r"cannot read '.*tiny-crs.inter': Permission denied")
+    assert folder
+
+
+def test_files_that_differ_from_their_manifest_are_refused(tmp_path):
+    import json
+
+    from recbole_crs.artifacts import file_digests
+
+    folder = write_tiny_dataset(str(tmp_path))
+    config = Config("SASRec", "tiny-crs", config_dict={"data_path": str(tmp_path), "state": "WARNING"})
+    with open(os.path.join(folder, "tiny-crs.manifest.json"), "w") as handle:
+        json.dump({"format": 1, "files": file_digests(config)}, handle)
+    build(tmp_path).build()  # matching manifest: fine
+    append_inter_lines(folder, ["u4\ti1\t9\tb\t"])
+    one_line_error(tmp_path, r"tiny-crs.manifest.json .* does not match the files \(tiny-crs.inter differs from it\).*Re-run the conversion")

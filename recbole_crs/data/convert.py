@@ -16,6 +16,7 @@ and the report counts them per reason.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -268,6 +269,8 @@ def _load_json(path, what):
             return json.load(handle)
     except FileNotFoundError:
         raise ConversionError(f"{what} file '{path}' does not exist.") from None
+    except OSError as error:
+        raise ConversionError(f"cannot read {what} file '{path}': {error.strerror or error}.") from None
     except json.JSONDecodeError as error:
         position = f"line {error.lineno} column {error.colno}"
         raise ConversionError(f"{what} file '{path}' is not valid JSON: {error.msg} at {position}.") from None
@@ -372,7 +375,8 @@ def inter_header(with_split, with_candidates):
 
 
 def write_crs_dataset(out_dir, name, item_attributes, rows, with_split, with_candidates):
-    """Write ``<out_dir>/<name>.item`` and ``.inter``, each atomically; return (inter path, item path).
+    """Write ``<out_dir>/<name>.item``, ``.inter`` and ``.manifest.json`` as a whole (:func:`_publish_dataset`);
+    return (inter path, item path).
 
     ``item_attributes``: item -> attribute tokens (written sorted, deduplicated). ``rows``: :class:`Row` in
     the order to write; callers sort them, and RecBole's stable sort by user and time keeps ties in file
@@ -382,7 +386,12 @@ def write_crs_dataset(out_dir, name, item_attributes, rows, with_split, with_can
     _check_tokens({a for attrs in item_attributes.values() for a in attrs}, "attribute")
     _check_tokens({row.user for row in rows}, "user")
     _check_turns(rows)
-    os.makedirs(out_dir, exist_ok=True)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as error:
+        raise ConversionError(
+            f"cannot create output folder '{out_dir}': {error.strerror or error}. Pass a writable --out."
+        ) from None
     item_path = os.path.join(out_dir, f"{name}.item")
     inter_path = os.path.join(out_dir, f"{name}.inter")
 
@@ -406,10 +415,55 @@ def write_crs_dataset(out_dir, name, item_attributes, rows, with_split, with_can
         fields += [" ".join(row.candidates or [])] if with_candidates else []
         inter_lines.append("\t".join(fields))
 
-    # .item first: a reader that finds the .inter file then also finds its .item file.
-    _atomic_write(item_path, "\n".join(item_lines) + "\n")
-    _atomic_write(inter_path, "\n".join(inter_lines) + "\n")
+    _publish_dataset(out_dir, name, {
+        item_path: ("\n".join(item_lines) + "\n").encode("utf-8"),
+        inter_path: ("\n".join(inter_lines) + "\n").encode("utf-8"),
+    })
     return inter_path, item_path
+
+
+def _publish_dataset(out_dir, name, contents):
+    """Make ``contents`` ({path: bytes}) visible as a whole, with ``<name>.manifest.json`` describing them.
+
+    1. every file is written to a temporary name and fsynced (a failure leaves the previous dataset as it was);
+    2. the manifest (size and sha256 of each new file) replaces the old one, atomically;
+    3. the temporary files are renamed onto the final names.
+    A kill between 2 and the last rename leaves files that differ from the manifest: CRSDataset refuses them
+    ("re-run the conversion") instead of training on a new .item with an old .inter. Before 2, the previous
+    dataset and its manifest are untouched.
+    """
+    from recbole_crs.artifacts import atomic_write_bytes, manifest_path, temporary_path
+
+    temporaries = {}
+    try:
+        for path, data in contents.items():
+            temporary = temporary_path(path)
+            temporaries[path] = temporary
+            with open(temporary, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        manifest = {
+            "format": 1,
+            "files": {
+                os.path.basename(path): {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+                for path, data in contents.items()
+            },
+        }
+        target = manifest_path(out_dir, name)
+        atomic_write_bytes(target, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode("utf-8"))
+        for path, temporary in temporaries.items():
+            target = path
+            os.replace(temporary, path)
+    except OSError as error:
+        raise ConversionError(
+            f"cannot write '{error.filename or target}': {error.strerror or error}. Check that --out is a "
+            "writable folder with free space, then re-run the conversion."
+        ) from None
+    finally:
+        for temporary in temporaries.values():
+            if os.path.exists(temporary):
+                os.remove(temporary)
 
 
 def _check_turns(rows):
@@ -421,18 +475,6 @@ def _check_turns(rows):
                 f"{len(row.confirmed)} confirmed attributes, {len(row.rejected_turns)} rejected turns for "
                 f"{len(row.rejected)} rejected items; the turn lists must be parallel."
             )
-
-
-def _atomic_write(path, text):
-    """Write via a temporary file in the same folder and rename, so no reader sees a half-written file."""
-    temporary = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(temporary, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
 
 # ---------------------------------------------------------------------------------------------- shared steps
@@ -1014,6 +1056,10 @@ def _read_atomic(path, what):
         raise ConversionError(
             f"{what} file '{path}' does not exist (expected RecBole atomic files)."
         ) from None
+    except OSError as error:
+        raise ConversionError(f"cannot read {what} file '{path}': {error.strerror or error}.") from None
+    except UnicodeDecodeError as error:
+        raise ConversionError(f"{what} file '{path}' is not UTF-8 text: {error}.") from None
     if lines and lines[-1] == "":
         lines.pop()
     if not lines:
@@ -1367,6 +1413,9 @@ def main(argv=None):
         report = run(args)
     except (ConversionError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # anything the converters did not name themselves: still one line
+        print(f"error: cannot access '{error.filename}': {error.strerror or error}.", file=sys.stderr)
         return 2
     print(report)
     return 0

@@ -2,6 +2,9 @@
 
 Atomic-file format: ``docs/data-format.md``. On top of RecBole's sequential dataset this class
 
+* checks the files before reading them (readable, not empty, consistent with a converter's manifest) and the
+  rows before the first epoch (no duplicate (user, item, timestamp) rows, every interacted item in ``.item``
+  with attributes, a float ``timestamp``); each failure is one line: problem, file, fix;
 * validates the conversation fields (present, right type, known tokens, confirmed attributes belong to the
   target, rejected items never the target) and fails with a message that names the problem and the fix;
 * keeps conversation fields as plain per-row fields: RecBole would list-augment every ``.inter`` field
@@ -22,6 +25,7 @@ from recbole.data.dataset import SequentialDataset
 from recbole.data.interaction import Interaction
 from recbole.utils import FeatureSource, FeatureType
 
+from recbole_crs.artifacts import MANIFEST_SUFFIX, file_digests, manifest_problems
 from recbole_crs.data.turns import LAST_TURN_FIELD, TURN_FIELD, conversation_states
 from recbole_crs.errors import CRSInputError
 
@@ -62,16 +66,116 @@ class CRSDataset(SequentialDataset):
     # ------------------------------------------------------------------ loading and validation
     def _load_data(self, token, dataset_path):
         inter_file = os.path.join(dataset_path, f"{token}.inter")
-        if not os.path.isfile(inter_file):
+        self._check_readable(dataset_path, inter_file, token)
+        self._check_manifest(token, dataset_path)
+        self._check_not_empty(inter_file)
+        super()._load_data(token, dataset_path)
+        self._check_fields_present()
+        self._check_raw_tokens()
+        self._check_items_known()
+        self._check_items_have_attributes()
+        self._check_no_duplicate_rows()
+
+    def _check_readable(self, dataset_path, inter_file, token):
+        """A missing file and an unreadable one are different problems with different fixes."""
+        try:
+            os.listdir(dataset_path)
+        except FileNotFoundError:
+            pass  # reported below as a missing interaction file
+        except OSError as error:
+            raise CRSDataError(
+                f"cannot read '{dataset_path}': {error.strerror or error}. Make it a readable folder holding "
+                f"{token}.inter and {token}.item (or set `data_path`)."
+            ) from None
+        try:
+            os.stat(inter_file)
+        except FileNotFoundError:
             raise CRSDataError(
                 f"No interaction file '{inter_file}'. Put the dataset's atomic files in "
                 f"'{dataset_path}/' (format: docs/data-format.md), or convert your data with "
                 "`python -m recbole_crs.data.convert`, or set `data_path` to the folder holding "
                 f"'{token}/'."
+            ) from None
+        except OSError as error:
+            raise CRSDataError(f"cannot read '{inter_file}': {error.strerror or error}. Fix its permissions.") from None
+        if not os.path.isfile(inter_file):
+            raise CRSDataError(f"cannot read '{inter_file}': it is not a regular file. Replace it with the .inter file.")
+        try:
+            # Read once here: the manifest check and the checkpoints' data fingerprint use these digests.
+            self._crs_file_digests = file_digests(self.config)
+        except OSError as error:
+            raise CRSDataError(
+                f"cannot read '{error.filename or dataset_path}': {error.strerror or error}. Fix its permissions."
+            ) from None
+
+    def _check_manifest(self, token, dataset_path):
+        """A converter writes ``<name>.manifest.json`` (sizes and sha256 of both files) before putting the files
+        in place: files that differ from it come from an interrupted conversion (e.g. a new .item, an old .inter)."""
+        problems = manifest_problems(dataset_path, token, self._crs_file_digests)
+        if problems:
+            raise CRSDataError(
+                f"{token}{MANIFEST_SUFFIX} in '{dataset_path}' does not match the files ({'; '.join(problems)}): a "
+                "conversion was interrupted and the files are mixed. Re-run the conversion."
             )
-        super()._load_data(token, dataset_path)
-        self._check_fields_present()
-        self._check_raw_tokens()
+
+    def _check_not_empty(self, inter_file):
+        rows = 0
+        try:
+            with open(inter_file, encoding="utf-8", errors="replace") as handle:
+                for line in handle:
+                    if line.strip():
+                        rows += 1
+                        if rows == 2:
+                            return
+        except OSError as error:
+            raise CRSDataError(f"cannot read '{inter_file}': {error.strerror or error}. Fix its permissions.") from None
+        problem = "is empty" if rows == 0 else "has a header but no rows"
+        raise CRSDataError(
+            f"'{inter_file}' {problem}: it needs a 'name:type' header line and one line per interaction "
+            "(docs/data-format.md). Re-run the conversion or fill the file."
+        )
+
+    def _check_items_known(self):
+        """RecBole silently drops interactions whose item is not in .item (filter_inter_by_user_or_item)."""
+        name = self.dataset_name
+        known = set(self.item_feat[self.iid_field])
+        items = self.inter_feat[self.iid_field]
+        missing = ~items.isin(known)
+        if missing.any():
+            unknown = sorted(set(items[missing]))
+            raise CRSDataError(
+                f"{int(missing.sum())} rows of {name}.inter have items that are not in {name}.item (e.g. "
+                f"{_examples(unknown)}; {len(unknown)} distinct): they would be dropped. Add those items with their "
+                f"attributes to {name}.item, or remove those rows."
+            )
+
+    def _check_items_have_attributes(self):
+        name = self.dataset_name
+        attributes = self.item_feat[self.attribute_field]
+        empty = attributes.apply(len) == 0
+        self._n_items_without_attributes = int(empty.sum())
+        if empty.any():
+            items = list(self.item_feat[self.iid_field][empty])
+            raise CRSDataError(
+                f"{len(items)} items of {name}.item have no '{self.attribute_field}' (e.g. {_examples(items)}): a "
+                "conversation cannot lead to them. Give them attributes, or remove them and their rows (the "
+                "converters' --drop-items-without-attributes does both)."
+            )
+
+    def _check_no_duplicate_rows(self):
+        """Repeated (user, item, timestamp) rows make a target its own history: metrics near 1.0 mean nothing."""
+        if self.config["rm_dup_inter"] is not None or self.time_field not in self.inter_feat:
+            return  # RecBole removes duplicates itself when rm_dup_inter is set
+        name = self.dataset_name
+        key = [self.uid_field, self.iid_field, self.time_field]
+        duplicated = self.inter_feat.duplicated(subset=key, keep="first")
+        if duplicated.any():
+            examples = [tuple(row) for row in self.inter_feat.loc[duplicated, key].head(_EXAMPLES_IN_ERRORS).values]
+            raise CRSDataError(
+                f"{int(duplicated.sum())} rows of {name}.inter repeat an earlier row's (user, item, timestamp) (e.g. "
+                f"{_examples(examples)}): a repeated target sits in its own history. Remove the duplicates "
+                "(or set rm_dup_inter: first)."
+            )
 
     def _optional_inter_fields(self):
         """Conversation fields that are configured and present in the .inter file."""
@@ -115,6 +219,8 @@ class CRSDataset(SequentialDataset):
             self.split_field: FeatureType.TOKEN,
             self.confirmed_turn_field: FeatureType.FLOAT_SEQ,
             self.rejected_turn_field: FeatureType.FLOAT_SEQ,
+            # RecBole sorts by the timestamp; a token timestamp is an id given in file order, not a time.
+            self.time_field: FeatureType.FLOAT,
         }
         for field, ftype in expected.items():
             if field in self.field2type and self.field2type[field] != ftype:
@@ -402,7 +508,10 @@ class CRSDataset(SequentialDataset):
 
     def __str__(self):
         info = [super().__str__()]
-        n_without = int((self.item_attributes[1:] == 0).all(dim=1).sum()) if self.item_attributes is not None else 0
+        if self.item_attributes is not None:
+            n_without = int((self.item_attributes[1:] == 0).all(dim=1).sum())
+        else:  # before the tables are built: the count taken while loading
+            n_without = getattr(self, "_n_items_without_attributes", 0)
         info.append(f"The number of attributes: {self.n_attributes - 1}")
         info.append(f"Items without attributes: {n_without}")
         return "\n".join(info)

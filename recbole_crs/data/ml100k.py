@@ -24,6 +24,7 @@ import time
 
 import recbole
 
+from recbole_crs.artifacts import manifest_problems
 from recbole_crs.data.convert import ConversionError, convert_recbole, inter_header, parse_train_conversations
 from recbole_crs.data.simulator import DEFAULT_MAX_TURNS, DEFAULT_REC_LIST_SIZE, DEFAULT_SEED
 
@@ -104,6 +105,9 @@ def _is_current(name, data_path, options):
     inter_path, item_path = builtin_files(name, data_path)
     if not (os.path.isfile(inter_path) and os.path.isfile(item_path)):
         return False
+    if manifest_problems(os.path.join(data_path, name), name):
+        logger.info("rebuilding %s: its files do not match its manifest (an interrupted build)", name)
+        return False
     with open(inter_path, encoding="utf-8", newline="") as handle:
         first_line = handle.readline()
     with_split = options["conversations"] == "targets"  # the recbole converter adds a split column then
@@ -156,8 +160,9 @@ def ensure_builtin(name, data_path, force=False):
             rec_list_size=DEFAULT_REC_LIST_SIZE,
             **options,
         )
-        # .item before .inter: whoever sees the final .inter also finds its .item.
-        for suffix in ("item", "inter"):
+        # The manifest first (it describes the new files), then .item and .inter: an interruption in between
+        # leaves files that differ from the manifest, which the next use rebuilds and CRSDataset refuses.
+        for suffix in ("manifest.json", "item", "inter"):
             file_name = f"{name}.{suffix}"
             os.replace(os.path.join(staging, file_name), os.path.join(folder, file_name))
     finally:

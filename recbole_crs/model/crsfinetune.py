@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from recbole.model.abstract_recommender import SequentialRecommender
 
+from recbole_crs.artifacts import CheckpointMismatchError, check_item_fingerprint, dataset_items
 from recbole_crs.compat import load_checkpoint
 from recbole_crs.model.layers import CRSEncoder
 from recbole_crs.model.negative_generator import uniform_negatives
@@ -73,6 +74,7 @@ class CRSFinetune(SequentialRecommender):
         rejected = dataset.rejected_field
         self.REJECTED = rejected if rejected and rejected in dataset.field2type else None
         self.n_attributes = dataset.n_attributes
+        self._items = dataset_items(dataset)  # what each item id means, for load_pretrained's check
 
         self.encoder = CRSEncoder(
             n_items=self.n_items,
@@ -101,7 +103,8 @@ class CRSFinetune(SequentialRecommender):
         shape; raises :class:`PretrainedCheckpointError` naming the mismatch otherwise.
         """
         source = checkpoint if isinstance(checkpoint, str) else "the pre-trained model"
-        if isinstance(checkpoint, str):
+        from_file = isinstance(checkpoint, str)
+        if from_file:
             checkpoint = load_checkpoint(checkpoint)
         saved_config, state = checkpoint.get("config"), checkpoint.get("state_dict")
         if saved_config is None or state is None:
@@ -111,6 +114,11 @@ class CRSFinetune(SequentialRecommender):
                 f"{source} was pre-trained on dataset '{saved_config['dataset']}', not '{self.dataset_name}': its "
                 f"item and attribute ids mean different things here. Pre-train on '{self.dataset_name}'."
             )
+        try:
+            if from_file:  # a checkpoint handed over in memory comes from this run's dataset
+                check_item_fingerprint(checkpoint, self._items, source, what="pre-trained model")
+        except CheckpointMismatchError as error:
+            raise PretrainedCheckpointError(str(error)) from None
         encoder_state = {k[len(ENCODER_PREFIX):]: v for k, v in state.items() if k.startswith(ENCODER_PREFIX)}
         if not encoder_state:
             raise PretrainedCheckpointError(

@@ -37,6 +37,7 @@ import torch
 from recbole.model.sequential_recommender.sasrec import SASRec
 from torch import nn
 
+from recbole_crs.artifacts import check_item_fingerprint
 from recbole_crs.compat import load_checkpoint
 from recbole_crs.errors import CRSConfigError
 from recbole_crs.validation import check_keys
@@ -198,7 +199,10 @@ class NegativeGenerator(nn.Module):
 
     @classmethod
     def from_checkpoint(cls, path, config, dataset):
-        """Load a SASRec checkpoint (RecBole's or this plugin's) as the generator, checking it fits ``dataset``."""
+        """Load a SASRec checkpoint (RecBole's or this plugin's) as the generator, checking it fits ``dataset``.
+
+        Every check (model, dataset name, item count, item-id fingerprint, length) runs before SASRec is built.
+        """
         checkpoint = load_checkpoint(path)
         saved_config = checkpoint.get("config")
         state = checkpoint.get("state_dict")
@@ -223,6 +227,8 @@ class NegativeGenerator(nn.Module):
                 f"generator_path '{path}' scores {saved_items} item ids but dataset '{config['dataset']}' has "
                 f"{n_items}: the checkpoint was trained on a different version of the data. Retrain the generator."
             )
+        # Same name and count do not mean same items: compare the item tokens in id order.
+        check_item_fingerprint(checkpoint, dataset, path, what="generator_path")
         saved_length = state["position_embedding.weight"].shape[0]
         if saved_length < config["MAX_ITEM_LIST_LENGTH"]:
             raise ValueError(

@@ -6,7 +6,14 @@ every evaluated conversation state (one per turn, :mod:`recbole_crs.data.turns`)
 ``crs_ties`` (:mod:`recbole_crs.evaluation.ranking`) and reports all turns, turn 1, the last turn and the
 chance level of each (:mod:`recbole_crs.evaluation.summary`). It also loads checkpoints through
 :mod:`recbole_crs.compat` (RecBole's own loading fails under torch >= 2.6).
+
+Checkpoints (:mod:`recbole_crs.artifacts`): every trainer, RecBole's included, names its checkpoint per run
+(``<model>-<time>-<pid>-<random>.pth``: two runs started in the same second never share a file), writes it
+atomically (a temporary file renamed into place: a kill mid-save keeps the previous checkpoint), as plain
+data (loadable with ``weights_only=True``) with the fingerprint of the data it was trained on.
 """
+
+import os
 
 import torch
 from recbole.data.dataloader import FullSortEvalDataLoader
@@ -14,6 +21,15 @@ from recbole.trainer import Trainer
 from recbole.utils import ModelType, set_color
 from tqdm import tqdm
 
+from recbole_crs.artifacts import (
+    FINGERPRINT_KEY,
+    atomic_torch_save,
+    check_item_fingerprint,
+    clean_stale_temporaries,
+    dataset_fingerprint,
+    plain_config,
+    run_id,
+)
 from recbole_crs.compat import load_checkpoint
 from recbole_crs.data.turns import LAST_TURN_FIELD, TURN_FIELD
 from recbole_crs.evaluation import (
@@ -39,8 +55,56 @@ class CRSEvaluationMixin:
         if config["MODEL_TYPE"] == ModelType.SEQUENTIAL:  # conversational data (CRSDataset)
             self.rank_metrics = RankMetrics(config["metrics"], config["topk"], config["crs_ties"] or "expected")
         self.results_by_turn = {}  # mode -> summarize_by_turn(...) of the last evaluation in that mode
+        self._fingerprint = None  # dataset_fingerprint of the data fit() trains on, stored in checkpoints
+        checkpoint_dir = getattr(self, "checkpoint_dir", None)
+        if checkpoint_dir and isinstance(self, Trainer):
+            # RecBole names the file by the second only: two runs in one folder would share (and test) it.
+            self.saved_model_file = os.path.join(checkpoint_dir, f"{config['model']}-{run_id()}.pth")
+            clean_stale_temporaries(checkpoint_dir)
 
-    def _load_model_file(self, model_file):
+    # ------------------------------------------------------------------ checkpoints
+    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+        dataset = getattr(train_data, "_dataset", None)
+        if dataset is not None and hasattr(dataset, "field2id_token"):
+            self._fingerprint = dataset_fingerprint(dataset)
+        return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+
+    def _checkpoint_state(self, epoch):
+        """RecBole's checkpoint content, with the config as plain data and the data's fingerprint."""
+        return {
+            "config": plain_config(self.config),
+            "config_parameters": {key: list(names) for key, names in getattr(self.config, "parameters", {}).items()},
+            "epoch": epoch,
+            "cur_step": self.cur_step,
+            "best_valid_score": float(self.best_valid_score) if self.best_valid_score is not None else None,
+            "state_dict": self.model.state_dict(),
+            "other_parameter": self.model.other_parameter(),
+            "optimizer": self.optimizer.state_dict(),
+            FINGERPRINT_KEY: self._fingerprint,
+        }
+
+    def _save_checkpoint(self, epoch, verbose=True, **kwargs):
+        """RecBole's ``_save_checkpoint`` (rank-0 guard, same content), written atomically as plain data."""
+        if not isinstance(self, Trainer):  # e.g. DecisionTreeTrainer: its own format
+            return super()._save_checkpoint(epoch, verbose=verbose, **kwargs)
+        if not self.config["single_spec"] and self.config["local_rank"] != 0:
+            return
+        saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
+        atomic_torch_save(self._checkpoint_state(epoch), saved_model_file)
+        if verbose:
+            self.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
+
+    def save_pretrained_model(self, epoch, saved_model_file):
+        """RecBole's PretrainTrainer (S3Rec pre-training) file, written atomically as plain data."""
+        state = {
+            "config": plain_config(self.config),
+            "state_dict": self.model.state_dict(),
+            FINGERPRINT_KEY: self._fingerprint,
+        }
+        atomic_torch_save(state, saved_model_file)
+        self.saved_model_file = saved_model_file
+
+    def _load_model_file(self, model_file, dataset=None):
         checkpoint = load_checkpoint(model_file, map_location=self.device)
         trained_on = checkpoint["config"]["dataset"]
         if trained_on != self.config["dataset"]:
@@ -49,6 +113,8 @@ class CRSEvaluationMixin:
                 f"'{self.config['dataset']}': its item and attribute ids mean different things here. Use a "
                 f"checkpoint trained on '{self.config['dataset']}', or run with --dataset {trained_on}."
             )
+        if dataset is not None and checkpoint.get(FINGERPRINT_KEY):
+            check_item_fingerprint(checkpoint, dataset, model_file)
         self.model.load_state_dict(checkpoint["state_dict"])
         self.model.load_other_parameter(checkpoint.get("other_parameter"))
         self.logger.info(f"Loading model structure and parameters from {model_file}")
@@ -59,7 +125,7 @@ class CRSEvaluationMixin:
         if not eval_data:
             return None
         if load_best_model:
-            self._load_model_file(model_file or self.saved_model_file)
+            self._load_model_file(model_file or self.saved_model_file, getattr(eval_data, "_dataset", None))
         mode = check_mode(crs_candidates or self.crs_candidates)
         dataset = eval_data._dataset
         if self.rank_metrics is None or not hasattr(dataset, "confirmed_field"):
@@ -104,7 +170,7 @@ class CRSEvaluationMixin:
     def evaluate_modes(self, eval_data, modes, load_best_model=True, model_file=None, show_progress=False):
         """``{mode: result}`` for each candidate mode, loading the best model once."""
         if load_best_model:
-            self._load_model_file(model_file or self.saved_model_file)
+            self._load_model_file(model_file or self.saved_model_file, getattr(eval_data, "_dataset", None))
         return {
             mode: self.evaluate(eval_data, load_best_model=False, show_progress=show_progress, crs_candidates=mode)
             for mode in modes

@@ -20,10 +20,11 @@ from time import time
 import numpy as np
 import torch
 from recbole.trainer import Trainer
-from recbole.utils import get_local_time, set_color
+from recbole.utils import set_color
 from torch.nn.utils.clip_grad import clip_grad_norm_
 from tqdm import tqdm
 
+from recbole_crs.artifacts import run_id
 from recbole_crs.data.finetune import describe_counts, finetune_dataloader, finetune_options
 from recbole_crs.model.negative_generator import NegativeGenerator, UniformNegativeSampler, sasrec_sequence_loss
 from recbole_crs.trainer.evaluation import CRSEvaluationMixin
@@ -35,12 +36,13 @@ _handed_out = set()  # checkpoint paths named by this process
 
 
 def unique_checkpoint_file(checkpoint_dir, stem):
-    """``checkpoint_dir/<stem>-<local time>.pth``, suffixed ``-2``, ``-3``... if that name is taken.
+    """``checkpoint_dir/<stem>-<local time>-<pid>-<random>.pth`` (:func:`recbole_crs.artifacts.run_id`),
+    suffixed ``-2``, ``-3``... if that name is taken.
 
-    A name counts as taken if the file exists or this process already handed it out (trainers built in the
-    same second, before either saved).
+    A name counts as taken if the file exists or this process already handed it out; the pid and random part
+    keep two processes started in the same second apart.
     """
-    base = os.path.join(checkpoint_dir, f"{stem}-{get_local_time()}")
+    base = os.path.join(checkpoint_dir, f"{stem}-{run_id()}")
     path, n = f"{base}.pth", 1
     while path in _handed_out or os.path.exists(path):
         n += 1
@@ -50,7 +52,13 @@ def unique_checkpoint_file(checkpoint_dir, stem):
 
 
 def random_state(train_data=None):
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """The random generators' states as plain data and tensors (a checkpoint loads with ``weights_only=True``)."""
+    name, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
+    numpy_state = {
+        "name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+        "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian),
+    }
+    state = {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     if train_data is not None and getattr(train_data, "generator", None) is not None:
@@ -60,7 +68,13 @@ def random_state(train_data=None):
 
 def restore_random_state(state, train_data=None):
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    numpy_state = state["numpy"]
+    if isinstance(numpy_state, dict):
+        numpy_state = (
+            numpy_state["name"], numpy_state["keys"].numpy().astype(np.uint32), numpy_state["pos"],
+            numpy_state["has_gauss"], numpy_state["cached_gaussian"],
+        )
+    np.random.set_state(numpy_state)
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -108,22 +122,11 @@ class CRSCheckpointMixin:
     def _load_extra_checkpoint_state(self, checkpoint):
         pass
 
-    def _save_checkpoint(self, epoch, verbose=True, **kwargs):
-        saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
-        state = {
-            "config": self.config,
-            "epoch": epoch,
-            "cur_step": self.cur_step,
-            "best_valid_score": self.best_valid_score,
-            "state_dict": self.model.state_dict(),
-            "other_parameter": self.model.other_parameter(),
-            "optimizer": self.optimizer.state_dict(),
-            "random_state": random_state(self._train_data),
-        }
+    def _checkpoint_state(self, epoch):
+        state = super()._checkpoint_state(epoch)
+        state["random_state"] = random_state(self._train_data)
         state.update(self._extra_checkpoint_state())
-        torch.save(state, saved_model_file, pickle_protocol=4)
-        if verbose:
-            self.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
+        return state
 
     def resume_checkpoint(self, resume_file):
         """Model, optimizer(s), counters and random state; training continues as if never interrupted."""
