@@ -29,7 +29,9 @@ sampling therefore see exactly the batches of ``history_windows: materialized``.
 
 Whole-column reads still work: ``inter_feat['item_id_list']`` materialises the column for every row (correct,
 but ``O(rows x L)`` memory, so consumers should select rows first, as :mod:`recbole_crs.model.pop` does), and
-``'item_id_list' in inter_feat`` is true. ``to``/``cpu``/``numpy`` materialise first.
+``'item_id_list' in inter_feat`` is true. ``to``/``cpu``/``numpy`` materialise first. Only code that reads
+the ``Interaction``'s private ``.interaction`` dict sees the per-row columns alone (and the pointer); such code
+should take rows with ``dataset[index]`` or :func:`materialize` them.
 
 Why not materialise in ``Interaction.__getitem__``: the same call selects a batch of 2,048 rows and a
 training split of millions, so it cannot tell when to build lists; ``Dataset.__getitem__`` is the one place
