@@ -14,6 +14,7 @@ from recbole.utils import init_seed
 from torch.utils.tensorboard import SummaryWriter
 
 from recbole_crs.config import PROPERTIES_DIR, Config
+from recbole_crs.data.windows import materialize
 from recbole_crs.model.attrfm import AttrFM
 from recbole_crs.model.pop import Pop
 from recbole_crs.quick_start import build_model, create_dataset, run_recbole_crs
@@ -54,7 +55,7 @@ def attribute_id(dataset, token):
 
 
 def rows_of(dataloader):
-    rows = dataloader._dataset.inter_feat
+    rows = materialize(dataloader._dataset.inter_feat)  # with history_windows: lazy, the list fields too
     return Interaction({field: value.clone() for field, value in rows.interaction.items()})
 
 

@@ -18,6 +18,7 @@ from recbole.utils import init_seed
 from torch.utils.tensorboard import SummaryWriter
 
 from recbole_crs.config import PROPERTIES_DIR, Config
+from recbole_crs.data.windows import materialize
 from recbole_crs.model.crsfinetune import CRSFinetune
 from recbole_crs.model.crspretrain import CRSPretrain
 from recbole_crs.model.negative_generator import (
@@ -72,7 +73,7 @@ def tiny(tmp_path_factory):
 
 def all_train_rows(tiny):
     """Every training row as one batch (a copy, safe to modify)."""
-    rows = tiny.train._dataset.inter_feat
+    rows = materialize(tiny.train._dataset.inter_feat)  # with history_windows: lazy, the list fields too
     return Interaction({field: value.clone() for field, value in rows.interaction.items()})
 
 

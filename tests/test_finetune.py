@@ -16,6 +16,7 @@ from torch.utils.tensorboard import SummaryWriter
 from recbole_crs.config import Config
 from recbole_crs.data.dataset import CRSDataError
 from recbole_crs.data.finetune import finetune_dataloader
+from recbole_crs.data.windows import materialize
 from recbole_crs.model.crsfinetune import CRSFinetune, PretrainedCheckpointError
 from recbole_crs.model.crspretrain import CRSPretrain
 from recbole_crs.quick_start import create_dataset, run_recbole_crs
@@ -50,7 +51,7 @@ def tiny(tmp_path_factory):
 
 
 def rows_of(dataloader):
-    rows = dataloader._dataset.inter_feat
+    rows = materialize(dataloader._dataset.inter_feat)  # with history_windows: lazy, the list fields too
     return Interaction({field: value.clone() for field, value in rows.interaction.items()})
 
 

@@ -27,6 +27,7 @@ from recbole.utils import FeatureSource, FeatureType
 
 from recbole_crs.artifacts import MANIFEST_SUFFIX, file_digests, manifest_problems
 from recbole_crs.data.turns import LAST_TURN_FIELD, TURN_FIELD, conversation_states
+from recbole_crs.data.windows import history_windows_mode, materialize, windowed
 from recbole_crs.errors import CRSInputError
 
 SPLIT_PHASES = ("train", "valid", "test")
@@ -410,6 +411,9 @@ class CRSDataset(SequentialDataset):
         seq_start = np.maximum(user_start[target_index], target_index - max_len)
         length = target_index - seq_start
 
+        if history_windows_mode(self.config) == "lazy":  # windows built per batch: recbole_crs/data/windows.py
+            self._lazy_augmentation(target_index, seq_start, length)
+            return
         offsets = np.arange(max_len)
         in_history = offsets[None, :] < length[:, None]  # [M, L]
         history_rows = torch.from_numpy(np.where(in_history, seq_start[:, None] + offsets, 0))
@@ -426,6 +430,20 @@ class CRSDataset(SequentialDataset):
             new_dict[getattr(self, f"{field}_list_field")] = values * pad.to(values.dtype)
         new_data.update(Interaction(new_dict))
         self.inter_feat = new_data
+
+    def _lazy_augmentation(self, target_index, seq_start, length):
+        """The same rows as :meth:`data_augmentation`, their list fields kept as windows over one sequence per user."""
+        skip = set(self.crs_fields()) | {self.uid_field}
+        values = {getattr(self, f"{field}_list_field"): self.inter_feat[field]
+                  for field in self.inter_feat.interaction if field not in skip}
+        per_row = self.inter_feat[target_index]
+        per_row.update(Interaction({self.item_list_length_field: torch.from_numpy(length.astype(np.int64))}))
+        self.inter_feat = windowed(per_row, values, seq_start, self.max_item_list_len, self.item_list_length_field)
+
+    def __getitem__(self, index, join=True):
+        """Rows as a batch: with ``history_windows: lazy`` the list fields are built here, for these rows only."""
+        df = materialize(self.inter_feat[index])
+        return self.join(df) if join else df
 
     def _count_rows_without_history(self):
         """A user's first row never becomes a target; remember how many per split phase, to report it."""

@@ -35,7 +35,8 @@ def training_item_counts(dataset, item_field, item_list_field, item_length_field
     items = [inter[item_field].long()]  # [N]
     if item_list_field in inter and item_length_field in inter:
         first_rows = inter[item_length_field] == 1  # [N]
-        items.append(inter[item_list_field][first_rows, 0].long())  # [N_users_with_a_second_training_row]
+        # rows first, then the column: with history_windows: lazy only these rows' lists are built
+        items.append(inter[first_rows][item_list_field][:, 0].long())  # [N_users_with_a_second_training_row]
     return torch.bincount(torch.cat(items), minlength=n_items)[:n_items]
 
 

@@ -1,0 +1,353 @@
+"""Scale: load time, peak RSS and training-step time from ~1M to ~10M interactions (issue "Scale").
+
+    python benchmarks/scale.py --sizes 1M --out benchmarks/results/scale
+    python benchmarks/scale.py --sizes 1M,10M --out benchmarks/results/scale --data_dir /big/tmp
+
+The data are ml-100k-crs (built on first use) replicated: copy k of every user gets user id ``u + k * 10^6``,
+its items, attributes, timestamps and conversation unchanged, so a size is a whole number of copies (1M = 10
+copies of the 100,000 interactions, 10M = 100). Each size's atomic files are written once to
+``--data_dir/scale-<size>/`` (temporary names, then renamed) and reused; the table gives the time it took.
+
+Every measurement runs in a fresh subprocess, so its peak RSS (``VmHWM``) is its own:
+
+* ``load``: ``create_dataset`` + ``dataset.build()`` (augmentation, leave-one-out split, per-turn states of
+  validation/test) of SASRec at ``MAX_ITEM_LIST_LENGTH`` 50, once per ``history_windows`` mode; RSS before the
+  load (interpreter, torch, RecBole) is reported next to the peak;
+* ``steps``: seconds per 1,000 training steps of RecBole's SASRec and of each CRSPretrain stage (generator,
+  pre-training, fine-tuning) with the stages' own trainers (``_train_epoch`` over the first ``--steps``
+  batches after ``--warmup`` untimed ones, cycling the loader if it is shorter), scaled to 1,000.
+
+``history_windows: materialized`` is measured only up to ``--materialized_max`` interactions: at 10M rows
+and length 50 its ``[rows, 50]`` tensors alone take ~6 GB, plus as much again while they are built.
+
+Writes ``scale.md`` (the table, also printed), ``scale.json`` and ``scale.png`` (log-log: load time, peak RSS
+and seconds per 1,000 steps against interactions) into ``--out``, each atomically.
+"""
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+BASE = "ml-100k-crs"
+USER_SHIFT = 10**6
+MODES = ("lazy", "materialized")
+STAGES = ("sasrec", "generator", "pretrain", "finetune")
+MODEL_KEYS = {"hidden_size": 32, "inner_size": 64, "n_layers": 1, "n_heads": 2}
+
+
+def parse_size(text):
+    text = text.strip().upper()
+    scale = {"K": 10**3, "M": 10**6}.get(text[-1], 1)
+    return int(float(text[:-1] if scale > 1 else text) * scale)
+
+
+def size_name(rows):
+    return f"{rows // 10**6}M" if rows % 10**6 == 0 else f"{rows // 10**3}K"
+
+
+def atomic_write(path, write):
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.splitext(path)[1])
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def vm_kib(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- data
+def replicate(data_dir, rows):
+    """Write ``scale-<size>`` (``rows`` rounded to whole copies of ml-100k-crs); returns (name, rows, seconds)."""
+    sys.path.insert(0, REPO_ROOT)
+    from recbole_crs.data.ml100k import ensure_builtin
+
+    ensure_builtin(BASE, data_dir)
+    base = os.path.join(data_dir, BASE, BASE)
+    with open(base + ".inter") as f:
+        header, *lines = f.read().splitlines()
+    copies = max(1, round(rows / len(lines)))
+    name = f"scale-{size_name(copies * len(lines))}"
+    folder = os.path.join(data_dir, name)
+    meta_path = os.path.join(folder, "meta.json")
+    if os.path.isfile(meta_path):
+        with open(meta_path) as f:
+            meta = json.load(f)
+        if meta.get("copies") == copies:
+            return name, meta["rows"], meta["write_s"]
+    os.makedirs(folder, exist_ok=True)
+    started = time.perf_counter()
+    users, rests = zip(*(line.split("\t", 1) for line in lines))
+    users = [int(u) for u in users]
+
+    def write_inter(tmp):
+        with open(tmp, "w", buffering=1 << 22) as out:
+            out.write(header + "\n")
+            for k in range(copies):
+                shift = k * USER_SHIFT
+                out.write("".join(f"{u + shift}\t{rest}\n" for u, rest in zip(users, rests)))
+
+    atomic_write(os.path.join(folder, f"{name}.inter"), write_inter)
+    with open(base + ".item") as f:
+        item = f.read()
+    atomic_write(os.path.join(folder, f"{name}.item"), lambda tmp: open(tmp, "w").write(item))
+    seconds = time.perf_counter() - started
+    meta = {"copies": copies, "rows": copies * len(lines), "write_s": seconds}
+    atomic_write(meta_path, lambda tmp: json.dump(meta, open(tmp, "w")))
+    return name, meta["rows"], seconds
+
+
+# ---------------------------------------------------------------------------------------------- workers
+def config_for(model, dataset, data_dir, mode, extra=None):
+    from recbole_crs.config import Config
+
+    config_dict = {
+        "data_path": data_dir, "history_windows": mode, "MAX_ITEM_LIST_LENGTH": 50, "state": "ERROR",
+        "show_progress": False, "use_gpu": False, "checkpoint_dir": os.path.join(data_dir, "saved"),
+        # the atomic files keep ml-100k-crs's columns; RecBole's defaults name them already
+        "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "TIME_FIELD": "timestamp",
+        **MODEL_KEYS, **(extra or {}),
+    }
+    return Config(model=model, dataset=dataset, config_dict=config_dict)
+
+
+def measure_load(dataset, data_dir, mode):
+    from recbole_crs.quick_start import create_dataset
+
+    config = config_for("SASRec", dataset, data_dir, mode)
+    rss_before = vm_kib("VmRSS")
+    started = time.perf_counter()
+    built = create_dataset(config)
+    splits = built.build()
+    seconds = time.perf_counter() - started
+    inter = built.inter_feat
+    tensors = sum(t.nelement() * t.element_size() for t in inter.interaction.values())
+    tensors += inter.windows.nbytes() if hasattr(inter, "windows") else 0
+    return {
+        "load_s": seconds,
+        "rss_before_MiB": rss_before / 1024,
+        "peak_rss_MiB": vm_kib("VmHWM") / 1024,
+        "inter_feat_MiB": tensors / 2**20,
+        "rows": len(built),
+        "split_rows": [len(d) for d in splits],
+    }
+
+
+class Batches:
+    """The first ``n`` batches of ``loader`` (cycling through epochs when it has fewer), as a dataloader."""
+
+    def __init__(self, loader, n):
+        self.loader, self.n = loader, n
+
+    def __iter__(self):
+        return itertools.islice(itertools.chain.from_iterable(itertools.repeat(self.loader)), self.n)
+
+    def __len__(self):
+        return self.n
+
+    def __getattr__(self, name):
+        return getattr(self.loader, name)
+
+
+def stage_trainer(stage, config, dataset, train_data):
+    """``(trainer, dataloader)`` of one stage, built as the pipeline builds it."""
+    from recbole_crs.data.finetune import finetune_dataloader
+    from recbole_crs.model.crsfinetune import CRSFinetune
+    from recbole_crs.model.crspretrain import CRSPretrain
+    from recbole_crs.model.negative_generator import NegativeGenerator, generator_config, stage_config
+    from recbole_crs.pipeline import pretrain_dataloader
+    from recbole_crs.quick_start import build_model
+    from recbole_crs.trainer.pretrain import CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer
+    from recbole_crs.utils import get_trainer
+
+    if stage == "sasrec":
+        model = build_model(config, train_data)
+        return get_trainer(type(model).type, config["model"])(config, model), train_data
+    generator = NegativeGenerator(config, dataset)
+    if stage == "generator":
+        sasrec_config = generator_config(config)
+        return CRSGeneratorTrainer(sasrec_config, generator.sasrec), pretrain_dataloader(sasrec_config, train_data)
+    if stage == "pretrain":
+        pretrain_config = stage_config(config, model="CRSPretrain")
+        trainer = CRSPretrainTrainer(pretrain_config, CRSPretrain(pretrain_config, dataset), generator=generator)
+        return trainer, pretrain_dataloader(pretrain_config, train_data)
+    finetune_config = stage_config(config, model="CRSFinetune", pretrained_path=None)
+    trainer = CRSFinetuneTrainer(finetune_config, CRSFinetune(finetune_config, dataset))
+    return trainer, finetune_dataloader(finetune_config, train_data)[0]
+
+
+def measure_steps(dataset, data_dir, mode, stages, steps, warmup, batch_size):
+    from recbole.data import data_preparation
+    from recbole.utils import init_seed
+
+    from recbole_crs.quick_start import create_dataset
+
+    results = {}
+    extra = {"train_batch_size": batch_size, "pretrain_batch_size": batch_size}
+    for model in ("SASRec", "CRSPretrain"):
+        wanted = [s for s in stages if (s == "sasrec") == (model == "SASRec")]
+        if not wanted:
+            continue
+        config = config_for(model, dataset, data_dir, mode, extra)
+        init_seed(config["seed"], config["reproducibility"])
+        built = create_dataset(config)
+        train_data, _, _ = data_preparation(config, built)
+        for stage in wanted:
+            init_seed(config["seed"], config["reproducibility"])
+            trainer, loader = stage_trainer(stage, config, built, train_data)
+            trainer._train_epoch(Batches(loader, warmup), 0)
+            started = time.perf_counter()
+            trainer._train_epoch(Batches(loader, steps), 1)
+            seconds = time.perf_counter() - started
+            results[stage] = {"s_per_1000_steps": seconds / steps * 1000, "steps": steps,
+                              "batches_per_epoch": len(loader), "samples": len(loader._dataset)}
+    results["peak_rss_MiB"] = vm_kib("VmHWM") / 1024
+    return results
+
+
+def run_worker(args):
+    """A measurement in this (fresh) process; prints one JSON line."""
+    sys.path.insert(0, REPO_ROOT)
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.worker == "load":
+        result = measure_load(args.dataset, args.data_dir, args.mode)
+    else:
+        result = measure_steps(args.dataset, args.data_dir, args.mode, args.stages.split(","), args.steps,
+                               args.warmup, args.batch_size)
+    print(json.dumps(result))
+
+
+def subprocess_measure(kind, name, args, mode):
+    command = [sys.executable, os.path.realpath(__file__), "--worker", kind, "--dataset", name, "--mode", mode,
+               "--data_dir", args.data_dir, "--stages", args.stages, "--steps", str(args.steps),
+               "--warmup", str(args.warmup), "--batch_size", str(args.batch_size), "--threads", str(args.threads)]
+    env = {**os.environ, "PYTHONPATH": REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=args.data_dir)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+        print(f"  {kind} {name} {mode} failed: " + " | ".join(tail), flush=True)
+        return {"error": tail[-1] if tail else f"exit {done.returncode}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------------------------------- report
+def table(records, stages):
+    head = ["interactions", "write s", "history_windows", "load s", "peak RSS MiB (before load)", "inter_feat MiB"]
+    head += [f"{stage} s/1000 steps" for stage in stages]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in records:
+        load, steps = r.get("load") or {}, r.get("steps") or {}
+        cells = [f"{r['rows']:,}", f"{r['write_s']:.1f}", r["mode"]]
+        if "load_s" in load:
+            cells += [f"{load['load_s']:.1f}", f"{load['peak_rss_MiB']:,.0f} ({load['rss_before_MiB']:,.0f})",
+                      f"{load['inter_feat_MiB']:,.0f}"]
+        else:
+            cells += [load.get("error", "not run")] + [""] * 2
+        for stage in stages:
+            cells.append(f"{steps[stage]['s_per_1000_steps']:.0f}" if stage in steps else steps.get("error", "not run"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(records, stages, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    for mode in MODES:
+        rs = [r for r in records if r["mode"] == mode and "load_s" in (r.get("load") or {})]
+        if rs:
+            xs = [r["rows"] for r in rs]
+            axes[0].plot(xs, [r["load"]["load_s"] for r in rs], "o-", label=mode)
+            axes[1].plot(xs, [r["load"]["peak_rss_MiB"] for r in rs], "o-", label=mode)
+        for stage in stages:
+            rs = [r for r in records if r["mode"] == mode and stage in (r.get("steps") or {})]
+            if rs:
+                axes[2].plot([r["rows"] for r in rs], [r["steps"][stage]["s_per_1000_steps"] for r in rs], "o-",
+                             label=f"{stage} ({mode})")
+    for ax, title in zip(axes, ("load + build s", "peak RSS MiB", "s per 1,000 training steps")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("interactions")
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1M", help="comma-separated interaction counts, e.g. 1M,10M")
+    parser.add_argument("--out", default=os.path.join(REPO_ROOT, "benchmarks", "results", "scale"))
+    parser.add_argument("--data_dir", default=os.path.join(tempfile.gettempdir(), "recbole-crs-scale"))
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--stages", default=",".join(STAGES), help="training steps to time; empty: none")
+    parser.add_argument("--steps", type=int, default=100, help="timed steps per stage (then scaled to 1,000)")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--batch_size", type=int, default=2048, help="train_batch_size and pretrain_batch_size")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads in the workers (0: torch's default)")
+    parser.add_argument("--materialized_max", default="2M", help="largest size measured with history_windows: materialized")
+    parser.add_argument("--steps_max", default="10M", help="largest size whose training steps are timed")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--dataset", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return run_worker(args)
+
+    args.data_dir = os.path.abspath(args.data_dir)
+    os.makedirs(args.data_dir, exist_ok=True)
+    os.makedirs(args.out, exist_ok=True)
+    stages = [s for s in args.stages.split(",") if s]
+    records = []
+    for size in [parse_size(s) for s in args.sizes.split(",")]:
+        name, rows, write_s = replicate(args.data_dir, size)
+        print(f"{name}: {rows:,} interactions, files written in {write_s:.1f}s", flush=True)
+        for mode in args.modes.split(","):
+            if mode == "materialized" and rows > parse_size(args.materialized_max):
+                continue
+            record = {"rows": rows, "write_s": write_s, "mode": mode}
+            record["load"] = subprocess_measure("load", name, args, mode)
+            print(f"  {mode} load: {record['load']}", flush=True)
+            if stages and rows <= parse_size(args.steps_max):
+                record["steps"] = subprocess_measure("steps", name, args, mode)
+                print(f"  {mode} steps: {record['steps']}", flush=True)
+            records.append(record)
+    settings = {"MAX_ITEM_LIST_LENGTH": 50, "batch_size": args.batch_size, "steps": args.steps,
+                "threads": args.threads or "default", **MODEL_KEYS}
+    markdown = table(records, stages)
+    note = (f"\nSettings: {json.dumps(settings)}. Load = create_dataset + build (augmentation, leave-one-out, "
+            "per-turn states); peak RSS = VmHWM of the load's own process.\n")
+    atomic_write(os.path.join(args.out, "scale.md"), lambda tmp: open(tmp, "w").write(markdown + "\n" + note))
+    atomic_write(os.path.join(args.out, "scale.json"),
+                 lambda tmp: json.dump({"settings": settings, "records": records}, open(tmp, "w"), indent=1))
+    plot(records, stages, os.path.join(args.out, "scale.png"))
+    print(markdown)
+    print(note)
+
+
+if __name__ == "__main__":
+    main()
