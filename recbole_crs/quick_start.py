@@ -108,8 +108,12 @@ def train_and_test_with_trainer(config, saved=True, verbose=True):
 
     Validates ``config`` first (:func:`recbole_crs.validation.validate`), whoever built it.
     """
-    logger = getLogger()
     validate(config, saved=saved)  # before the dataset (and its cache) and any training
+    return _train_and_test_validated(config, saved, verbose)
+
+
+def _train_and_test_validated(config, saved, verbose):
+    logger = getLogger()
     dataset = create_dataset(config)
     logger.info(dataset)
     train_data, valid_data, test_data = data_preparation(config, dataset)
@@ -146,7 +150,7 @@ def run_recbole_crs(model=None, dataset=None, config_file_list=None, config_dict
     logger.info(sys.argv)
     logger.info(config)
 
-    result = train_and_test(config, saved=saved)
+    result, _ = _train_and_test_validated(config, saved, verbose=True)  # validated above, before the logger
 
     logger.info("The running environment of this training is as follows:\n" + get_environment(config).draw())
     logger.info(set_color("best valid ", "yellow") + f": {result['best_valid_result']}")
