@@ -25,108 +25,24 @@ import hashlib
 import json
 import os
 import pickle
-import secrets
-import time
 from logging import getLogger
 
 import torch
 
-TMP_MARK = ".tmp-"
+from recbole_crs.runtime import (  # noqa: F401  (re-exported: callers import them from here)
+    TMP_MARK,
+    atomic_write,
+    atomic_write_bytes,
+    atomic_write_text,
+    clean_stale_temporaries,
+    run_id,
+    temporary_path,
+)
+
 FINGERPRINT_KEY = "crs_fingerprint"
 MANIFEST_SUFFIX = ".manifest.json"
 # Files of a RecBole atomic dataset (plus config['additional_feat_suffix']).
 ATOMIC_SUFFIXES = ("inter", "item", "user", "kg", "link", "net")
-
-
-# ---------------------------------------------------------------------------------------------- names
-def run_id():
-    """``<local time>-<pid>-<6 hex>``: distinct for every run, even two started in the same second."""
-    return f"{time.strftime('%b-%d-%Y_%H-%M-%S')}-{os.getpid()}-{secrets.token_hex(3)}"
-
-
-def temporary_path(path):
-    return f"{path}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}"
-
-
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    except OverflowError:
-        return False
-    return True
-
-
-def clean_stale_temporaries(folder):
-    """Remove ``*.tmp-<pid>[-<random>]`` files in ``folder`` left by processes that are no longer running.
-
-    Files of this process and of live processes are kept (they may be mid-write). Returns the removed paths.
-    """
-    removed = []
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return removed
-    for name in names:
-        if TMP_MARK not in name:
-            continue
-        pid_text = name.rsplit(TMP_MARK, 1)[1].split("-", 1)[0]
-        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
-            continue
-        path = os.path.join(folder, name)
-        try:
-            if os.path.isfile(path):
-                os.remove(path)
-                removed.append(path)
-        except OSError:
-            pass
-    if removed:
-        getLogger().info(f"removed {len(removed)} temporary files of interrupted runs from {folder}")
-    return removed
-
-
-# ---------------------------------------------------------------------------------------------- atomic writes
-def _fsync_folder(folder):
-    try:
-        descriptor = os.open(folder or ".", os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
-
-
-def atomic_write(path, write):
-    """Call ``write(handle)`` on a temporary file next to ``path``, fsync it, then rename it onto ``path``.
-
-    On any failure (an exception, a full disk) the temporary file is removed and ``path`` is untouched.
-    """
-    path = os.fspath(path)
-    temporary = temporary_path(path)
-    try:
-        with open(temporary, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.remove(temporary)
-        except OSError:
-            pass
-        raise
-    _fsync_folder(os.path.dirname(path))
-    return path
-
-
-def atomic_write_bytes(path, data):
-    return atomic_write(path, lambda handle: handle.write(data))
 
 
 def atomic_torch_save(obj, path, pickle_protocol=2):

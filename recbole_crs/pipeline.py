@@ -15,12 +15,10 @@ The trainer of the last stage run is returned; quick_start evaluates it on the t
 ``crs_test_modes`` mode (for ``finetune`` that is the best fine-tuned checkpoint).
 """
 
-import contextlib
 from logging import getLogger
 from time import time
 
 import numpy as np
-import torch
 from recbole.data.dataloader import TrainDataLoader
 from recbole.utils import init_seed, set_color
 
@@ -29,6 +27,7 @@ from recbole_crs.errors import CRSConfigError
 from recbole_crs.model.crsfinetune import CRSFinetune
 from recbole_crs.model.crspretrain import CRSPretrain
 from recbole_crs.model.negative_generator import NegativeGenerator, generator_config, stage_config
+from recbole_crs.runtime import torch_threads
 from recbole_crs.trainer.pretrain import CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer
 
 STAGES = ("generator", "pretrain", "finetune")
@@ -192,18 +191,6 @@ def _load_generator(config, dataset, verbose):
     generator = NegativeGenerator.from_checkpoint(path, config, dataset).to(config["device"])
     _log(verbose, f"negative generator loaded from {path}")
     return generator
-
-
-@contextlib.contextmanager
-def torch_threads(threads):
-    """Run with ``threads`` torch threads (None: unchanged), restoring the previous count afterwards."""
-    previous = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(int(threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def run_crs_pretrain_pipeline(config, dataset, train_data, valid_data, saved=True, verbose=True):

@@ -17,7 +17,8 @@ from recbole.utils import init_seed
 from recbole_crs.config import Config
 from recbole_crs.data.finetune import finetune_samples
 from recbole_crs.data.windows import HISTORY_START_FIELD, WindowedInteraction
-from recbole_crs.pipeline import pretrain_dataloader, run_crs_pretrain_pipeline, torch_threads
+from recbole_crs.pipeline import pretrain_dataloader, run_crs_pretrain_pipeline
+from recbole_crs.runtime import torch_threads
 from recbole_crs.quick_start import create_dataset, evaluate_test, run_recbole_crs, train
 from tiny_data import tiny_config, write_tiny_dataset
 
