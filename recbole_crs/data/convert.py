@@ -36,21 +36,20 @@ from recbole_crs.data.simulator import (
 )
 
 # Column names and types of docs/data-format.md (the plugin's default field names).
-USER_COLUMN = "user_id:token"
-ITEM_COLUMN = "item_id:token"
-TIME_COLUMN = "timestamp:float"
-ATTRIBUTES_COLUMN = "attributes:token_seq"
-CONFIRMED_COLUMN = "confirmed_attributes:token_seq"
-REJECTED_COLUMN = "rejected_items:token_seq"
-# Parallel to the two columns above: the 1-based dialogue turn of each entry (turn 1 = initial attribute).
-CONFIRMED_TURNS_COLUMN = "confirmed_turns:float_seq"
-REJECTED_TURNS_COLUMN = "rejected_turns:float_seq"
-SPLIT_COLUMN = "split:token"
-# Extra column for the authors' evaluation protocol (see docs/converters.md).
-CANDIDATE_COLUMN = "candidate_items:token_seq"
-
-SPLITS = ("train", "valid", "test")
-EVALUATED_SPLITS = ("valid", "test")
+from recbole_crs.data.fields import (  # noqa: E402,F401  (re-exported for the tests and callers)
+    ATTRIBUTES_COLUMN,
+    CANDIDATE_COLUMN,
+    CONFIRMED_COLUMN,
+    CONFIRMED_TURNS_COLUMN,
+    EVALUATED_SPLITS,
+    ITEM_COLUMN,
+    REJECTED_COLUMN,
+    REJECTED_TURNS_COLUMN,
+    SPLIT_COLUMN,
+    SPLITS,
+    TIME_COLUMN,
+    USER_COLUMN,
+)
 # --conversations: "all" rows keep their conversation, or only evaluated "targets" and the last training row
 # of a seeded subset of training users (the paper's regime: dialogues scarce, histories abundant).
 CONVERSATION_REGIMES = ("all", "targets")

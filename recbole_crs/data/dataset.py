@@ -26,11 +26,11 @@ from recbole.data.interaction import Interaction
 from recbole.utils import FeatureSource, FeatureType
 
 from recbole_crs.artifacts import MANIFEST_SUFFIX, file_digests, manifest_problems
+from recbole_crs.data.fields import SPLITS
 from recbole_crs.data.turns import LAST_TURN_FIELD, TURN_FIELD, conversation_states
 from recbole_crs.data.windows import history_windows_mode, materialize, windowed
 from recbole_crs.errors import CRSInputError
 
-SPLIT_PHASES = ("train", "valid", "test")
 # How many offending rows an error message quotes; the count is always given in full.
 _EXAMPLES_IN_ERRORS = 3
 
@@ -268,11 +268,11 @@ class CRSDataset(SequentialDataset):
             if field and field in self.inter_feat:
                 self._check_tokens_known(field, known_items, "item", f"{self.dataset_name}.item")
         if self.split_field and self.split_field in self.inter_feat:
-            bad = sorted(set(self.inter_feat[self.split_field]) - set(SPLIT_PHASES))
+            bad = sorted(set(self.inter_feat[self.split_field]) - set(SPLITS))
             if bad:
                 raise CRSDataError(
                     f"Column '{self.split_field}' holds {_examples(bad)}; allowed values are "
-                    f"{', '.join(SPLIT_PHASES)}."
+                    f"{', '.join(SPLITS)}."
                 )
 
     def _check_tokens_known(self, field, known, kind, where):
@@ -495,10 +495,10 @@ class CRSDataset(SequentialDataset):
         phase_of_row = self.inter_feat[self.split_field]
         token_id = self.field2token_id[self.split_field]
         datasets = []
-        for phase in SPLIT_PHASES:
+        for phase in SPLITS:
             phase_id = token_id.get(phase, -1)
             datasets.append(self.copy(self.inter_feat[phase_of_row == phase_id]))
-        for phase, dataset in zip(SPLIT_PHASES, datasets):
+        for phase, dataset in zip(SPLITS, datasets):
             if self._rows_without_history.get(phase):
                 self.logger.warning(
                     f"{self._rows_without_history[phase]} '{phase}' rows of {self.dataset_name} are a user's "
@@ -513,7 +513,7 @@ class CRSDataset(SequentialDataset):
         return datasets
 
     def _check_evaluated_rows_have_conversations(self, eval_datasets):
-        for phase, dataset in zip(SPLIT_PHASES[1:], eval_datasets):
+        for phase, dataset in zip(SPLITS[1:], eval_datasets):
             confirmed = dataset.inter_feat[self.confirmed_field]
             empty = (confirmed == 0).all(dim=1).nonzero().flatten()
             if len(empty):
