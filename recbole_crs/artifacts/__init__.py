@@ -1,0 +1,86 @@
+"""Files this plugin writes and reads back: checkpoints, caches, converted datasets.
+
+One module per job, re-exported here:
+
+* :mod:`.checkpoints`: checkpoints as plain data (``torch.load(weights_only=True)``), written atomically;
+* :mod:`.fingerprints`: what a checkpoint was trained on (item ids, data files), checked before loading;
+* :mod:`.manifest`: size and sha256 of a converted dataset's files, so a half-written conversion is refused;
+* :mod:`.caches`: RecBole's dataset/dataloader caches, read only from paths the user named;
+* atomic writes and per-run names: :mod:`recbole_crs.runtime`.
+"""
+
+from recbole_crs.artifacts.caches import (
+    atomic_pickle_dump,
+    install_safe_caches,
+    safe_create_dataset,
+    safe_load_split_dataloaders,
+    safe_save_dataset,
+    safe_save_split_dataloaders,
+)
+from recbole_crs.artifacts.checkpoints import (
+    atomic_torch_save,
+    config_from_checkpoint,
+    from_plain,
+    plain_config,
+    to_plain,
+)
+from recbole_crs.artifacts.fingerprints import (
+    ATOMIC_SUFFIXES,
+    FINGERPRINT_KEY,
+    CheckpointMismatchError,
+    check_data_fingerprint,
+    check_item_fingerprint,
+    data_fingerprint_of,
+    dataset_files,
+    dataset_fingerprint,
+    dataset_items,
+    file_digests,
+    item_fingerprint,
+    sha256_of_file,
+)
+from recbole_crs.artifacts.manifest import MANIFEST_SUFFIX, manifest_path, manifest_problems
+from recbole_crs.runtime import (
+    TMP_MARK,
+    atomic_write,
+    atomic_write_bytes,
+    atomic_write_text,
+    clean_stale_temporaries,
+    run_id,
+    temporary_path,
+)
+
+__all__ = [
+    "atomic_pickle_dump",
+    "install_safe_caches",
+    "safe_create_dataset",
+    "safe_load_split_dataloaders",
+    "safe_save_dataset",
+    "safe_save_split_dataloaders",
+    "atomic_torch_save",
+    "config_from_checkpoint",
+    "from_plain",
+    "plain_config",
+    "to_plain",
+    "ATOMIC_SUFFIXES",
+    "FINGERPRINT_KEY",
+    "CheckpointMismatchError",
+    "check_data_fingerprint",
+    "check_item_fingerprint",
+    "data_fingerprint_of",
+    "dataset_files",
+    "dataset_fingerprint",
+    "dataset_items",
+    "file_digests",
+    "item_fingerprint",
+    "sha256_of_file",
+    "MANIFEST_SUFFIX",
+    "manifest_path",
+    "manifest_problems",
+    "TMP_MARK",
+    "atomic_write",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "clean_stale_temporaries",
+    "run_id",
+    "temporary_path",
+]

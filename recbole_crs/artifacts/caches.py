@@ -1,0 +1,214 @@
+"""No pickles from disk by default: RecBole's dataset / dataloader caches, made explicit and keyed.
+
+:func:`install_safe_caches` replaces RecBole's cache loading: a cache is read only from ``dataset_save_path`` /
+``dataloaders_save_path`` (a file the user named; it is a pickle, so name only files you trust); a cache at
+RecBole's default path is ignored with one log line; caches are saved under names keyed by the data and the
+config that shaped them.
+"""
+
+import hashlib
+import json
+import os
+import pickle
+from logging import getLogger
+
+import torch
+
+from recbole_crs.artifacts.checkpoints import to_plain
+from recbole_crs.artifacts.fingerprints import data_fingerprint_of, file_digests
+from recbole_crs.runtime import atomic_write
+
+
+def atomic_pickle_dump(obj, path):
+    return atomic_write(path, lambda handle: pickle.dump(obj, handle))
+
+
+def _cache_key(config, model=None):
+    """Hash of the data files and the config values that shape a dataset/dataloader cache."""
+    from recbole.utils.argument_list import dataset_arguments
+
+    keys = list(dataset_arguments) + ["seed", "repeatable", "eval_args", "MODEL_TYPE"]
+    values = {key: repr(to_plain(config[key])) for key in keys}
+    try:
+        digests = file_digests(config)
+    except OSError:
+        digests = {}
+    text = json.dumps({"data": data_fingerprint_of(digests), "config": values, "model": model}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _trusted_pickle_load(path, what):
+    try:
+        with open(path, "rb") as handle:
+            return pickle.load(handle)
+    except Exception as error:  # truncated, not a pickle, unreadable
+        raise ValueError(
+            f"cannot read {what} '{path}': {type(error).__name__}: {error}. Delete it (it will be rebuilt) or name "
+            "another file."
+        ) from error
+
+
+def _ignore_default_cache(path, key):
+    getLogger().warning(
+        f"ignoring cache '{path}': caches are loaded only from a file named in {key} (a pickle: name only files "
+        "you trust)."
+    )
+
+
+def _data_changed_since(dataset, config):
+    saved = getattr(dataset, "_crs_file_digests", None)
+    if saved is None:
+        return False
+    try:
+        return data_fingerprint_of(saved) != data_fingerprint_of(file_digests(config))
+    except OSError:
+        return True
+
+
+def safe_create_dataset(config):
+    """RecBole's ``create_dataset`` that unpickles a dataset only from ``dataset_save_path`` (trusted)."""
+    import importlib
+
+    from recbole.data import utils as data_utils
+    from recbole.utils import set_color
+
+    dataset_module = importlib.import_module("recbole.data.dataset")
+    if hasattr(dataset_module, config["model"] + "Dataset"):
+        dataset_class = getattr(dataset_module, config["model"] + "Dataset")
+    else:
+        from recbole.utils import ModelType
+
+        type2class = {
+            ModelType.GENERAL: "Dataset",
+            ModelType.SEQUENTIAL: "SequentialDataset",
+            ModelType.CONTEXT: "Dataset",
+            ModelType.KNOWLEDGE: "KnowledgeBasedDataset",
+            ModelType.TRADITIONAL: "Dataset",
+            ModelType.DECISIONTREE: "Dataset",
+        }
+        dataset_class = getattr(dataset_module, type2class[config["MODEL_TYPE"]])
+    named = config["dataset_save_path"]
+    if named:
+        if os.path.exists(named):
+            dataset = _trusted_pickle_load(named, "dataset_save_path")
+            unchanged = all(
+                config[arg] == dataset.config[arg] for arg in data_utils.dataset_arguments + ["seed", "repeatable"]
+            )
+            if unchanged and not _data_changed_since(dataset, config):
+                getLogger().info(set_color("Load filtered dataset from", "pink") + f": [{named}]")
+                return dataset
+            getLogger().warning(f"dataset_save_path '{named}' was built from other data or config: rebuilding.")
+    else:
+        default_file = os.path.join(config["checkpoint_dir"], f'{config["dataset"]}-{dataset_class.__name__}.pth')
+        if os.path.exists(default_file):
+            _ignore_default_cache(default_file, "dataset_save_path")
+    dataset = dataset_class(config)
+    if config["save_dataset"]:
+        dataset.save()
+    return dataset
+
+
+def safe_save_dataset(self):
+    """``Dataset.save``, atomically, under a name keyed by the data files and dataset config."""
+    from recbole.utils import ensure_dir, set_color
+
+    save_dir = self.config["checkpoint_dir"]
+    ensure_dir(save_dir)
+    if getattr(self, "_crs_file_digests", None) is None:
+        try:
+            self._crs_file_digests = file_digests(self.config)
+        except OSError:
+            pass
+    key = _cache_key(self.config)
+    file = os.path.join(save_dir, f'{self.config["dataset"]}-{self.__class__.__name__}-{key}.pth')
+    self.logger.info(set_color("Saving filtered dataset into ", "pink") + f"[{file}] (load it with dataset_save_path)")
+    atomic_pickle_dump(self, file)
+
+
+def safe_save_split_dataloaders(config, dataloaders):
+    """RecBole's ``save_split_dataloaders``, atomically, keyed by data and config; the live loaders keep working."""
+    from recbole.utils import ensure_dir, set_color
+
+    ensure_dir(config["checkpoint_dir"])
+    key = _cache_key(config, config["model"])
+    file_path = os.path.join(config["checkpoint_dir"], f'{config["dataset"]}-for-{config["model"]}-dataloader-{key}.pth')
+    getLogger().info(
+        set_color("Saving split dataloaders into", "pink") + f": [{file_path}] (load it with dataloaders_save_path)"
+    )
+    missing = object()
+    saved = [(loader, loader.generator, getattr(loader.sampler, "generator", missing)) for loader in dataloaders]
+    try:
+        serialized = []
+        for dataloader, generator, _ in saved:
+            serialized.append((dataloader, generator.get_state()))
+            dataloader.generator = None
+            dataloader.sampler.generator = None
+        atomic_pickle_dump(serialized, file_path)
+    finally:  # RecBole's version leaves the live loaders without generators
+        for dataloader, generator, sampler_generator in saved:
+            dataloader.generator = generator
+            if sampler_generator is missing:
+                del dataloader.sampler.generator
+            else:
+                dataloader.sampler.generator = sampler_generator
+    return file_path
+
+
+def safe_load_split_dataloaders(config):
+    """RecBole's ``load_split_dataloaders``, reading only ``dataloaders_save_path`` (a trusted file the user named)."""
+    from recbole.data import utils as data_utils
+    from recbole.utils import set_color
+
+    named = config["dataloaders_save_path"]
+    if not named:
+        default_file = os.path.join(config["checkpoint_dir"], f'{config["dataset"]}-for-{config["model"]}-dataloader.pth')
+        if os.path.exists(default_file):
+            _ignore_default_cache(default_file, "dataloaders_save_path")
+        return None
+    if not os.path.exists(named):
+        return None
+    dataloaders = []
+    for data_loader, generator_state in _trusted_pickle_load(named, "dataloaders_save_path"):
+        generator = torch.Generator()
+        generator.set_state(generator_state)
+        data_loader.generator = generator
+        data_loader.sampler.generator = generator
+        dataloaders.append(data_loader)
+    train_data, valid_data, test_data = dataloaders
+    for arg in data_utils.dataset_arguments + ["seed", "repeatable", "eval_args"]:
+        if config[arg] != train_data.config[arg]:
+            getLogger().warning(f"dataloaders_save_path '{named}' was built with another {arg}: rebuilding.")
+            return None
+    if _data_changed_since(train_data._dataset, config):
+        getLogger().warning(f"dataloaders_save_path '{named}' was built from other data files: rebuilding.")
+        return None
+    for data in (train_data, valid_data, test_data):
+        data.update_config(config)
+    getLogger().info(set_color("Load split dataloaders from", "pink") + f": [{named}]")
+    return train_data, valid_data, test_data
+
+
+_installed = False
+
+
+def install_safe_caches():
+    """Route RecBole's dataset/dataloader cache functions through the safe versions above (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    import recbole.data
+    import recbole.data.utils as data_utils
+    from recbole.data.dataset import Dataset
+
+    data_utils.create_dataset = safe_create_dataset
+    data_utils.load_split_dataloaders = safe_load_split_dataloaders
+    data_utils.save_split_dataloaders = safe_save_split_dataloaders
+    for name, function in (
+        ("create_dataset", safe_create_dataset),
+        ("load_split_dataloaders", safe_load_split_dataloaders),
+        ("save_split_dataloaders", safe_save_split_dataloaders),
+    ):
+        if hasattr(recbole.data, name):
+            setattr(recbole.data, name, function)
+    Dataset.save = safe_save_dataset
+    _installed = True
