@@ -75,13 +75,19 @@ def _mapping(value, where):
     return dict(value)
 
 
+def _entries(raw, section, path, keys):
+    """``(name, spec)`` of each entry of ``raw[section]``; a spec may hold ``keys`` and a ``description``."""
+    for name, spec in _mapping(raw.get(section), f"{path}: {section}").items():
+        spec = _mapping(spec, f"{path}: {section}.{name}")
+        bad = set(spec) - set(keys) - {"description"}
+        if bad:
+            raise SuiteError(f"{path}: {section}.{name} has unknown keys {sorted(bad)} (use {'/'.join(keys)})")
+        yield name, spec
+
+
 def _parse_datasets(raw, path):
     datasets = {}
-    for name, spec in _mapping(raw.get("datasets"), f"{path}: datasets").items():
-        spec = _mapping(spec, f"{path}: datasets.{name}")
-        bad = set(spec) - {"config", "models", "convert", "description"}
-        if bad:
-            raise SuiteError(f"{path}: datasets.{name} has unknown keys {sorted(bad)} (use config/models/convert)")
+    for name, spec in _entries(raw, "datasets", path, ("config", "models", "convert")):
         models = {
             str(model): _mapping(overrides, f"{path}: datasets.{name}.models.{model}")
             for model, overrides in _mapping(spec.get("models"), f"{path}: datasets.{name}.models").items()
@@ -99,11 +105,7 @@ def _parse_datasets(raw, path):
 
 def _parse_variants(raw, path):
     variants = {}
-    for name, spec in _mapping(raw.get("variants"), f"{path}: variants").items():
-        spec = _mapping(spec, f"{path}: variants.{name}")
-        bad = set(spec) - {"model", "config", "pretrain", "description"}
-        if bad:
-            raise SuiteError(f"{path}: variants.{name} has unknown keys {sorted(bad)} (use model/config/pretrain)")
+    for name, spec in _entries(raw, "variants", path, ("model", "config", "pretrain")):
         if not spec.get("model"):
             raise SuiteError(f"{path}: variants.{name} needs a 'model'")
         pretrain = spec.get("pretrain")
