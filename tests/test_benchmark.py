@@ -345,7 +345,9 @@ def test_resume_reruns_a_run_whose_model_defaults_changed(tiny_root, monkeypatch
     assert payload["runs"][0]["final_config"]["weight_decay"] == 0.01
 
     # A yaml edited while the suite runs (after planning) is flagged on the run.
-    monkeypatch.setattr(benchmark, "config_sha", lambda final: "now")
+    from recbole_crs.benchmark import run as run_module, runner
+
+    monkeypatch.setattr(run_module, "config_sha", lambda final: "now")
     real_resolve = benchmark.resolve_config_shas
 
     def resolve(specs):
@@ -353,7 +355,7 @@ def test_resume_reruns_a_run_whose_model_defaults_changed(tiny_root, monkeypatch
             spec.config_sha = "planned"
         return specs
 
-    monkeypatch.setattr(benchmark, "resolve_config_shas", resolve)
+    monkeypatch.setattr(runner, "resolve_config_shas", resolve)
     code, _, payload = run_main(tiny_root, suite, "--seeds", "1", "--overwrite")
     assert payload["runs"][0]["config_changed_since_planned"] is True
     assert "WARNING: a yaml file changed" in capsys.readouterr().out
@@ -542,50 +544,127 @@ def test_jobs_2_runs_in_separate_processes_with_the_same_results_as_jobs_1(tiny_
     assert table1 == table2
 
 
-def test_bench_crspretrain_ranks_on_validation_and_parses_set_as_yaml(tmp_path, monkeypatch):
-    """benchmarks/bench_crspretrain.py: --set values are yaml (never eval'd); rows are ranked on validation."""
-    import importlib.util
+def test_set_values_are_yaml_never_python(tiny_root, capsys):
+    """--set values are parsed as yaml (never eval'd), for every run of the suite."""
+    assert benchmark.parse_set(["epochs=2", "crs_stages=[finetune]", "x=__import__('os')", "y=null"]) == {
+        "epochs": 2, "crs_stages": ["finetune"], "x": "__import__('os')", "y": None}
+    with pytest.raises(benchmark.SuiteError, match="KEY=VALUE"):
+        benchmark.parse_set(["epochs"])
+    suite = write_suite(tiny_root / "suite.yaml", {"SASRec": {"model": "SASRec"}})
+    code, _, payload = run_main(tiny_root, suite, "--dry-run", "--seeds", "1", "--set", "epochs=3", "--set",
+                                "x=__import__('os')", "--no-key-check")
+    assert code == 0 and payload is None
+    planned = json.loads(capsys.readouterr().out.strip().split(": ", 1)[1])
+    assert planned["epochs"] == 3 and planned["x"] == "__import__('os')"
+    assert run_main(tiny_root, suite, "--dry-run", "--set", "epochs")[0] == 2
+    assert "--set expects KEY=VALUE" in capsys.readouterr().err
 
+
+def test_crspretrain_suite_gives_sasrec_the_finetuning_budget(tmp_path, monkeypatch):
+    """benchmarks/crspretrain.yaml: CRSPretrain, its no-pre-training ablation and SASRec on one budget."""
+    from recbole_crs.config import Config
+
+    monkeypatch.chdir(tmp_path)
+    suite = benchmark.load_suite(os.path.join(REPO_ROOT, "benchmarks", "crspretrain.yaml"))
+    assert {name: v.model for name, v in suite.variants.items()} == {
+        "CRSPretrain": "CRSPretrain", "noPretrain": "CRSPretrain", "SASRec": "SASRec"}
+    assert suite.variants["noPretrain"].config == {"crs_stages": ["finetune"]} and suite.epoch_ratios == "SASRec"
+    assert suite.modes == ("confirmed", "all") and suite.table_metrics == ("ndcg@10", "recall@10")
+    benchmark.check_variants(suite, list(suite.variants), list(suite.datasets), str(tmp_path))
+    runs = benchmark.plan_runs(suite, ["ml-100k-crs"], list(suite.variants), [1], str(tmp_path), str(tmp_path))
+    configs = {run.variant: Config(run.config["model"], run.dataset, config_dict=run.config) for run in runs}
+    shared = ["MAX_ITEM_LIST_LENGTH", "hidden_size", "inner_size", "n_layers", "n_heads", "hidden_dropout_prob",
+              "attn_dropout_prob", "hidden_act", "layer_norm_eps", "initializer_range", "train_batch_size",
+              "eval_batch_size", "learning_rate", "epochs", "stopping_step", "eval_step"]
+    for key in shared:
+        assert configs["SASRec"][key] == configs["CRSPretrain"][key], key
+    # The budget is CRSPretrain's own: its yaml defaults, unchanged by the suite.
+    defaults = Config("CRSPretrain", "ml-100k-crs", config_dict={"data_path": str(tmp_path)})
+    assert all(configs["CRSPretrain"][key] == defaults[key] for key in shared)
+    assert configs["noPretrain"]["crs_stages"] == ["finetune"] and len(configs["CRSPretrain"]["crs_stages"]) == 3
+
+
+def test_epoch_times_are_read_from_the_run_log_per_stage(tmp_path):
+    from recbole_crs.benchmark.epochs import epoch_seconds
+
+    log = tmp_path / "run.log"
+    log.write_text(
+        "x INFO  epoch 0 training [time: 1.50s, train loss: 3.0]\n"
+        "x INFO  epoch 0 evaluating [time: 9.00s, valid_score: 0.1]\n"
+        "x INFO  epoch 1 training [time: 2.50s, train loss: 2.0]\n"
+        "x INFO  stage generator done in 5.0s\n"
+        "x INFO  epoch 0 pre-training [time: 4.00s, negatives: uniform, MIP loss: 1.0]\n"
+        "x INFO  stage pretrain done in 4.1s; valid before fine-tuning: {}\n"
+        "x INFO  epoch 0 training [time: 0.75s, train loss: 1.0]\n"
+    )
+    assert epoch_seconds(str(log), 0, "train") == {"generator": [1.5, 2.5], "pretrain": [4.0], "train": [0.75]}
+    offset = len(log.read_bytes()) - len("x INFO  epoch 0 training [time: 0.75s, train loss: 1.0]\n")
+    assert epoch_seconds(str(log), offset, "finetune") == {"finetune": [0.75]}
+    assert epoch_seconds(str(tmp_path / "none.log"), 0, "train") == {}
+
+
+def test_epoch_ratio_table_divides_each_stage_by_the_reference_epoch_of_the_same_seed(tmp_path):
+    runs = [fake_run("SASRec", "SASRec", seed, 0.2, 0.3) for seed in (1, 2)]
+    runs += [fake_run("CRSPretrain", "CRSPretrain", seed, 0.3, 0.4) for seed in (1, 2)]
+    runs[0]["epoch_seconds"] = {"train": [1.0, 3.0]}  # seed 1: a SASRec epoch takes 2 s
+    runs[1]["epoch_seconds"] = {"train": [4.0]}  # seed 2: 4 s
+    runs[2]["epoch_seconds"] = {"generator": [2.0], "pretrain": [6.0, 6.0]}
+    runs[3]["epoch_seconds"] = {"generator": [4.0], "pretrain": [8.0]}
+    payload = {"suite": "s", "runs": runs, "table_metrics": [M], "epoch_ratios": "SASRec"}
+    benchmark.write_reports(payload, str(tmp_path))
+    table = open(tmp_path / "results.md").read()
+    assert "| epoch | seconds | ratio to a SASRec epoch |" in table
+    assert "| CRSPretrain generator | 3.0 ± 1.4 | 1.00 ± 0.00 |" in table  # 2/2 and 4/4
+    assert "| CRSPretrain pretrain | 7.0 ± 1.4 | 2.50 ± 0.71 |" in table  # 6/2 and 8/4
+    assert "| SASRec train | 3.0 ± 1.4 | 1.00 ± 0.00 |" in table
+    # Without epoch_ratios (the default) there is no such table; --epoch-ratios asks for one after the fact.
+    del payload["epoch_ratios"]
+    benchmark.write_reports(payload, str(tmp_path))
+    assert "ratio to a" not in open(tmp_path / "results.md").read()
+    with open(tmp_path / "results.json", "w") as f:
+        json.dump(payload, f)
+    assert benchmark.main(["--out", str(tmp_path), "--report-only", "--suite", str(tmp_path / "none.yaml"),
+                           "--epoch-ratios", "CRSPretrain"]) == 0
+    # The unit is the mean of every training epoch of the reference run: seed 1 (2+6+6)/3 s, seed 2 (4+8)/2 s.
+    assert "| SASRec train | 3.0 ± 1.4 | 0.55 ± 0.17 |" in open(tmp_path / "results.md").read()
+
+
+def test_crspretrain_runs_record_the_epoch_times_of_each_stage_without_patching_trainers(tiny_root):
     from recbole_crs.trainer import CRSTrainer
     from recbole_crs.trainer.pretrain import CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer
 
-    for trainer_class in (CRSTrainer, CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer):
-        # Importing the script wraps _train_epoch for its timings: undone when the test ends.
-        monkeypatch.setattr(trainer_class, "_train_epoch", trainer_class._train_epoch)
-    spec = importlib.util.spec_from_file_location(
-        "bench_crspretrain", os.path.join(REPO_ROOT, "benchmarks", "bench_crspretrain.py"))
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-
-    assert bench.parse_overrides(["epochs=2", "crs_stages=[finetune]", "x=__import__('os')", "y=null"]) == {
-        "epochs": 2, "crs_stages": ["finetune"], "x": "__import__('os')", "y": None}
-    with pytest.raises(SystemExit, match="KEY=VALUE"):
-        bench.parse_overrides(["epochs"])
-    # SASRec has the best test results, noPretrain the best validation score: validation decides.
-    scores = {"CRSPretrain": (0.40, 0.30), "noPretrain": (0.45, 0.20), "SASRec": (0.35, 0.60)}
-    seen = []
-
-    def fake_run(model, config_dict):
-        name = "noPretrain" if config_dict.get("crs_stages") == ["finetune"] else model
-        seen.append(config_dict.get("epochs"))
-        valid, test = scores[name]
-        return ({mode: {m: test for m in bench.METRICS} for mode in bench.MODES}, valid, {"ndcg@10": valid}, True, 1.0)
-
-    monkeypatch.setattr(bench, "run", fake_run)
-    out = tmp_path / "out"
-    assert bench.main(["--seeds", "1", "--out", str(out), "--data_path", str(tmp_path), "--set", "epochs=3"]) == 0
-    assert seen == [3, 3, 3]
-    table = open(out / "results.md").read()
-    assert "chosen on validation: **noPretrain**" in table
-    ranked = [line.split("|")[2].strip() for line in table.splitlines() if re.match(r"\| \d+ \|", line)]
-    assert ranked == ["noPretrain", "CRSPretrain", "SASRec"]
-    assert "| 1 | noPretrain | 0.4500 ± 0.0000 | 0.2000 ± 0.0000 |" in table
-    saved = json.load(open(out / "results.json"))
-    assert saved["chosen_on_validation"] == "noPretrain" and saved["valid"]["SASRec"] == [0.35]
+    classes = (CRSTrainer, CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer)
+    before = [c._train_epoch for c in classes]
+    variants = {"CRSPretrain": {"model": "CRSPretrain", "config": {"generator_epochs": 1}},
+                "SASRec": {"model": "SASRec"}}
+    suite = write_suite(tiny_root / "suite.yaml", variants)
+    with open(suite) as f:
+        raw = yaml.safe_load(f)
+    raw["epoch_ratios"] = "SASRec"
+    with open(suite, "w") as f:
+        yaml.safe_dump(raw, f)
+    code, out, payload = run_main(tiny_root, suite, "--seeds", "1")
+    assert code == 0
+    ours, sasrec = payload["runs"]
+    assert list(ours["epoch_seconds"]) == ["generator", "pretrain", "finetune"]
+    assert [len(ours["epoch_seconds"][stage]) for stage in ("generator", "pretrain")] == [1, 1]
+    assert len(ours["epoch_seconds"]["finetune"]) == ours["epochs_run"]
+    assert list(sasrec["epoch_seconds"]) == ["train"] and len(sasrec["epoch_seconds"]["train"]) == sasrec["epochs_run"]
+    assert all(t >= 0 for times in ours["epoch_seconds"].values() for t in times)
+    table = open(os.path.join(out, "results.md")).read()
+    row = re.search(r"\| CRSPretrain pretrain \| ([0-9.]+) \| (\S+) \|", table)
+    assert row and float(row.group(1)) == pytest.approx(ours["epoch_seconds"]["pretrain"][0], abs=0.05)
+    # The log has 0.01 s resolution: on the tiny data a SASRec epoch may log 0.00 s, which no ratio divides by.
+    unit = sum(sasrec["epoch_seconds"]["train"]) / len(sasrec["epoch_seconds"]["train"])
+    expected = f"{ours['epoch_seconds']['pretrain'][0] / unit:.2f}" if unit else "-"
+    assert row.group(2) == expected
+    assert [c._train_epoch for c in classes] == before
 
 
 def test_jobs_a_run_whose_process_dies_is_recorded_as_failed(tiny_root, monkeypatch):
-    monkeypatch.setattr(benchmark, "WORKER_COMMAND", "import sys; sys.exit(3)")  # dies before any record
+    from recbole_crs.benchmark import jobs
+
+    monkeypatch.setattr(jobs, "WORKER_COMMAND", "import sys; sys.exit(3)")  # dies before any record
     suite = write_suite(tiny_root / "suite.yaml", {"Pop": {"model": "Pop"}})
     code, out, payload = run_main(tiny_root, suite, "--seeds", "2", "--jobs", "2")
     assert code == 1

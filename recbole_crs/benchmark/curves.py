@@ -17,6 +17,12 @@ The report gets one table per curve (rows: variants and the chance level; column
 sample std over seeds) and one plot with a panel per curve.
 """
 
+import os
+
+from recbole_crs.benchmark.plots import plot_file_name, pyplot, save_figure
+from recbole_crs.benchmark.summary import mean_std, metric_value
+from recbole_crs.benchmark.summary import metric_label as label_of
+
 CURVE_KEYS = ("label", "groups", "metric", "mode", "scope")
 
 
@@ -65,8 +71,6 @@ def curve_points(summary, curves, value_of, chance_of):
     ``summary`` is the benchmark's ``{dataset: {variant: {"ok_runs": [...]}}}``; ``value_of(run)`` and
     ``chance_of(run)`` read the metric (or its chance level) from one run record.
     """
-    from recbole_crs.benchmark import mean_std
-
     out = {}
     for name, points in curves["groups"].items():
         xs = [x for x, _ in points]
@@ -121,14 +125,9 @@ def curve_tables(points, curves, metric_label):
     return "\n".join(lines)
 
 
-def plot_curves(points, curves, metric_label, path, save):
+def plot_curves(points, curves, metric_label, path):
     """One panel per curve: mean ± std over seeds per variant against x (log scale), chance dashed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(points), figsize=(6.5 * len(points), 4.2), squeeze=False)
+    fig, axes = pyplot().subplots(1, len(points), figsize=(6.5 * len(points), 4.2), squeeze=False)
     for ax, (name, curve) in zip(axes[0], points.items()):
         for variant, cells in curve["variants"].items():
             xs = [x for x, (mean, _, _) in zip(curve["x"], cells) if mean is not None]
@@ -148,6 +147,20 @@ def plot_curves(points, curves, metric_label, path, save):
         ax.set_title(name)
         ax.legend(fontsize="small")
     fig.tight_layout()
-    save(fig, path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
+
+
+def curves_report(summary, curves, plot_metric, plot_mode, out_dir):
+    """The suite's curves over ``summary`` (the benchmark's summary of every run): markdown tables and a plot
+    (``<metric>_curves.png`` in ``out_dir``); returns (markdown, png path). The curves' metric and mode default to
+    the suite's ``plot_metric`` and ``plot_mode``."""
+    curves = dict(curves, metric=curves.get("metric") or plot_metric, mode=curves.get("mode") or plot_mode)
+
+    def value_of(run, chance=False):
+        return metric_value(run.get("test_results"), curves["mode"], curves["metric"], curves["scope"], chance)
+
+    points = curve_points(summary, curves, value_of, lambda run: value_of(run, chance=True))
+    label = label_of(curves["metric"])
+    markdown = f"## Curves: test {label} by {curves['label']}\n\n" + curve_tables(points, curves, label)
+    path = plot_curves(points, curves, label, os.path.join(out_dir, plot_file_name(curves["metric"], "_curves")))
+    return markdown, path

@@ -1,0 +1,70 @@
+"""Benchmark suite: every model variant x dataset x seed, evaluated the same way, with tables, JSON and a plot.
+
+    python -m recbole_crs.benchmark --datasets ml-100k-crs,lastfm-precrs --models all --seeds 3 \\
+        --precrs-source /work/shared/data/precrs-lastfm --out benchmarks/results/suite
+
+The suite file (default ``benchmarks/suite.yaml``) defines:
+
+* ``common``: config for every run (hidden size, layers, max length, epochs, batch sizes, early stopping);
+* ``datasets``: per dataset, config overrides (``config``), overrides for one model on it
+  (``models: {<Model>: {...}}``, e.g. a pre-training budget), and optionally a ``convert`` recipe that builds
+  the atomic files from a source folder (``--precrs-source``) when they are missing;
+* ``variants``: named variants = a ``model`` plus config overrides. A variant with a ``pretrain`` section runs
+  two stages the way RecBole's pre-training models (S3Rec) expect: ``train_stage: pretrain`` with those
+  overrides, which writes ``<checkpoint_dir>/<model>-<dataset>-<pretrain_epochs>.pth``, then
+  ``train_stage: finetune`` with ``pre_model_path`` set to that file; wall time counts both stages.
+
+Config layers, later wins: the plugin's defaults (``Config``) -> ``common`` -> the dataset's ``config`` -> the
+dataset's ``models.<model>`` -> the variant's ``config`` -> ``--epochs`` / ``--set KEY=VALUE`` -> what the
+runner sets itself (``seed``, ``data_path``, ``checkpoint_dir``, ``crs_test_modes``, ``show_progress: False``).
+
+Every run is evaluated in every mode of the suite's ``modes`` (any mix of all/first/confirmed/authors;
+``authors`` is added automatically on a dataset whose ``.inter`` has the ``CANDIDATE_FIELD`` column and skipped on
+one without it). Each test conversation is scored at each of its turns; a run records per mode the mean over
+every evaluated state (``m``), over first turns (``turn1/m``) and last turns (``last/m``), the chance level of each
+(``chance/...``) and the curve by turn (``test_results_by_turn``). Runs are isolated: each one works in its own
+folder ``<out>/runs/<dataset>/<variant>/seed<seed>/`` (its cwd, ``checkpoint_dir``, ``run.log``), and its
+checkpoints are deleted when it ends unless ``--keep-checkpoints``. With ``--jobs N`` (N > 1) every run is a
+separate, fresh Python process (nothing is shared: cwd, argv, logging, torch threads are the process's own), N
+at a time; the parent alone writes ``results.json``.
+
+A failing run does not stop the suite (unless ``--fail-fast``): it is recorded with ``status: failed`` and the
+error in the JSON, the table counts it (``ok/total`` runs, and ``failed`` where no seed succeeded), and the
+command exits with status 1 once every run has been tried. ``results.json`` is rewritten (atomically) after every
+finished run, so an interrupted suite keeps what it finished; ``--resume`` reuses finished runs whose effective
+config (every yaml layer, model defaults included) is unchanged and keeps the runs of other variants/datasets
+already in the file, so a suite can be built up in parts.
+
+Outputs in ``--out``: ``results.json`` (every run: overrides, seed, validation and test metrics per mode and per
+turn, wall time, error), ``results.md`` (per dataset: a chance row, every variant, the best baseline chosen on
+validation and CRSPretrain's gain over it, for ``table_metrics`` x ``table_scopes`` in every mode; mean +- sample
+std over seeds), ``ndcg10.png`` (the suite's ``plot_metric`` per variant and mode) and ``ndcg10_by_turn.png``
+(the ``plot_metric`` by turn per variant in ``plot_mode``, chance dashed). A suite's ``epoch_ratios: <variant>``
+(or ``--epoch-ratios <variant>``) adds to ``results.md`` each variant's seconds per training epoch, per stage (read
+from the epochs its trainers log into ``run.log``), and their ratio to an epoch of that variant of the same seed.
+
+Modules, one job each: :mod:`~recbole_crs.benchmark.suite` (the suite file, the benchmark's defaults),
+:mod:`~recbole_crs.benchmark.datasets` (build and check the datasets), :mod:`~recbole_crs.benchmark.plan` (one
+spec per run, config hashes), :mod:`~recbole_crs.benchmark.isolation` (a run's cwd, log and argv),
+:mod:`~recbole_crs.benchmark.run` (one run through :mod:`recbole_crs.quick_start`),
+:mod:`~recbole_crs.benchmark.jobs` (runs in processes), :mod:`~recbole_crs.benchmark.runner` (the suite: resume,
+progress, ETA), :mod:`~recbole_crs.benchmark.results` (results.json), :mod:`~recbole_crs.benchmark.summary` (runs
+over seeds), :mod:`~recbole_crs.benchmark.report` (results.md), :mod:`~recbole_crs.benchmark.plots`,
+:mod:`~recbole_crs.benchmark.curves`, :mod:`~recbole_crs.benchmark.epochs` (epoch times) and
+:mod:`~recbole_crs.benchmark.cli` (the command line).
+"""
+
+# The package's public names, for ``from recbole_crs import benchmark`` callers (tests, notebooks).
+from recbole_crs.benchmark.suite import (  # noqa: E402
+    AUTHORS_MODE, DEFAULT_MODES, DEFAULT_SCOPES, SCOPES, DatasetSpec, Suite, SuiteError, Variant, load_suite,
+    parse_set, select,
+)
+from recbole_crs.benchmark.datasets import check_variants, dataset_modes, inter_header, prepare_datasets  # noqa: E402
+from recbole_crs.benchmark.plan import RunSpec, config_sha, plan_runs, resolve_config_shas  # noqa: E402
+from recbole_crs.benchmark.results import RESULTS_JSON, RESULTS_MD, load_results, write_json  # noqa: E402
+from recbole_crs.benchmark.summary import best_baseline, mean_std, metric_value, summarize  # noqa: E402
+from recbole_crs.benchmark.plots import by_turn_curves, plot_by_turn, plot_metric  # noqa: E402
+from recbole_crs.benchmark.report import markdown_tables, write_reports  # noqa: E402
+from recbole_crs.benchmark.run import execute_run  # noqa: E402
+from recbole_crs.benchmark.runner import estimate_remaining, run_suite  # noqa: E402
+from recbole_crs.benchmark.cli import build_parser, main  # noqa: E402

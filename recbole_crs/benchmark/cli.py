@@ -1,0 +1,127 @@
+"""The command line of ``python -m recbole_crs.benchmark``."""
+
+import argparse
+import json
+import os
+import sys
+
+import recbole_crs.benchmark as package
+from recbole_crs.benchmark.datasets import check_variants
+from recbole_crs.benchmark.plan import plan_runs
+from recbole_crs.benchmark.report import write_reports
+from recbole_crs.benchmark.results import RESULTS_JSON, load_results, to_builtin
+from recbole_crs.benchmark.runner import run_suite
+from recbole_crs.benchmark.suite import (
+    DEFAULT_DATA_PATH, DEFAULT_OUT, DEFAULT_SEEDS, DEFAULT_SUITE, SuiteError, load_suite, parse_set, select,
+)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m recbole_crs.benchmark",
+        description=package.__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--suite", default=DEFAULT_SUITE, help="suite yaml (default: benchmarks/suite.yaml)")
+    parser.add_argument("--datasets", default=None, help="comma-separated dataset names of the suite (default: all)")
+    parser.add_argument("--models", default=None, help="comma-separated variant names of the suite, or 'all'")
+    parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
+                        help=f"number of seeds: base_seed, base_seed+1, ... (default {DEFAULT_SEEDS})")
+    parser.add_argument("--base-seed", type=int, default=None, help="first seed (default: the suite's base_seed)")
+    parser.add_argument("--epochs", type=int, default=None, help="override 'epochs' for every run")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override for every run "
+                        "(yaml value, repeatable), e.g. --set train_batch_size=1024")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per run (default: the suite's 'threads', else torch's default)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs at a time, each in its own process (default 1: one run after the other, in this "
+                        "process); without --threads each gets cpu_count // jobs torch threads")
+    parser.add_argument("--data-path", default=DEFAULT_DATA_PATH, help="folder of the datasets (default: dataset/)")
+    parser.add_argument("--precrs-source", default=None,
+                        help="folder with the authors' Last.fm files; builds lastfm-precrs when missing")
+    parser.add_argument("--out", default=DEFAULT_OUT, help="results folder (default: benchmarks/results/suite)")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse finished runs in <out>/results.json whose config is unchanged, keep the others")
+    parser.add_argument("--rerun", default=None, metavar="VARIANTS",
+                        help="with --resume: rerun these variants (comma-separated, or 'all') even if unchanged, "
+                        "e.g. after their model's code changed (the fingerprint covers configs, not code)")
+    parser.add_argument("--overwrite", action="store_true", help="discard an existing <out>/results.json")
+    parser.add_argument("--fail-fast", action="store_true", help="stop at the first failed run")
+    parser.add_argument("--no-key-check", action="store_true",
+                        help="do not require a variant's config keys to be keys of its model's config")
+    parser.add_argument("--keep-checkpoints", action="store_true", help="keep each run's checkpoints")
+    parser.add_argument("--report-only", action="store_true", help="rewrite results.md and the plot from results.json")
+    parser.add_argument("--epoch-ratios", default=None, metavar="VARIANT",
+                        help="add to results.md each variant's seconds per training epoch (per stage) and their "
+                        "ratio to an epoch of VARIANT (default: the suite's 'epoch_ratios', else no such table)")
+    parser.add_argument("--dry-run", action="store_true", help="list the planned runs and their config, run nothing")
+    return parser
+
+
+def _report_only(args, out_dir, log):
+    json_path = os.path.join(out_dir, RESULTS_JSON)
+    if not os.path.exists(json_path):
+        raise SuiteError(f"--report-only: {json_path} does not exist")
+    suite = load_suite(args.suite) if os.path.exists(args.suite) else None
+    payload = load_results(json_path)
+    for path in write_reports(payload, out_dir, suite, epoch_ratios=args.epoch_ratios):
+        log(f"wrote {path}")
+    return 0
+
+
+def _run(args, argv, out_dir, log):
+    suite = load_suite(args.suite)
+    datasets = select(args.datasets, list(suite.datasets), "datasets")
+    variants = select(args.models, list(suite.variants), "models")
+    if args.epoch_ratios:
+        suite.epoch_ratios = select(args.epoch_ratios, list(suite.variants), "--epoch-ratios variant")[0]
+    if args.seeds < 1:
+        raise SuiteError("--seeds must be at least 1")
+    base = suite.base_seed if args.base_seed is None else args.base_seed
+    seeds = list(range(base, base + args.seeds))
+    overrides = parse_set(args.set)
+    if args.epochs is not None:
+        overrides["epochs"] = args.epochs
+    sources = {"precrs-source": os.path.abspath(args.precrs_source) if args.precrs_source else None}
+    if args.dry_run:
+        if not args.no_key_check:
+            check_variants(suite, variants, datasets, os.path.abspath(args.data_path))
+        for spec in plan_runs(suite, datasets, variants, seeds, os.path.abspath(args.data_path), out_dir,
+                              overrides):
+            extra = f" (pretrain: {json.dumps(to_builtin(spec.pretrain_config))})" if spec.pretrain_config else ""
+            log(f"{spec.dataset} {spec.variant} seed={spec.seed}: {json.dumps(to_builtin(spec.config))}{extra}")
+        return None
+    if args.overwrite:
+        json_path = os.path.join(out_dir, RESULTS_JSON)
+        if os.path.exists(json_path):
+            os.remove(json_path)
+    rerun = select(args.rerun, list(suite.variants), "--rerun variants") if args.rerun else ()
+    return run_suite(
+        suite, datasets, variants, seeds, out_dir, data_path=args.data_path, overrides=overrides,
+        sources=sources, resume=args.resume, rerun=rerun, fail_fast=args.fail_fast,
+        keep_checkpoints=args.keep_checkpoints, threads=args.threads, jobs=args.jobs,
+        key_check=not args.no_key_check, log=log,
+        command=["python", "-m", "recbole_crs.benchmark"] + list(sys.argv[1:] if argv is None else argv),
+    )
+
+
+def main(argv=None):
+    """Exit status: 0 when every run finished, 1 when one failed, 2 for a suite or command-line error."""
+    args = build_parser().parse_args(argv)
+    log = lambda message: print(message, flush=True)  # noqa: E731
+    try:
+        out_dir = os.path.abspath(args.out)
+        if args.report_only:
+            return _report_only(args, out_dir, log)
+        payload = _run(args, argv, out_dir, log)
+    except SuiteError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if payload is None:  # --dry-run
+        return 0
+    failed = [r for r in payload["runs"] if r.get("status") != "ok"]
+    if failed:
+        names = ", ".join(f"{r['dataset']}/{r['variant']}/seed{r['seed']}" for r in failed)
+        log(f"{len(failed)} run(s) failed: {names}")
+        return 1
+    return 0

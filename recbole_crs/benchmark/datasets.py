@@ -1,0 +1,105 @@
+"""The suite's datasets before anything runs: build the missing ones, the candidate modes each is evaluated in, and
+a check that every variant's model and config keys exist."""
+
+import os
+
+from recbole_crs.benchmark.suite import AUTHORS_MODE, SuiteError
+from recbole_crs.data.fields import CANDIDATE_FIELD
+from recbole_crs.runtime import isolated_argv
+
+
+def _inter_path(data_path, name):
+    return os.path.join(data_path, name, f"{name}.inter")
+
+
+def inter_header(data_path, name):
+    """Field names of ``<data_path>/<name>/<name>.inter`` (``name:type`` headers), or None if missing."""
+    path = _inter_path(data_path, name)
+    if not os.path.isfile(path):
+        return None
+    with open(path, "r", encoding="utf-8") as f:
+        return [column.split(":")[0] for column in f.readline().rstrip("\n").split("\t")]
+
+
+def convert_command(spec, sources, data_path):
+    """The converter argv that builds ``spec`` from its source folder (``{source}`` filled in)."""
+    source = sources.get(spec.convert["source"])
+    argv = [str(a).replace("{source}", source or "<" + spec.convert["source"] + ">") for a in spec.convert["argv"]]
+    return argv + ["--out", os.path.join(data_path, spec.name)]
+
+
+def prepare_datasets(suite, names, data_path, sources, log=print):
+    """Make sure every dataset exists; run its ``convert`` recipe where the files are missing.
+
+    The built-in datasets (ml-100k-crs, ml-100k-crs-targets, ml-100k-crs-targets-<X>: see
+    :mod:`recbole_crs.data.ml100k`) are built by the plugin itself on first use. A dataset that is missing and
+    cannot be built stops the suite before anything runs, with the exact command that would build it.
+    """
+    from recbole_crs.data.ml100k import ensure_builtin, is_builtin
+
+    for name in names:
+        spec = suite.datasets[name]
+        if is_builtin(name):
+            ensure_builtin(name, data_path)
+            continue
+        if inter_header(data_path, name) is not None:
+            continue
+        if spec.convert is None:
+            raise SuiteError(f"dataset '{name}' has no atomic files in {os.path.join(data_path, name)}")
+        argv = convert_command(spec, sources, data_path)
+        if not sources.get(spec.convert["source"]):
+            option = "--" + spec.convert["source"]
+            raise SuiteError(
+                f"dataset '{name}' is not in {os.path.join(data_path, name)}. Give its source folder with "
+                f"{option} DIR, or build it with:\n  python -m recbole_crs.data.convert " + " ".join(argv)
+            )
+        from recbole_crs.data import convert
+
+        log(f"preparing {name}: python -m recbole_crs.data.convert " + " ".join(argv))
+        report = convert.run(convert.build_parser().parse_args(argv))
+        log(str(report))
+
+
+def dataset_modes(suite, data_path, dataset_name, candidate_field=CANDIDATE_FIELD):
+    """The suite's modes on this dataset: ``authors`` only where the dataset has a fixed candidate list per
+    evaluated row (added at the end when the suite does not list it, dropped where the dataset has none)."""
+    header = inter_header(data_path, dataset_name) or []
+    has_candidates = candidate_field in header
+    modes = [m for m in suite.modes if m != AUTHORS_MODE or has_candidates]
+    if has_candidates and AUTHORS_MODE not in modes:
+        modes.append(AUTHORS_MODE)
+    return modes
+
+
+def check_variants(suite, variants, datasets, data_path):
+    """Every variant's model exists, and every key that a variant (or a dataset's ``models.<model>``) overrides
+    is a config key of that model.
+
+    RecBole accepts any key and ignores the ones nothing reads, so a misspelt ablation key (or one the model
+    does not have) would silently run the unablated model under the ablation's name. Checked before any run.
+    """
+    from recbole_crs.config import Config
+
+    problems = []
+    for name in variants:
+        variant = suite.variants[name]
+        try:
+            with isolated_argv():
+                config = Config(model=variant.model, dataset=datasets[0], config_dict={"data_path": data_path})
+        except (ValueError, KeyError, ImportError) as error:
+            problems.append(f"variant '{name}': {error}")
+            continue
+        known = set(config.final_config_dict)
+        sources = [(f"variant '{name}'", variant.config), (f"variant '{name}' (pretrain)", variant.pretrain or {})]
+        sources += [(f"datasets.{d}.models.{variant.model}", suite.datasets[d].models.get(variant.model, {}))
+                    for d in datasets]
+        for where, overrides in sources:
+            unknown = sorted(set(overrides) - known)
+            if unknown:
+                problems.append(
+                    f"{where} sets {unknown}, which {variant.model} has no default for (not in its yaml files): "
+                    "RecBole would ignore them silently. Check the spelling against the model's yaml, or pass "
+                    "--no-key-check if the model reads the key without a default."
+                )
+    if problems:
+        raise SuiteError("\n".join(dict.fromkeys(problems)))
