@@ -116,6 +116,18 @@ def test_other_key_value_arguments_become_fixed_config(tmp_path):
     assert cli.fixed_config(args, extras, None) == {"model": "CRSPretrain", "dataset": "ml-100k-crs-targets"}
 
 
+@pytest.mark.parametrize("argument", ["--params_file", "--config_files"])
+def test_a_missing_file_exits_2_before_any_trial(tmp_path, capsys, argument):
+    files = {"--params_file": _write(tmp_path / "p.hyper", "learning_rate choice [0.01]\n")}
+    files[argument] = str(tmp_path / "missing")
+    argv = [item for pair in files.items() for item in pair]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv + [f"--output_file={tmp_path / 'r.result'}"])
+    assert exit_info.value.code == 2
+    assert f"'{tmp_path / 'missing'}' cannot be read (No such file or directory)" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == ["p.hyper"]
+
+
 def test_trial_sees_fixed_values_and_params_but_not_argv(monkeypatch):
     import recbole_crs.quick_start as quick_start
 

@@ -85,12 +85,17 @@ def parse_args(argv=None):
 
 
 def _read_yaml_key(files, key):
+    """``key`` of the last config file that sets it. A file that cannot be read is passed over here: the
+    config check before the first trial reports it (``error: config file ... cannot be read``)."""
     import yaml
 
     value = None
     for path in files or []:
-        with open(path, "r", encoding="utf-8") as f:
-            content = yaml.safe_load(f) or {}
+        try:
+            with open(path, "r", encoding="utf-8") as f:
+                content = yaml.safe_load(f) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
         if isinstance(content, dict) and content.get(key) is not None:
             value = content[key]
     return value

@@ -75,26 +75,31 @@ def parse_params_file(path):
     Choices are read with ``ast.literal_eval`` (data only, never code); a string choice reaches the trial's
     Config, which parses it as a value and never evaluates it (:func:`recbole_crs.config.parse_value`).
     """
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            lines = f.readlines()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise CRSConfigError(f"params file '{path}' cannot be read ({reason}): check --params_file.") from None
     params = {}
-    with open(path, "r", encoding="utf-8") as f:
-        for number, raw in enumerate(f, start=1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            where = f"{path}, line {number}"
-            parts = line.split(None, 2)
-            if len(parts) < 3:
-                raise CRSConfigError(f"{where}: expected 'name type values', got '{line}'")
-            name, kind, value = parts[0], parts[1], _without_comment(parts[2])
-            if kind not in PARAM_TYPES:
-                raise CRSConfigError(f"{where}: unknown type '{kind}' (use one of {', '.join(PARAM_TYPES)})")
-            if name in params:
-                raise CRSConfigError(f"{where}: '{name}' is already defined")
-            if kind == "choice":
-                values = _choices(value, where)
-            else:
-                values = _numbers(value, 3 if kind == "quniform" else 2, where)
-            params[name] = SearchParam(name, kind, values)
+    for number, raw in enumerate(lines, start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        where = f"{path}, line {number}"
+        parts = line.split(None, 2)
+        if len(parts) < 3:
+            raise CRSConfigError(f"{where}: expected 'name type values', got '{line}'")
+        name, kind, value = parts[0], parts[1], _without_comment(parts[2])
+        if kind not in PARAM_TYPES:
+            raise CRSConfigError(f"{where}: unknown type '{kind}' (use one of {', '.join(PARAM_TYPES)})")
+        if name in params:
+            raise CRSConfigError(f"{where}: '{name}' is already defined")
+        if kind == "choice":
+            values = _choices(value, where)
+        else:
+            values = _numbers(value, 3 if kind == "quniform" else 2, where)
+        params[name] = SearchParam(name, kind, values)
     if not params:
         raise CRSConfigError(f"{path} defines no parameter to search")
     return list(params.values())
