@@ -9,7 +9,7 @@
 Any other --key=value is a fixed config value for every trial. See docs/tuning.md.
 """
 
-from recbole_crs.hyper import main
+from recbole_crs.tuning.cli import main
 
 if __name__ == "__main__":
     main()

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import recbole_crs
-from recbole_crs import hyper
+from recbole_crs import tuning
 from recbole_crs.config import Config, parse_value
 from recbole_crs.errors import CRSConfigError, CRSInputError
 from recbole_crs.data.dataset import CRSDataError
@@ -87,13 +87,13 @@ def test_params_file_code_is_not_executed(tiny_root):
     marker = tiny_root / "pwned-hyper"
     params_file = tiny_root / "evil.hyper"
     params_file.write_text(f'epochs choice ["{payload(marker)}"]\n')
-    params = hyper.parse_params_file(str(params_file))  # a string choice: data
+    params = tuning.parse_params_file(str(params_file))  # a string choice: data
     fixed = {"model": "SASRec", "dataset": "tiny-crs", **tiny_config(tiny_root)}
     with pytest.raises(CRSConfigError, match="epochs must be an integer >= 1"):
-        hyper.check_config(fixed, None, params=params)
+        tuning.check_config(fixed, None, params=params)
     params_file.write_text(f"epochs choice [{payload(marker)}]\n")  # not a literal: refused when read
     with pytest.raises(CRSConfigError, match="choice values must be a Python list literal"):
-        hyper.parse_params_file(str(params_file))
+        tuning.parse_params_file(str(params_file))
     assert not marker.exists()
 
 
@@ -284,7 +284,7 @@ def test_run_hyper_exits_2_before_any_trial(tiny_root, capsys):
     argv = ["--model", "SASRec", "--dataset", "tiny-crs", "--params_file", str(params_file),
             f"--data_path={tiny_root}", f"--checkpoint_dir={tiny_root / 'saved'}"]
     with pytest.raises(SystemExit) as exit_info:
-        hyper.main(argv)
+        tuning.main(argv)
     assert exit_info.value.code == 2
     assert "error: params file: learning_rate must be a number > 0, got -1" in capsys.readouterr().err
     assert not os.path.exists(tiny_root / "hyper_SASRec.result")

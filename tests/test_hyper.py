@@ -1,4 +1,4 @@
-"""run_hyper.py: params files, command line, and two-trial searches with HyperTuning and with Ray Tune."""
+"""run_hyper.py (recbole_crs.tuning): params files, command line, two-trial searches with HyperTuning and Ray Tune."""
 
 import math
 import os
@@ -7,7 +7,12 @@ import time
 import pytest
 import yaml
 
-from recbole_crs import hyper
+from recbole_crs.tuning import cli
+from recbole_crs.tuning.hyperopt_backend import hyperopt_space, hyperopt_tune
+from recbole_crs.tuning.objective import TrialObjective, check_config
+from recbole_crs.tuning.params import grid_size, parse_params_file, resolve_algo
+from recbole_crs.tuning.ray_backend import ray_space
+from recbole_crs.tuning.results import write_result_file
 from tiny_data import tiny_config
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
@@ -34,23 +39,23 @@ def test_params_file_types_comments_and_natural_log_bounds(tmp_path):
         "dropout uniform 0.1,0.5\n"
         "n_layers quniform 1,4,1\n",
     )
-    params = {p.name: p for p in hyper.parse_params_file(path)}
+    params = {p.name: p for p in parse_params_file(path)}
     assert list(params) == ["learning_rate", "hidden_size", "loss_type", "dropout", "n_layers"]
     assert params["hidden_size"].values == (32, 64)
     assert params["loss_type"].values == ("CE", "BPR")
     assert params["learning_rate"].values == (-9.21, -4.61)
-    assert hyper.resolve_algo(None, list(params.values())) == "random"
+    assert resolve_algo(None, list(params.values())) == "random"
 
-    ray_space = hyper.ray_space(list(params.values()))
-    assert ray_space["learning_rate"].lower == pytest.approx(math.exp(-9.21))
-    assert ray_space["learning_rate"].upper == pytest.approx(math.exp(-4.61))
-    assert ray_space["hidden_size"].categories == [32, 64]
-    samples = [ray_space["n_layers"].sample() for _ in range(20)]
+    space = ray_space(list(params.values()))
+    assert space["learning_rate"].lower == pytest.approx(math.exp(-9.21))
+    assert space["learning_rate"].upper == pytest.approx(math.exp(-4.61))
+    assert space["hidden_size"].categories == [32, 64]
+    samples = [space["n_layers"].sample() for _ in range(20)]
     assert all(isinstance(s, int) and 1 <= s <= 4 for s in samples)
 
     from hyperopt.pyll import stochastic
 
-    sample = stochastic.sample(hyper.hyperopt_space(list(params.values())))
+    sample = stochastic.sample(hyperopt_space(list(params.values())))
     assert math.exp(-9.21) <= sample["learning_rate"] <= math.exp(-4.61)
     assert sample["hidden_size"] in (32, 64) and isinstance(sample["n_layers"], int)
 
@@ -69,26 +74,26 @@ def test_params_file_types_comments_and_natural_log_bounds(tmp_path):
 def test_params_file_errors_name_the_line(tmp_path, line, message):
     path = _write(tmp_path / "bad.hyper", "# header\n" + line + "\n")
     with pytest.raises(ValueError, match=message) as error:
-        hyper.parse_params_file(path)
+        parse_params_file(path)
     assert "line 2" in str(error.value)
 
 
 def test_exhaustive_needs_choices_only(tmp_path):
-    params = hyper.parse_params_file(_write(tmp_path / "p.hyper", "a choice [1,2]\nb uniform 0,1\n"))
+    params = parse_params_file(_write(tmp_path / "p.hyper", "a choice [1,2]\nb uniform 0,1\n"))
     with pytest.raises(ValueError, match="--algo random or --algo bayes"):
-        hyper.resolve_algo("exhaustive", params)
-    assert hyper.resolve_algo("bayes", params) == "bayes"
-    discrete = hyper.parse_params_file(_write(tmp_path / "d.hyper", "a choice [1,2]\nb choice [3,4,5]\n"))
-    assert hyper.resolve_algo(None, discrete) == "exhaustive" and hyper.grid_size(discrete) == 6
-    assert len(list(hyper.ray_space(discrete, grid=True)["b"].values())[0]) == 3  # tune.grid_search
+        resolve_algo("exhaustive", params)
+    assert resolve_algo("bayes", params) == "bayes"
+    discrete = parse_params_file(_write(tmp_path / "d.hyper", "a choice [1,2]\nb choice [3,4,5]\n"))
+    assert resolve_algo(None, discrete) == "exhaustive" and grid_size(discrete) == 6
+    assert len(list(ray_space(discrete, grid=True)["b"].values())[0]) == 3  # tune.grid_search
 
 
 def test_shipped_params_files():
-    crs = {p.name for p in hyper.parse_params_file(os.path.join(HYPER_DIR, "CRSPretrain.hyper"))}
+    crs = {p.name for p in parse_params_file(os.path.join(HYPER_DIR, "CRSPretrain.hyper"))}
     assert {"learning_rate", "mask_ratio", "sad_weight"} <= crs
-    sasrec = hyper.parse_params_file(os.path.join(HYPER_DIR, "SASRec.hyper"))
+    sasrec = parse_params_file(os.path.join(HYPER_DIR, "SASRec.hyper"))
     # every searched name is a SASRec config key (a misspelt name would be searched but never used)
-    config = hyper.check_config({"model": "SASRec", "dataset": "ml-100k"}, None)
+    config = check_config({"model": "SASRec", "dataset": "ml-100k"}, None)
     assert all(p.name in config.final_config_dict for p in sasrec)
 
 
@@ -97,18 +102,30 @@ def test_shipped_params_files():
 # ---------------------------------------------------------------------------------------------------------
 def test_other_key_value_arguments_become_fixed_config(tmp_path):
     config_file = _write(tmp_path / "c.yaml", "dataset: from-file\n")
-    args, extras = hyper.parse_args(
+    args, extras = cli.parse_args(
         ["--model=SASRec", "--params_file", "p.hyper", "--epochs=1", "--topk=[1,3]", "stray",
          "--config_files", config_file]
     )
     assert (args.model, args.params_file, args.tool, args.algo) == ("SASRec", "p.hyper", "Hyperopt", None)
     assert extras == {"epochs": "1", "topk": "[1,3]"}
-    fixed = hyper.fixed_config(args, extras, [config_file])
+    fixed = cli.fixed_config(args, extras, [config_file])
     assert fixed == {"epochs": "1", "topk": "[1,3]", "model": "SASRec"}  # dataset stays the config file's
     # no prefix matching: --data=... is a config value, not --dataset
-    assert hyper.parse_args(["--params_file", "p.hyper", "--data=x"])[1] == {"data": "x"}
-    args, extras = hyper.parse_args(["--params_file", "p.hyper"])
-    assert hyper.fixed_config(args, extras, None) == {"model": "CRSPretrain", "dataset": "ml-100k-crs-targets"}
+    assert cli.parse_args(["--params_file", "p.hyper", "--data=x"])[1] == {"data": "x"}
+    args, extras = cli.parse_args(["--params_file", "p.hyper"])
+    assert cli.fixed_config(args, extras, None) == {"model": "CRSPretrain", "dataset": "ml-100k-crs-targets"}
+
+
+@pytest.mark.parametrize("argument", ["--params_file", "--config_files"])
+def test_a_missing_file_exits_2_before_any_trial(tmp_path, capsys, argument):
+    files = {"--params_file": _write(tmp_path / "p.hyper", "learning_rate choice [0.01]\n")}
+    files[argument] = str(tmp_path / "missing")
+    argv = [item for pair in files.items() for item in pair]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv + [f"--output_file={tmp_path / 'r.result'}"])
+    assert exit_info.value.code == 2
+    assert f"'{tmp_path / 'missing'}' cannot be read (No such file or directory)" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == ["p.hyper"]
 
 
 def test_trial_sees_fixed_values_and_params_but_not_argv(monkeypatch):
@@ -124,7 +141,7 @@ def test_trial_sees_fixed_values_and_params_but_not_argv(monkeypatch):
 
     monkeypatch.setattr(quick_start, "objective_function", fake_objective)
     monkeypatch.setattr("sys.argv", ["run_hyper.py", "--algo=random", "--epochs=3"])
-    objective = hyper.TrialObjective({"model": "SASRec", "epochs": "1", "learning_rate": "0.5"})
+    objective = TrialObjective({"model": "SASRec", "epochs": "1", "learning_rate": "0.5"})
     objective({"learning_rate": 0.01}, ["a.yaml"])
     assert seen["config_dict"] == {"model": "SASRec", "epochs": "1", "learning_rate": 0.01}
     assert seen["files"] == ["a.yaml"] and seen["argv"] == ["run_hyper.py"]
@@ -149,21 +166,21 @@ def _fake_objective(monkeypatch, fail_on_calls):
 
 def test_hyperopt_failed_trial_is_recorded_and_search_goes_on(monkeypatch, tmp_path):
     _fake_objective(monkeypatch, fail_on_calls={2})
-    params = hyper.parse_params_file(_write(tmp_path / "p.hyper", "learning_rate choice [0.1,0.2,0.3]\n"))
-    trials, best, _ = hyper.hyperopt_tune(params, "exhaustive", {"model": "SASRec"}, None)
+    params = parse_params_file(_write(tmp_path / "p.hyper", "learning_rate choice [0.1,0.2,0.3]\n"))
+    trials, best, _ = hyperopt_tune(params, "exhaustive", {"model": "SASRec"}, None)
     assert len(trials) == 3 and sum("error" in result for _, result in trials) == 1
     ok = [params["learning_rate"] for params, result in trials if "error" not in result]
     assert best[0]["learning_rate"] == max(ok)
     output_file = tmp_path / "r.result"
-    hyper.write_result_file(output_file, trials, best)
+    write_result_file(output_file, trials, best)
     assert "Failed: RuntimeError: boom" in output_file.read_text()
 
 
 def test_hyperopt_first_trial_failure_stops_the_search(monkeypatch, tmp_path):
     calls = _fake_objective(monkeypatch, fail_on_calls={1})
-    params = hyper.parse_params_file(_write(tmp_path / "p.hyper", "learning_rate choice [0.1,0.2,0.3]\n"))
+    params = parse_params_file(_write(tmp_path / "p.hyper", "learning_rate choice [0.1,0.2,0.3]\n"))
     with pytest.raises(RuntimeError, match="boom"):
-        hyper.hyperopt_tune(params, "exhaustive", {"model": "SASRec"}, None)
+        hyperopt_tune(params, "exhaustive", {"model": "SASRec"}, None)
     assert len(calls) == 1
 
 
@@ -198,7 +215,7 @@ def test_hyperopt_exhaustive_two_trials(tiny_root):
     repo_entries = set(os.listdir(REPO_ROOT))
     config_file, params_file = _tiny_search_inputs(tiny_root)
     start = time.perf_counter()
-    trials, best = hyper.main(
+    trials, best = cli.main(
         ["--model", "SASRec", "--dataset", "tiny-crs", "--params_file", params_file, "--config_files", config_file,
          "--algo", "exhaustive", "--valid_metric=MRR@3"]
     )
@@ -213,7 +230,7 @@ def test_ray_tune_two_trials(tiny_root):
     config_file, params_file = _tiny_search_inputs(tiny_root, data_path=".")
     output_file = str(tiny_root / "out" / "ray.result")
     start = time.perf_counter()
-    trials, best = hyper.main(
+    trials, best = cli.main(
         ["--model", "SASRec", "--dataset", "tiny-crs", "--params_file", params_file, "--config_files", config_file,
          "--tool", "Ray", "--ray_cpus", "2", "--ray_dir", str(tiny_root / "ray"), "--output_file", output_file,
          "--valid_metric=MRR@3"]
