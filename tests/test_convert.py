@@ -9,9 +9,6 @@ import sys
 import pytest
 
 from recbole_crs.data.convert import (
-    CANDIDATE_COLUMN,
-    CONFIRMED_TURNS_COLUMN,
-    REJECTED_TURNS_COLUMN,
     ConversionError,
     convert_precrs_lastfm,
     convert_recbole,
@@ -21,6 +18,7 @@ from recbole_crs.data.convert import (
     parse_holdout,
     parse_train_conversations,
 )
+from recbole_crs.data.fields import CANDIDATE_COLUMN, CONFIRMED_TURNS_COLUMN, REJECTED_TURNS_COLUMN
 from recbole_crs.data.ml100k import builtin_base, builtin_options, ensure_builtin, ensure_ml100k_crs
 
 PRECRS_REAL = "/work/shared/data/precrs-lastfm"
