@@ -994,6 +994,20 @@ def test_failed_write_keeps_the_previous_dataset_and_leaves_no_temporaries(tmp_p
     assert {name: (out / name).read_bytes() for name in os.listdir(out)} == before
 
 
+def test_full_disk_while_writing_a_temporary_names_the_file(tmp_path, monkeypatch):
+    source = write_recbole(tmp_path / "src")
+    out = tmp_path / "out" / "toy-crs"
+
+    def full_disk(descriptor):  # a write that fails without naming a file, as ENOSPC does
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(ConversionError, match=r"^cannot write '.*toy-crs\.item': No space left on device\. "):
+        convert_recbole(source, "toy", "genre", str(out))
+    monkeypatch.undo()
+    assert os.listdir(out) == []  # no temporaries left behind
+
+
 def test_converter_os_errors_are_one_line_conversion_errors(tmp_path, capsys):
     source = write_recbole(tmp_path / "src")
     (tmp_path / "file").write_text("x")

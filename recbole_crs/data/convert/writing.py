@@ -136,6 +136,7 @@ def publish_dataset(out_dir, name, contents):
     temporaries = {}
     try:
         for path, data in contents.items():
+            target = path  # named by the error when the failing call does not name a file (a full disk)
             temporary = temporary_path(path)
             temporaries[path] = temporary
             with open(temporary, "wb") as handle:
