@@ -20,7 +20,7 @@ from recbole_crs.data.convert.recbole import (
 )
 from recbole_crs.data.convert.regimes import ALL_CONVERSATIONS, CONVERSATION_REGIMES
 from recbole_crs.data.convert.scpr import SCPR_FILES, convert_scpr_lastfm_star
-from recbole_crs.data.fields import SPLITS
+from recbole_crs.data.fields import CANDIDATE_FIELD, SPLITS
 from recbole_crs.data.simulator import DEFAULT_MAX_TURNS, DEFAULT_REC_LIST_SIZE, DEFAULT_SEED
 
 # The authors rank the target against up to this many items sharing the initial attribute.
@@ -122,7 +122,7 @@ def _add_candidate_option(parser):
         type=int,
         default=0,
         metavar="N",
-        help="add column candidate_items to valid/test rows: up to N items sharing the row's initial "
+        help=f"add column {CANDIDATE_FIELD} to valid/test rows: up to N items sharing the row's initial "
         f"attribute, target removed, seeded (authors' protocol: {AUTHORS_CANDIDATES}; default 0 = no column)",
     )
 

@@ -16,7 +16,7 @@ from recbole_crs.data.convert.errors import WITHOUT_ATTRIBUTES, ConversionError,
 from recbole_crs.data.convert.reading import as_list, int_token, load_item_dict, load_json
 from recbole_crs.data.convert.regimes import ALL_CONVERSATIONS
 from recbole_crs.data.convert.writing import Row
-from recbole_crs.data.fields import EVALUATED_SPLITS, SPLITS, TRAIN_SPLIT
+from recbole_crs.data.fields import CANDIDATE_FIELD, EVALUATED_SPLITS, SPLITS, TRAIN_SPLIT
 from recbole_crs.data.simulator import summarize_conversations
 from recbole_crs.data.tokens import natural_key
 
@@ -95,7 +95,7 @@ def _candidate_notes(sizes, candidates):
     if not sizes:
         return []
     return [
-        f"candidate_items on {len(sizes)} evaluated rows: mean {np.mean(sizes):.1f}, min "
+        f"{CANDIDATE_FIELD} on {len(sizes)} evaluated rows: mean {np.mean(sizes):.1f}, min "
         f"{min(sizes)}, max {max(sizes)} (fewer than {candidates} where the initial attribute has "
         "fewer items)"
     ]

@@ -13,7 +13,7 @@ from recbole_crs.data.convert.common import Conversion
 from recbole_crs.data.convert.errors import ConversionError, Invalid, Problems
 from recbole_crs.data.convert.reading import as_list, int_token, load_item_dict, load_json
 from recbole_crs.data.convert.writing import Row
-from recbole_crs.data.fields import SPLITS
+from recbole_crs.data.fields import CANDIDATE_FIELD, SPLITS
 from recbole_crs.data.tokens import natural_key
 
 SCPR_FEATURE_KEY = "feature_index"
@@ -65,7 +65,7 @@ def convert_scpr_lastfm_star(data_dir, out_dir, candidates=0, **options):
 
 
 def _candidate_notes(sizes, candidates):
-    return [f"candidate_items on {len(sizes)} evaluated rows, mean size {np.mean(sizes or [0]):.1f}"]
+    return [f"{CANDIDATE_FIELD} on {len(sizes)} evaluated rows, mean size {np.mean(sizes or [0]):.1f}"]
 
 
 def _scpr_attributes(value, where):
