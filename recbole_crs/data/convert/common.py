@@ -58,18 +58,17 @@ COMMON_OPTIONS = tuple(option.name for option in fields(ConversionOptions))
 class Conversion:
     """One run of a converter: its checked options, its random streams, its report, and the closing steps.
 
-    ``candidates``: the format's ``--candidates`` (None for a format without candidate lists).
+    ``candidates``: the format's ``--candidates`` (checked here; 0, the default: no candidate column).
     """
 
-    def __init__(self, converter, out_dir, options, candidates=None):
+    def __init__(self, converter, out_dir, options, candidates=0):
         self.started = time.perf_counter()
         self.report = ConversionReport(converter)
         self.options = ConversionOptions(**options)
         self.out_dir = out_dir
         self.name = dataset_name(out_dir, self.options.name)
-        if candidates is not None:
-            check_candidates(candidates)
-        self.candidates = candidates or 0
+        check_candidates(candidates)
+        self.candidates = candidates
         self.train_conversations = check_conversation_regime(
             self.options.conversations, self.options.train_conversations
         )
@@ -130,11 +129,11 @@ def seeds(seed):
     return simulation, np.random.default_rng(holdout), np.random.default_rng(candidates), np.random.default_rng(regime)
 
 
-def simulate_rows(rows, catalogue_items, popularity, simulation_seed, max_turns, rec_list_size):
+def simulate_rows(rows, catalogue_items, item_popularity, simulation_seed, max_turns, rec_list_size):
     """Fill ``confirmed``/``rejected`` (and their turns) of ``rows`` whose ``confirmed`` is None, in row order."""
     simulator = ConversationSimulator(
         catalogue_items,
-        item_popularity=popularity,
+        item_popularity=item_popularity,
         max_turns=max_turns,
         rec_list_size=rec_list_size,
         seed=simulation_seed,
