@@ -9,9 +9,6 @@ import sys
 import pytest
 
 from recbole_crs.data.convert import (
-    CANDIDATE_COLUMN,
-    CONFIRMED_TURNS_COLUMN,
-    REJECTED_TURNS_COLUMN,
     ConversionError,
     convert_precrs_lastfm,
     convert_recbole,
@@ -21,6 +18,7 @@ from recbole_crs.data.convert import (
     parse_holdout,
     parse_train_conversations,
 )
+from recbole_crs.data.fields import CANDIDATE_COLUMN, CONFIRMED_TURNS_COLUMN, REJECTED_TURNS_COLUMN
 from recbole_crs.data.ml100k import builtin_base, builtin_options, ensure_builtin, ensure_ml100k_crs
 
 PRECRS_REAL = "/work/shared/data/precrs-lastfm"
@@ -994,6 +992,20 @@ def test_failed_write_keeps_the_previous_dataset_and_leaves_no_temporaries(tmp_p
         convert_recbole(source, "toy", "genre", str(out), seed=3)
     monkeypatch.setattr(os, "replace", real_replace)
     assert {name: (out / name).read_bytes() for name in os.listdir(out)} == before
+
+
+def test_full_disk_while_writing_a_temporary_names_the_file(tmp_path, monkeypatch):
+    source = write_recbole(tmp_path / "src")
+    out = tmp_path / "out" / "toy-crs"
+
+    def full_disk(descriptor):  # a write that fails without naming a file, as ENOSPC does
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(ConversionError, match=r"^cannot write '.*toy-crs\.item': No space left on device\. "):
+        convert_recbole(source, "toy", "genre", str(out))
+    monkeypatch.undo()
+    assert os.listdir(out) == []  # no temporaries left behind
 
 
 def test_converter_os_errors_are_one_line_conversion_errors(tmp_path, capsys):

@@ -10,9 +10,9 @@ from recbole_crs.data.simulator import (
     RECOMMEND,
     Conversation,
     ConversationSimulator,
-    natural_key,
     summarize_conversations,
 )
+from recbole_crs.data.tokens import natural_key
 
 # A catalogue small enough to work every conversation out by hand (see the test docstrings).
 HAND_CATALOGUE = {

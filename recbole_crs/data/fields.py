@@ -5,7 +5,7 @@ headers below are the defaults the converters write, so converted data loads wit
 """
 
 SPLITS = ("train", "valid", "test")  # values of the optional ``split`` column, in time order
-EVALUATED_SPLITS = ("valid", "test")
+TRAIN_SPLIT, EVALUATED_SPLITS = SPLITS[0], SPLITS[1:]  # rows only trained on; rows evaluated
 
 USER_COLUMN = "user_id:token"
 ITEM_COLUMN = "item_id:token"

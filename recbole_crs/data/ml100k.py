@@ -18,14 +18,19 @@ columns) are rebuilt.
 import logging
 import os
 import re
-import shutil
-import tempfile
 import time
 
 import recbole
 
 from recbole_crs.artifacts import manifest_problems
-from recbole_crs.data.convert import ConversionError, convert_recbole, inter_header, parse_train_conversations
+from recbole_crs.data.convert import (
+    ALL_CONVERSATIONS,
+    TARGET_CONVERSATIONS,
+    ConversionError,
+    convert_recbole,
+    inter_header,
+    parse_train_conversations,
+)
 from recbole_crs.data.simulator import DEFAULT_MAX_TURNS, DEFAULT_REC_LIST_SIZE, DEFAULT_SEED
 
 ML100K_CRS = "ml-100k-crs"
@@ -35,8 +40,8 @@ ML100K_CRS_TARGETS = "ml-100k-crs-targets"
 DEFAULT_DATASET = ML100K_CRS_TARGETS
 # Built-in name -> options of convert_recbole (on top of the ml-100k source, genres and the default seed).
 BUILTIN_DATASETS = {
-    ML100K_CRS: {"conversations": "all"},
-    ML100K_CRS_TARGETS: {"conversations": "targets", "train_conversations": None},
+    ML100K_CRS: {"conversations": ALL_CONVERSATIONS},
+    ML100K_CRS_TARGETS: {"conversations": TARGET_CONVERSATIONS, "train_conversations": None},
 }
 # ml-100k-crs-targets-<X>: X = --train-conversations, a fraction (0.05) or a count (50) of training users.
 _TARGETS_FRACTION = re.compile(re.escape(ML100K_CRS_TARGETS) + r"-(?P<x>[0-9][0-9.eE+-]*)")
@@ -72,7 +77,7 @@ def builtin_options(name):
             f"dataset '{name}': {error} ({ML100K_CRS_TARGETS}-<X>, e.g. {ML100K_CRS_TARGETS}-0.05 for 5% of the "
             f"training users or {ML100K_CRS_TARGETS}-50 for 50 users)"
         ) from None
-    return {"conversations": "targets", "train_conversations": value}
+    return {"conversations": TARGET_CONVERSATIONS, "train_conversations": value}
 
 
 def is_builtin(name):
@@ -110,7 +115,7 @@ def _is_current(name, data_path, options):
         return False
     with open(inter_path, encoding="utf-8", newline="") as handle:
         first_line = handle.readline()
-    with_split = options["conversations"] == "targets"  # the recbole converter adds a split column then
+    with_split = options["conversations"] == TARGET_CONVERSATIONS  # the recbole converter adds a split column
     return first_line == "\t".join(inter_header(with_split=with_split, with_candidates=False)) + "\n"
 
 
@@ -123,10 +128,10 @@ def ensure_builtin(name, data_path, force=False):
     """Build ``<data_path>/<name>/`` unless both of its atomic files exist in the current format.
 
     ``name`` is a built-in name (:func:`builtin_options`). Returns that folder. Files with an outdated
-    ``.inter`` header (written by an older version) are rebuilt. The files are built in a temporary folder
-    next to the target and moved into place with ``os.replace`` (``.item`` first, then ``.inter``), so a
-    concurrent or interrupted build never leaves a partial file under the final name. ``force`` rebuilds even
-    if the files exist.
+    ``.inter`` header (written by an older version) are rebuilt. The converter writes every file to a temporary
+    name and renames it into place after the manifest (:func:`recbole_crs.data.convert.writing.publish_dataset`),
+    so a concurrent or interrupted build never leaves a partial file under the final name. ``force`` rebuilds
+    even if the files exist.
     """
     options = builtin_options(name)
     if options is None:
@@ -146,27 +151,20 @@ def ensure_builtin(name, data_path, force=False):
             "another dataset with `python -m recbole_crs.data.convert` and point `dataset` at it."
         )
     started = time.perf_counter()
-    os.makedirs(folder, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{name}-build-", dir=folder)
-    try:
-        report = convert_recbole(
-            source,
-            RECBOLE_ML100K,
-            ML100K_ATTRIBUTE_FIELD,
-            staging,
-            name=name,
-            seed=DEFAULT_SEED,
-            max_turns=DEFAULT_MAX_TURNS,
-            rec_list_size=DEFAULT_REC_LIST_SIZE,
-            **options,
-        )
-        # The manifest first (it describes the new files), then .item and .inter: an interruption in between
-        # leaves files that differ from the manifest, which the next use rebuilds and CRSDataset refuses.
-        for suffix in ("manifest.json", "item", "inter"):
-            file_name = f"{name}.{suffix}"
-            os.replace(os.path.join(staging, file_name), os.path.join(folder, file_name))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    # The converter publishes the files as a whole (writing.publish_dataset): temporaries next to them, the
+    # manifest, then the renames; an interruption leaves files that differ from the manifest, which the next use
+    # rebuilds and CRSDataset refuses. Concurrent builds write the same bytes.
+    report = convert_recbole(
+        source,
+        RECBOLE_ML100K,
+        ML100K_ATTRIBUTE_FIELD,
+        folder,
+        name=name,
+        seed=DEFAULT_SEED,
+        max_turns=DEFAULT_MAX_TURNS,
+        rec_list_size=DEFAULT_REC_LIST_SIZE,
+        **options,
+    )
     logger.info(
         "built %s in %.1f s (%d interactions, %d with a conversation, %d items, %d genres)",
         folder,

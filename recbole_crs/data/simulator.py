@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from recbole_crs.data.tokens import natural_key
+
 DEFAULT_MAX_TURNS = 5
 DEFAULT_REC_LIST_SIZE = 10
 DEFAULT_SEED = 2020
@@ -41,20 +43,6 @@ DEFAULT_SEED = 2020
 # Kinds of system turn, as they appear in Conversation.history.
 ASK = "ask"
 RECOMMEND = "recommend"
-
-
-def natural_key(token):
-    """Sort key that orders integer-like tokens numerically and puts them before other tokens.
-
-    Used wherever an order must not depend on dict/set iteration: item and attribute indices (hence every
-    tie-break), and the row order of the converters' files. ``"01"`` and ``"1"`` stay distinct.
-    """
-    if isinstance(token, (int, np.integer)) and not isinstance(token, bool):
-        return (0, int(token), str(token))
-    text = str(token)
-    if text.isascii() and text.isdigit():
-        return (0, int(text), text)
-    return (1, 0, text)
 
 
 @dataclass
