@@ -41,3 +41,12 @@ def test_an_installed_copy_inside_the_package_wins(tmp_path, monkeypatch):
     (tmp_path / "site-packages" / "properties").mkdir()  # another distribution's folder is never read
     monkeypatch.setattr(crs_config, "__file__", str(package / "config.py"))
     assert crs_config.properties_dir() == str(package / "properties")
+
+
+def test_ci_runs_the_readme_test_commands_verbatim():
+    with open(os.path.join(REPO_ROOT, ".ci", "run")) as f:
+        commands = [line.strip() for line in f
+                    if line.strip() and not line.startswith(("#", "set ", "cd "))]
+    with open(os.path.join(REPO_ROOT, "README.md")) as f:
+        readme_lines = {line.strip() for line in f}
+    assert commands and [c for c in commands if c not in readme_lines] == []
