@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Search hyper-parameters of a recbole-crs (or RecBole) model with RecBole's HyperTuning or Ray Tune.
 
     python run_hyper.py --model CRSPretrain --params_file properties/hyper/CRSPretrain.hyper

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Train and evaluate any model, recbole-crs's or RecBole's, with conversation-aware evaluation.
 
     python run_recbole_crs.py --model CRSPretrain --dataset ml-100k-crs --config_files "a.yaml b.yaml"

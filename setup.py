@@ -1,10 +1,25 @@
+"""recbole-crs packaging.
+
+The yaml defaults live in the top-level ``properties/`` folder (the one source of truth, edited there). A wheel
+ships them inside the package as ``recbole_crs/properties/`` (the ``package_dir`` mapping below), like RecBole
+and RecBole-GNN ship theirs; ``recbole_crs.config.properties_dir`` finds either copy. The entry scripts are
+installed on the PATH under their own names, so ``run_recbole_crs.py --model Pop`` works after ``pip install .``
+from any folder, and ``python run_recbole_crs.py`` keeps working from the repository root.
+"""
+
 from setuptools import find_packages, setup
+
+# Every file under properties/ (tests/test_packaging.py checks that these patterns cover the folder).
+PROPERTIES_FILES = ["*.yaml", "model/*.yaml", "dataset/*.yaml", "hyper/*.hyper"]
 
 setup(
     name="recbole-crs",
     version="0.1.0",
     description="Pre-trained conversational recommendation (Zhou et al., CIKM 2020) as a RecBole plugin",
-    packages=find_packages(include=["recbole_crs", "recbole_crs.*"]),
+    packages=find_packages(include=["recbole_crs", "recbole_crs.*"]) + ["recbole_crs.properties"],
+    package_dir={"recbole_crs.properties": "properties"},
+    package_data={"recbole_crs.properties": PROPERTIES_FILES},
+    scripts=["run_recbole_crs.py", "run_hyper.py"],
     python_requires=">=3.11,<3.12",
     install_requires=[
         # recbole 1.2.1 is the version this plugin is written and tested against.

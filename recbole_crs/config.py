@@ -89,7 +89,19 @@ def parse_value(text):
         return literal
     return value if isinstance(value, str) else text
 
-PROPERTIES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "properties")
+def properties_dir():
+    """The plugin's yaml defaults: ``recbole_crs/properties/`` in an installed wheel (setup.py ships the
+    top-level folder there), else the repository's top-level ``properties/`` (a checkout or an editable
+    install). The copy inside the package wins: next to site-packages, a ``properties`` folder may belong to
+    another distribution. Returns the checkout path when neither exists (the caller reports it)."""
+    package = os.path.dirname(os.path.realpath(__file__))
+    installed = os.path.join(package, "properties")
+    if os.path.isfile(os.path.join(installed, "overall.yaml")):
+        return installed
+    return os.path.join(os.path.dirname(package), "properties")
+
+
+PROPERTIES_DIR = properties_dir()  # read at call time (tests point it at a temporary folder)
 
 
 def dataset_yaml(dataset):
@@ -108,8 +120,8 @@ def plugin_yaml_files(model, dataset):
     """The plugin's own yaml layers for ``model`` on ``dataset``, in merge order (existing files only)."""
     if not os.path.isdir(PROPERTIES_DIR):
         raise FileNotFoundError(
-            f"recbole-crs cannot find its properties folder '{PROPERTIES_DIR}'. Install the plugin from "
-            "its repository with `pip install -e .` so the yaml defaults stay next to the package."
+            f"recbole-crs cannot find its properties folder '{PROPERTIES_DIR}'. Reinstall the plugin "
+            "(`pip install .` ships it inside the package; a checkout reads the top-level properties/)."
         )
     candidates = [
         os.path.join(PROPERTIES_DIR, "overall.yaml"),
