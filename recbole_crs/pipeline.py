@@ -27,6 +27,7 @@ from recbole_crs.errors import CRSConfigError
 from recbole_crs.model.crsfinetune import CRSFinetune
 from recbole_crs.model.crspretrain import CRSPretrain
 from recbole_crs.model.negative_generator import NegativeGenerator, generator_config, stage_config
+from recbole_crs.model.negatives import needs_generator
 from recbole_crs.runtime import torch_threads
 from recbole_crs.trainer.pretrain import CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer
 
@@ -80,14 +81,7 @@ def check_stage_inputs(config, stages):
             f"pretrained_path ({config['pretrained_path']!r}) is only read by the 'finetune' stage, which crs_stages "
             f"{stages} does not run: add 'finetune' to crs_stages or remove pretrained_path."
         )
-    warmup = config["uniform_warmup_epochs"] or 0
-    if (
-        "pretrain" in stages
-        and "generator" not in stages
-        and not config["generator_path"]
-        and config["negative_sampler"] == "generator"
-        and warmup < config["pretrain_epochs"]
-    ):
+    if "pretrain" in stages and "generator" not in stages and not config["generator_path"] and needs_generator(config):
         raise CRSConfigError(
             "Pre-training with negative_sampler 'generator' needs a generator: add 'generator' to "
             "crs_stages, set generator_path to a SASRec checkpoint, or use negative_sampler: uniform."
@@ -229,8 +223,7 @@ def _run_stages(config, dataset, train_data, valid_data, saved, verbose):
     pretrained = config["pretrained_path"]
     if "pretrain" in stages:
         stage_started = time()
-        warmup = config["uniform_warmup_epochs"] or 0
-        if generator is None and config["negative_sampler"] == "generator" and warmup < config["pretrain_epochs"]:
+        if generator is None and needs_generator(config):
             generator = _load_generator(config, dataset, verbose)  # generator_path: check_stage_inputs
         trainer = pretrain(config, dataset, train_data, generator, saved=saved, verbose=verbose)
         pretrained = trainer.saved_model_file if saved else {

@@ -21,13 +21,9 @@ from recbole_crs.config import PROPERTIES_DIR, Config
 from recbole_crs.data.windows import materialize
 from recbole_crs.model.crsfinetune import CRSFinetune
 from recbole_crs.model.crspretrain import CRSPretrain
-from recbole_crs.model.negative_generator import (
-    NegativeGenerator,
-    UniformNegativeSampler,
-    sasrec_sequence_loss,
-    uniform_negatives,
-)
-from recbole_crs.pipeline import pretrain_dataloader, pretrain_rows, run_crs_pretrain_pipeline
+from recbole_crs.model.negative_generator import NegativeGenerator, sasrec_sequence_loss
+from recbole_crs.model.negatives import UniformNegativeSampler, needs_generator, uniform_negatives
+from recbole_crs.pipeline import check_stage_inputs, pretrain_dataloader, pretrain_rows, run_crs_pretrain_pipeline
 from recbole_crs.quick_start import create_dataset, run_recbole_crs
 from recbole_crs.trainer.pretrain import CRSPretrainTrainer, unique_checkpoint_file
 from tiny_data import tiny_config, write_tiny_dataset
@@ -529,6 +525,25 @@ def test_uniform_warmup_then_generator_negatives(tiny):
     assert trainer.sampler_for_epoch(1) is trainer.generator
     trainer, _ = _pretrain_trainer(tiny, negative_sampler="uniform")
     assert trainer.sampler_for_epoch(5).name == "uniform"
+    assert trainer.negatives.uniform is trainer.model.uniform_sampler  # one uniform sampler
+
+
+@pytest.mark.parametrize("sampler, warmup, expected", [
+    ("generator", 0, True), ("generator", 1, True), ("generator", 2, False), ("uniform", 0, False),
+])
+def test_pipeline_and_trainer_ask_one_owner_whether_a_generator_is_needed(tiny, sampler, warmup, expected):
+    """pretrain_epochs 2: a generator is needed unless every epoch is uniform (negatives.needs_generator)."""
+    config = crs_config(tiny.root, negative_sampler=sampler, uniform_warmup_epochs=warmup)
+    assert needs_generator(config) is expected
+    trainer = CRSPretrainTrainer(config, CRSPretrain(config, tiny.dataset), generator=None) if not expected else None
+    assert trainer is None or not trainer.uses_generator
+    if expected:
+        with pytest.raises(ValueError, match="needs a trained SASRec generator"):
+            CRSPretrainTrainer(config, CRSPretrain(config, tiny.dataset), generator=None)
+        with pytest.raises(ValueError, match="needs a generator"):
+            check_stage_inputs(config, ["pretrain"])
+    else:
+        check_stage_inputs(config, ["pretrain"])
 
 
 class _LogRecorder:

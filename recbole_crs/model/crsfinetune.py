@@ -34,7 +34,7 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole_crs.artifacts import CheckpointMismatchError, check_item_fingerprint, dataset_items
 from recbole_crs.compat import load_checkpoint
 from recbole_crs.model.layers import CRSEncoder
-from recbole_crs.model.negative_generator import uniform_negatives
+from recbole_crs.model.negatives import uniform_negatives
 from recbole_crs.validation import check_keys
 
 ENCODER_PREFIX = "encoder."

@@ -51,7 +51,7 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from torch import nn
 
 from recbole_crs.model.layers import CRSEncoder
-from recbole_crs.model.negative_generator import UniformNegativeSampler
+from recbole_crs.model.negatives import UniformNegativeSampler
 from recbole_crs.validation import check_keys
 
 

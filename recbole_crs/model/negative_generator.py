@@ -40,6 +40,7 @@ from torch import nn
 from recbole_crs.artifacts import check_item_fingerprint
 from recbole_crs.compat import load_checkpoint
 from recbole_crs.errors import CRSConfigError
+from recbole_crs.model.negatives import allowed_items
 from recbole_crs.validation import check_keys
 
 # SASRec's architecture keys: a generator loaded from a checkpoint is rebuilt with the checkpoint's values.
@@ -118,63 +119,6 @@ def sequence_output(sasrec, item_seq):
     hidden = sasrec.dropout(sasrec.LayerNorm(hidden))
     attention_mask = sasrec.get_attention_mask(item_seq)
     return sasrec.trm_encoder(hidden, attention_mask, output_all_encoded_layers=False)[-1]
-
-
-def uniform_negatives(true_items, n_items, n_negatives):
-    """Uniform negatives over the real items ``1 .. n_items - 1`` except the true one.
-
-    Args:
-        true_items: [M] item ids (>= 1).
-    Returns:
-        [M, n_negatives] ids, never equal to the row's true item.
-    """
-    if n_items < 3:
-        raise ValueError("Sampling a negative needs at least two real items.")
-    # draw from n_items - 2 values and skip over the true item: exactly uniform, no rejection loop.
-    draws = torch.randint(1, n_items - 1, (len(true_items), n_negatives), device=true_items.device)
-    return draws + (draws >= true_items.unsqueeze(1)).long()
-
-
-def allowed_items(true_items, n_items, exclude=None):
-    """[M, n_items] bool: the items a negative may be for each masked position.
-
-    Never padding (0) nor the row's true item; with ``exclude`` ([M, X] item ids, 0 = padding) none of those
-    either. A row whose every real item would be excluded keeps all items except padding and its true item
-    (a fallback for tiny catalogues: a row needs some negative).
-    """
-    allowed = torch.ones(len(true_items), n_items, dtype=torch.bool, device=true_items.device)
-    allowed[:, 0] = False
-    allowed.scatter_(1, true_items.unsqueeze(1), False)
-    if exclude is None:
-        return allowed
-    restricted = allowed.scatter(1, exclude, False)  # ids 0 (padding) were excluded already
-    empty = ~restricted.any(dim=1, keepdim=True)
-    return torch.where(empty, allowed, restricted)
-
-
-def uniform_allowed_negatives(allowed, n_negatives):
-    """[M, n_negatives] ids drawn uniformly (with replacement) from each row's allowed items ([M, n_items] bool).
-
-    Exactly uniform: ``torch.multinomial`` over equal weights on the allowed items and zero elsewhere.
-    """
-    if not allowed.any(dim=1).all():
-        raise ValueError("Sampling a negative needs at least two real items.")
-    return torch.multinomial(allowed.float(), n_negatives, replacement=True)
-
-
-class UniformNegativeSampler:
-    """Uniform negatives (the ``negative_sampler: uniform`` ablation and the warm-up epochs)."""
-
-    name = "uniform"
-
-    def __init__(self, n_items):
-        self.n_items = n_items
-
-    def sample(self, item_seq, batch_index, position_index, true_items, n_negatives, exclude=None):
-        """Uniform over the real items except the true one, and except ``exclude`` ([M, X], 0 = padding) if given."""
-        if exclude is None:
-            return uniform_negatives(true_items, self.n_items, n_negatives)
-        return uniform_allowed_negatives(allowed_items(true_items, self.n_items, exclude), n_negatives)
 
 
 class NegativeGenerator(nn.Module):
