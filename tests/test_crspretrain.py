@@ -21,6 +21,7 @@ from recbole_crs.config import PROPERTIES_DIR, Config
 from recbole_crs.data.windows import materialize
 from recbole_crs.model.crsfinetune import CRSFinetune
 from recbole_crs.model.crspretrain import CRSPretrain
+from recbole_crs.model.layers import append_to_history
 from recbole_crs.model.negative_generator import NegativeGenerator, sasrec_sequence_loss
 from recbole_crs.model.negatives import UniformNegativeSampler, needs_generator, uniform_negatives
 from recbole_crs.pipeline import check_stage_inputs, pretrain_dataloader, pretrain_rows, run_crs_pretrain_pipeline
@@ -82,6 +83,14 @@ def same_params(a, b):
 
 
 # ---------------------------------------------------------------------------------------------- leakage
+def test_history_plus_one_item_is_built_in_one_place():
+    history, lengths = torch.tensor([[4, 5, 9], [3, 9, 9], [0, 0, 0]]), torch.tensor([2, 1, 0])  # 9: stale ids
+    sequence, real = append_to_history(history, lengths, torch.tensor([6, 7, 8]))
+    assert sequence.tolist() == [[4, 5, 6, 0], [3, 7, 0, 0], [8, 0, 0, 0]]
+    assert real.tolist() == [[True, True, True, False], [True, True, False, False], [True, False, False, False]]
+    assert append_to_history(history, lengths, 1)[0].tolist() == [[4, 5, 1, 0], [3, 1, 0, 0], [1, 0, 0, 0]]
+
+
 def test_masked_items_never_reach_the_discriminator_input(tiny):
     model = CRSPretrain(tiny.config, tiny.dataset)
     masks, item_inputs = [], []

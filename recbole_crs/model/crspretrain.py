@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from recbole.model.abstract_recommender import SequentialRecommender
 from torch import nn
 
-from recbole_crs.model.layers import CRSEncoder
+from recbole_crs.model.layers import CRSEncoder, append_to_history
 from recbole_crs.model.negatives import UniformNegativeSampler
 from recbole_crs.validation import check_keys
 
@@ -165,10 +165,7 @@ class CRSPretrain(SequentialRecommender):
             masked_seq [B, L+1] (masked positions hold ``mask_token``), masked [B, L+1] bool.
         """
         batch = torch.arange(len(item_seq), device=item_seq.device)
-        real = torch.arange(item_seq.size(1) + 1, device=item_seq.device).unsqueeze(0) <= item_seq_len.unsqueeze(1)
-        sequence = F.pad(item_seq, (0, 1))
-        sequence[batch, item_seq_len] = target
-        sequence = sequence.masked_fill(~real, 0)  # ids at padded positions never matter
+        sequence, real = append_to_history(item_seq, item_seq_len, target)
         masked = (torch.rand(sequence.shape, device=sequence.device) < self.mask_ratio) & real
         masked[batch, item_seq_len] = True  # the last item is always masked
         masked_seq = sequence.masked_fill(masked, self.encoder.mask_token)

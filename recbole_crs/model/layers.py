@@ -23,6 +23,24 @@ from torch import nn
 _MASKED_SCORE = -10000.0
 
 
+def append_to_history(item_seq, item_seq_len, items):
+    """Each row's history followed by one more item: the MIP sequence (``items`` = the targets), the fine-tuning
+    input (``items`` = ``[MASK]``) and the generator's training sequence all start here.
+
+    Args:
+        item_seq: [B, L] RecBole ``item_id_list`` (right-padded), item_seq_len: [B] lengths (<= L),
+        items: [B] item ids, or one id for every row.
+    Returns:
+        sequence [B, L + 1] (the history, the item at position ``item_seq_len``, zeros after),
+        real [B, L + 1] bool (True at the history and the appended item).
+    """
+    batch = torch.arange(len(item_seq), device=item_seq.device)
+    real = torch.arange(item_seq.size(1) + 1, device=item_seq.device).unsqueeze(0) <= item_seq_len.unsqueeze(1)
+    sequence = torch.nn.functional.pad(item_seq, (0, 1))
+    sequence[batch, item_seq_len] = items
+    return sequence.masked_fill(~real, 0), real  # ids left at padded positions never matter
+
+
 class CRSEncoder(nn.Module):
     r"""Item-side and attribute-side Transformers plus the fusion layer.
 
@@ -152,9 +170,7 @@ class CRSEncoder(nn.Module):
             [B, d]
         """
         batch = torch.arange(len(item_seq), device=item_seq.device)
-        real = torch.arange(item_seq.size(1) + 1, device=item_seq.device).unsqueeze(0) <= item_seq_len.unsqueeze(1)
-        sequence = torch.nn.functional.pad(item_seq, (0, 1)).masked_fill(~real, 0)  # [B, L+1]
-        sequence[batch, item_seq_len] = self.mask_token
+        sequence, real = append_to_history(item_seq, item_seq_len, self.mask_token)  # [B, L+1]
         item_state = self.encode_items(sequence, real)[batch, item_seq_len]  # [B, d]
         _, attribute_state = self.encode_attributes(attribute_seq[:, : self.max_attribute_length])  # [B, d]
         return self.fuse(item_state, attribute_state)

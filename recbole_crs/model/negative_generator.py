@@ -40,6 +40,7 @@ from torch import nn
 from recbole_crs.artifacts import check_item_fingerprint
 from recbole_crs.compat import load_checkpoint
 from recbole_crs.errors import CRSConfigError
+from recbole_crs.model.layers import append_to_history
 from recbole_crs.model.negatives import allowed_items
 from recbole_crs.validation import check_keys
 
@@ -95,13 +96,9 @@ def sasrec_sequence_loss(sasrec, interaction):
     The sequence ``s`` ([B, L + 1], zeros after the target) is read as input ``s[:, :L]`` and labels
     ``s[:, 1:]``: output ``j`` (causal, sees items ``0..j``) predicts item ``j + 1``; padded labels are skipped.
     """
-    item_seq = interaction[sasrec.ITEM_SEQ]  # [B, L]
-    item_seq_len = interaction[sasrec.ITEM_SEQ_LEN]  # [B]
-    batch = torch.arange(len(item_seq), device=item_seq.device)
-    real = torch.arange(item_seq.size(1) + 1, device=item_seq.device).unsqueeze(0) <= item_seq_len.unsqueeze(1)
-    sequence = torch.nn.functional.pad(item_seq, (0, 1))
-    sequence[batch, item_seq_len] = interaction[sasrec.POS_ITEM_ID]
-    sequence = sequence.masked_fill(~real, 0)  # [B, L + 1]
+    sequence, _ = append_to_history(
+        interaction[sasrec.ITEM_SEQ], interaction[sasrec.ITEM_SEQ_LEN], interaction[sasrec.POS_ITEM_ID]
+    )  # [B, L + 1]
     inputs, labels = sequence[:, :-1], sequence[:, 1:]  # [B, L], [B, L]
     output = sequence_output(sasrec, inputs)  # [B, L, d]
     has_label = labels != 0
