@@ -14,6 +14,7 @@ import yaml
 import recbole.trainer.trainer as recbole_trainer
 from recbole.data import data_preparation
 from recbole.data.interaction import Interaction
+from recbole.model.sequential_recommender.sasrec import SASRec
 from recbole.utils import init_seed
 from torch.utils.tensorboard import SummaryWriter
 
@@ -22,7 +23,7 @@ from recbole_crs.data.windows import materialize
 from recbole_crs.model.crsfinetune import CRSFinetune
 from recbole_crs.model.crspretrain import CRSPretrain
 from recbole_crs.model.layers import append_to_history
-from recbole_crs.model.negative_generator import NegativeGenerator, sasrec_sequence_loss
+from recbole_crs.model.negative_generator import NegativeGenerator, generator_config, sasrec_sequence_loss
 from recbole_crs.model.negatives import UniformNegativeSampler, needs_generator, uniform_negatives
 from recbole_crs.pipeline import check_stage_inputs, pretrain_dataloader, pretrain_rows, run_crs_pretrain_pipeline
 from recbole_crs.quick_start import create_dataset, run_recbole_crs
@@ -356,6 +357,18 @@ def test_generator_reads_sasrec_output_before_the_masked_position_and_samples_in
     zero = torch.zeros(len(rows), dtype=torch.long)
     generator.sample(rows["item_id_list"], torch.arange(len(rows)), zero, rows["item_id_list"][:, 0], 2)
     assert modes == []
+
+
+def test_generators_sasrec_scores_exactly_as_recboles_sasrec(tiny):
+    """GeneratorSASRec's forward (the all-positions pass, read at the last item) == RecBole's SASRec.forward."""
+    generator = NegativeGenerator(tiny.config, tiny.dataset).eval()
+    plain = SASRec(generator_config(tiny.config), tiny.dataset).eval()
+    plain.load_state_dict(generator.sasrec.state_dict())
+    rows = all_train_rows(tiny)
+    with torch.no_grad():
+        assert torch.equal(generator.sasrec.full_sort_predict(rows), plain.full_sort_predict(rows))
+        assert torch.equal(generator.sasrec.forward(rows["item_id_list"], rows["item_length"]),
+                           plain.forward(rows["item_id_list"], rows["item_length"]))
 
 
 def test_generator_config_overrides_the_generators_sasrec(tiny):
@@ -699,7 +712,7 @@ def test_quick_start_runs_the_pipeline_and_reports_every_mode(tiny):
 def test_stages_can_run_one_at_a_time(tiny):
     config = crs_config(tiny.root, crs_stages=["generator"])
     generator_trainer, _, _ = run_crs_pretrain_pipeline(config, tiny.dataset, tiny.train, tiny.valid, verbose=False)
-    assert type(generator_trainer.model).__name__ == "SASRec"
+    assert isinstance(generator_trainer.model, SASRec)
 
     config = crs_config(tiny.root, crs_stages=["pretrain"], generator_path=generator_trainer.saved_model_file)
     pretrain_trainer, _, _ = run_crs_pretrain_pipeline(config, tiny.dataset, tiny.train, tiny.valid, verbose=False)

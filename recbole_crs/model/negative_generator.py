@@ -16,7 +16,7 @@ Deviations from the authors' code (docs/method.md):
   times, then keep the true item).
 
 Training objective: SASRec's original one (Kang & McAuley, ICDM 2018), next-item cross-entropy at every
-position of a sequence (:func:`sasrec_sequence_loss`), on the same training sequences as pre-training. RecBole's
+position of a sequence (:meth:`GeneratorSASRec.calculate_loss`), on the same training sequences as pre-training. RecBole's
 ``SASRec.calculate_loss`` scores only the last position of each augmented row, which needs one row per
 target; the all-position loss learns the same next-item model from ~MAX_ITEM_LIST_LENGTH times fewer rows.
 
@@ -90,32 +90,45 @@ def generator_config(config):
     return stage_config(config, model="SASRec", loss_type="CE", **overrides)
 
 
+class GeneratorSASRec(SASRec):
+    """RecBole's SASRec with its output at every position as a public method; the generator's model.
+
+    :meth:`forward_all` is SASRec's forward without the final gather; RecBole's :meth:`forward` (evaluation) reads
+    it at the last position, the training loss (:meth:`calculate_loss`) and the sampling read every position.
+    Parameters and checkpoints are SASRec's (``model: SASRec``), so any SASRec checkpoint loads.
+    """
+
+    def forward_all(self, item_seq):
+        """[B, L] -> [B, L, d]; output ``j`` encodes items ``0..j`` (causal) and predicts item ``j + 1``."""
+        positions = torch.arange(item_seq.size(1), device=item_seq.device).unsqueeze(0)
+        hidden = self.item_embedding(item_seq) + self.position_embedding(positions)
+        hidden = self.dropout(self.LayerNorm(hidden))
+        attention_mask = self.get_attention_mask(item_seq)
+        return self.trm_encoder(hidden, attention_mask, output_all_encoded_layers=False)[-1]
+
+    def forward(self, item_seq, item_seq_len):
+        """SASRec's forward: [B, L], [B] -> [B, d], the output at each row's last item."""
+        return self.gather_indexes(self.forward_all(item_seq), item_seq_len - 1)
+
+    def calculate_loss(self, interaction):
+        """Next-item cross-entropy at every position of ``item_id_list + [target]`` (Kang & McAuley's objective).
+
+        The sequence ``s`` ([B, L + 1], zeros after the target) is read as input ``s[:, :L]`` and labels
+        ``s[:, 1:]``: output ``j`` predicts item ``j + 1``; padded labels are skipped.
+        """
+        sequence, _ = append_to_history(
+            interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN], interaction[self.POS_ITEM_ID]
+        )  # [B, L + 1]
+        inputs, labels = sequence[:, :-1], sequence[:, 1:]  # [B, L], [B, L]
+        output = self.forward_all(inputs)  # [B, L, d]
+        has_label = labels != 0
+        logits = output[has_label] @ self.item_embedding.weight.t()  # [N, n_items]
+        return torch.nn.functional.cross_entropy(logits, labels[has_label])
+
+
 def sasrec_sequence_loss(sasrec, interaction):
-    """SASRec's next-item cross-entropy at every position of ``item_id_list + [target]``.
-
-    The sequence ``s`` ([B, L + 1], zeros after the target) is read as input ``s[:, :L]`` and labels
-    ``s[:, 1:]``: output ``j`` (causal, sees items ``0..j``) predicts item ``j + 1``; padded labels are skipped.
-    """
-    sequence, _ = append_to_history(
-        interaction[sasrec.ITEM_SEQ], interaction[sasrec.ITEM_SEQ_LEN], interaction[sasrec.POS_ITEM_ID]
-    )  # [B, L + 1]
-    inputs, labels = sequence[:, :-1], sequence[:, 1:]  # [B, L], [B, L]
-    output = sequence_output(sasrec, inputs)  # [B, L, d]
-    has_label = labels != 0
-    logits = output[has_label] @ sasrec.item_embedding.weight.t()  # [N, n_items]
-    return torch.nn.functional.cross_entropy(logits, labels[has_label])
-
-
-def sequence_output(sasrec, item_seq):
-    """SASRec's output at every position (its ``forward`` without the final gather).
-
-    [B, L] -> [B, L, d]; output ``j`` encodes items ``0..j`` (causal) and predicts item ``j + 1``.
-    """
-    positions = torch.arange(item_seq.size(1), device=item_seq.device).unsqueeze(0)
-    hidden = sasrec.item_embedding(item_seq) + sasrec.position_embedding(positions)
-    hidden = sasrec.dropout(sasrec.LayerNorm(hidden))
-    attention_mask = sasrec.get_attention_mask(item_seq)
-    return sasrec.trm_encoder(hidden, attention_mask, output_all_encoded_layers=False)[-1]
+    """The generator's training loss (:meth:`GeneratorSASRec.calculate_loss`), for trainers that take a function."""
+    return sasrec.calculate_loss(interaction)
 
 
 class NegativeGenerator(nn.Module):
@@ -135,7 +148,7 @@ class NegativeGenerator(nn.Module):
         check_keys(config, ("generator_temperature",))
         self.temperature = config["generator_temperature"]
         self.dataset_name = config["dataset"]
-        self.sasrec = sasrec if sasrec is not None else SASRec(generator_config(config), dataset)
+        self.sasrec = sasrec if sasrec is not None else GeneratorSASRec(generator_config(config), dataset)
         self.n_items = self.sasrec.n_items
 
     @classmethod
@@ -179,13 +192,13 @@ class NegativeGenerator(nn.Module):
             )
         architecture = {key: saved_config[key] for key in SASREC_ARCHITECTURE_KEYS}
         sasrec_config = stage_config(config, model="SASRec", loss_type="CE", **architecture)
-        sasrec = SASRec(sasrec_config, dataset)
+        sasrec = GeneratorSASRec(sasrec_config, dataset)
         sasrec.load_state_dict(state)
         return cls(config, dataset, sasrec=sasrec)
 
     def sequence_output(self, item_seq):
-        """[B, L] -> [B, L, d] SASRec outputs at every position (see :func:`sequence_output`)."""
-        return sequence_output(self.sasrec, item_seq)
+        """[B, L] -> [B, L, d] SASRec outputs at every position (:meth:`GeneratorSASRec.forward_all`)."""
+        return self.sasrec.forward_all(item_seq)
 
     def logits(self, item_seq, batch_index, position_index):
         """Raw next-item logits for masked positions ``(batch_index, position_index)`` (all >= 1).
@@ -228,5 +241,5 @@ class NegativeGenerator(nn.Module):
             self.train(was_training)
 
     def calculate_loss(self, interaction):
-        """The generator's own loss (:func:`sasrec_sequence_loss`), for ``joint`` training."""
-        return sasrec_sequence_loss(self.sasrec, interaction)
+        """The generator's own loss (:meth:`GeneratorSASRec.calculate_loss`), for ``joint`` training."""
+        return self.sasrec.calculate_loss(interaction)
