@@ -23,9 +23,16 @@ from recbole_crs.data.windows import materialize
 from recbole_crs.model.crsfinetune import CRSFinetune
 from recbole_crs.model.crspretrain import CRSPretrain
 from recbole_crs.model.layers import append_to_history
-from recbole_crs.model.negative_generator import NegativeGenerator, generator_config, sasrec_sequence_loss
+from recbole_crs.model.negative_generator import NegativeGenerator, generator_config, sasrec_sequence_loss, stage_config
 from recbole_crs.model.negatives import UniformNegativeSampler, needs_generator, uniform_negatives
-from recbole_crs.pipeline import check_stage_inputs, pretrain_dataloader, pretrain_rows, run_crs_pretrain_pipeline
+from recbole_crs.pipeline import (
+    check_stage_inputs,
+    pretrain,
+    pretrain_dataloader,
+    pretrain_rows,
+    run_crs_pretrain_pipeline,
+    stage_checkpoint,
+)
 from recbole_crs.quick_start import create_dataset, run_recbole_crs
 from recbole_crs.trainer.pretrain import CRSPretrainTrainer, unique_checkpoint_file
 from tiny_data import tiny_config, write_tiny_dataset
@@ -699,6 +706,23 @@ def test_pipeline_is_deterministic_and_returns_the_finetuned_trainer(tiny):
     first, second = run(), run()
     assert first == second
     assert set(first[1]) == {"all", "first", "confirmed"}
+
+
+def test_a_stage_hands_over_the_same_checkpoint_written_or_not(tiny):
+    """stage_checkpoint: the file pre-training wrote (its last epoch) == the in-memory checkpoint, and both are
+    what the next stage accepts (fine-tuning from either gives the same encoder)."""
+    config = crs_config(tiny.root, negative_sampler="uniform", pretrain_epochs=1)
+    trainer = pretrain(config, tiny.dataset, tiny.train, None, saved=True, verbose=False)
+    written, in_memory = stage_checkpoint(trainer, saved=True), stage_checkpoint(trainer, saved=False)
+    assert written["state_dict"].keys() == in_memory["state_dict"].keys()
+    assert all(torch.equal(written["state_dict"][k], in_memory["state_dict"][k]) for k in written["state_dict"])
+    assert written["crs_fingerprint"] == in_memory["crs_fingerprint"] and written["crs_fingerprint"]
+    encoders = []
+    for checkpoint in (written, in_memory):
+        model = CRSFinetune(stage_config(config, model="CRSFinetune", pretrained_path=None), tiny.dataset)
+        model.load_pretrained(checkpoint)
+        encoders.append(params(model.encoder))
+    assert same_params(*encoders)
 
 
 def test_quick_start_runs_the_pipeline_and_reports_every_mode(tiny):

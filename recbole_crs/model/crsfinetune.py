@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from recbole.model.abstract_recommender import SequentialRecommender
 
-from recbole_crs.artifacts import CheckpointMismatchError, check_item_fingerprint, dataset_items
+from recbole_crs.artifacts import FINGERPRINT_KEY, CheckpointMismatchError, check_item_fingerprint, dataset_items
 from recbole_crs.compat import load_checkpoint
 from recbole_crs.model.layers import CRSEncoder
 from recbole_crs.model.negatives import uniform_negatives
@@ -115,7 +115,7 @@ class CRSFinetune(SequentialRecommender):
                 f"item and attribute ids mean different things here. Pre-train on '{self.dataset_name}'."
             )
         try:
-            if from_file:  # a checkpoint handed over in memory comes from this run's dataset
+            if from_file or checkpoint.get(FINGERPRINT_KEY):  # a hand-built dict may carry none
                 check_item_fingerprint(checkpoint, self._items, source, what="pre-trained model")
         except CheckpointMismatchError as error:
             raise PretrainedCheckpointError(str(error)) from None

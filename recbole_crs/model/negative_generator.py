@@ -152,12 +152,16 @@ class NegativeGenerator(nn.Module):
         self.n_items = self.sasrec.n_items
 
     @classmethod
-    def from_checkpoint(cls, path, config, dataset):
-        """Load a SASRec checkpoint (RecBole's or this plugin's) as the generator, checking it fits ``dataset``.
+    def from_checkpoint(cls, checkpoint, config, dataset):
+        """A SASRec checkpoint (RecBole's or this plugin's) as the generator, checked to fit ``dataset``.
 
-        Every check (model, dataset name, item count, item-id fingerprint, length) runs before SASRec is built.
+        ``checkpoint``: a path (``generator_path``) or a loaded checkpoint dict (the pipeline hands its generator
+        stage's over this way, written or not). Every check (model, dataset name, item count, item-id fingerprint,
+        length) runs before SASRec is built.
         """
-        checkpoint = load_checkpoint(path)
+        path = "this run's generator stage" if isinstance(checkpoint, dict) else checkpoint
+        if not isinstance(checkpoint, dict):
+            checkpoint = load_checkpoint(path)
         saved_config = checkpoint.get("config")
         state = checkpoint.get("state_dict")
         if saved_config is None or state is None:
