@@ -264,10 +264,10 @@ def _plugin_yamls(pattern):
 
 
 def _plugin_model_keys(model):
-    from recbole_crs.config import PROPERTIES_DIR
+    """The keys of the model's plugin yamls (its shared layers and its own file)."""
+    from recbole_crs.config import model_yaml_files
 
-    path = os.path.join(PROPERTIES_DIR, "model", f"{model}.yaml")
-    return _yaml_keys(path) if os.path.isfile(path) else set()
+    return set().union(*(_yaml_keys(path) for path in model_yaml_files(model) if os.path.isfile(path)))
 
 
 def known_keys(config):

@@ -18,7 +18,7 @@ from recbole.model.sequential_recommender.sasrec import SASRec
 from recbole.utils import init_seed
 from torch.utils.tensorboard import SummaryWriter
 
-from recbole_crs.config import PROPERTIES_DIR, Config
+from recbole_crs.config import PROPERTIES_DIR, Config, model_yaml_files
 from recbole_crs.data.windows import materialize
 from recbole_crs.model.crsfinetune import CRSFinetune
 from recbole_crs.model.crspretrain import CRSPretrain
@@ -776,17 +776,36 @@ def test_generator_checkpoint_mismatch_gives_a_clear_error(tiny, tmp_path):
         NegativeGenerator.from_checkpoint(str(tmp_path / "gru.pth"), tiny.config, tiny.dataset)
 
 
-def test_finetune_yaml_agrees_with_the_pipeline_yaml():
-    with open(os.path.join(PROPERTIES_DIR, "model", "CRSPretrain.yaml")) as f:
-        pipeline = yaml.safe_load(f)
-    with open(os.path.join(PROPERTIES_DIR, "model", "CRSFinetune.yaml")) as f:
-        finetune = yaml.safe_load(f)
-    assert {k: v for k, v in finetune.items()} == {k: pipeline[k] for k in finetune}
+def _model_yaml(model):
+    """{key: value} of each of ``model``'s plugin yamls (its shared layers, then its own), by file name."""
+    files = {}
+    for path in model_yaml_files(model):
+        with open(path) as f:
+            files[os.path.basename(path)] = yaml.safe_load(f)
+    return files
+
+
+def test_finetune_settings_agree_with_the_pipelines(tiny):
+    """The CRSPretrain pipeline fine-tunes with exactly CRSFinetune's settings: every key of CRSFinetune's yaml
+    layers has the same value in a CRSPretrain config (the pipeline reads those layers; it overrides none)."""
+    layers = _model_yaml("CRSFinetune")
+    assert list(layers) == ["CRSEncoder.yaml", "CRSFinetune.yaml"]
+    keys = set().union(*layers.values())
+    pretrain, finetune = (Config(model, "tiny-crs", config_dict={"data_path": str(tiny.root)})
+                          for model in ("CRSPretrain", "CRSFinetune"))
+    assert {k: pretrain[k] for k in keys} == {k: finetune[k] for k in keys}
+    assert not keys & set(_model_yaml("CRSPretrain")["CRSPretrain.yaml"])
+
+
+def test_each_crs_setting_is_set_in_one_yaml_file():
+    files = _model_yaml("CRSPretrain")
+    assert list(files) == ["CRSEncoder.yaml", "CRSFinetune.yaml", "CRSPretrain.yaml"]
+    seen = [key for values in files.values() for key in values]
+    assert sorted(key for key in set(seen) if seen.count(key) > 1) == []
 
 
 def test_every_yaml_key_is_documented():
-    with open(os.path.join(PROPERTIES_DIR, "model", "CRSPretrain.yaml")) as f:
-        keys = yaml.safe_load(f)
+    keys = set().union(*_model_yaml("CRSPretrain").values())
     with open(os.path.join(os.path.dirname(PROPERTIES_DIR), "docs", "method.md")) as f:
         docs = f.read()
-    assert [key for key in keys if f"`{key}`" not in docs] == []
+    assert sorted(key for key in keys if f"`{key}`" not in docs) == []

@@ -115,7 +115,7 @@ def test_full_sort_predict_scores_every_item_and_masks_nothing(tiny):
 # ---------------------------------------------------------------------------------------------- losses
 def test_bpr_uses_rejected_items_as_negatives_and_skips_padding(tiny):
     model = CRSFinetune(crs_config(tiny.root, loss_type="BPR"), tiny.dataset)
-    user_state = torch.randn(2, model.hidden_size)
+    user_state = torch.randn(2, model.encoder.hidden_size)
     pos = torch.tensor([1, 2])
     negatives = torch.tensor([[3, 4, 0], [5, 0, 0]])
     loss = model._pairwise_loss(user_state, pos, negatives)

@@ -50,19 +50,7 @@ class CRSFinetune(SequentialRecommender):
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
 
-        # encoder hyper-parameters (must match the pre-trained model's)
-        self.hidden_size = config["hidden_size"]
-        self.inner_size = config["inner_size"]
-        self.n_heads = config["n_heads"]
-        self.n_layers = config["n_layers"]
-        self.attribute_n_layers = config["attribute_n_layers"]
-        self.hidden_dropout_prob = config["hidden_dropout_prob"]
-        self.attn_dropout_prob = config["attn_dropout_prob"]
-        self.hidden_act = config["hidden_act"]
-        self.layer_norm_eps = config["layer_norm_eps"]
-        self.initializer_range = config["initializer_range"]
-        self.max_attribute_length = config["max_attribute_length"]
-        # fine-tuning hyper-parameters
+        # fine-tuning hyper-parameters (the encoder's are CRSEncoder.yaml's; they must match the pre-trained model's)
         self.loss_type = config["loss_type"]
         self.bpr_negatives = config["bpr_negatives"]
         self.rejected_weight = config["rejected_weight"] or 0.0
@@ -76,22 +64,7 @@ class CRSFinetune(SequentialRecommender):
         self.n_attributes = dataset.n_attributes
         self._items = dataset_items(dataset)  # what each item id means, for load_pretrained's check
 
-        self.encoder = CRSEncoder(
-            n_items=self.n_items,
-            n_attributes=self.n_attributes,
-            max_seq_length=self.max_seq_length + 1,  # history + [MASK]
-            max_attribute_length=self.max_attribute_length,
-            hidden_size=self.hidden_size,
-            inner_size=self.inner_size,
-            n_heads=self.n_heads,
-            n_layers=self.n_layers,
-            attribute_n_layers=self.attribute_n_layers,
-            hidden_dropout_prob=self.hidden_dropout_prob,
-            attn_dropout_prob=self.attn_dropout_prob,
-            hidden_act=self.hidden_act,
-            layer_norm_eps=self.layer_norm_eps,
-            initializer_range=self.initializer_range,
-        )
+        self.encoder = CRSEncoder.from_config(config, self.n_items, self.n_attributes)  # history + [MASK]
         if config["pretrained_path"]:
             self.load_pretrained(config["pretrained_path"])
 

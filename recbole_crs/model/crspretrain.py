@@ -98,18 +98,7 @@ class CRSPretrain(SequentialRecommender):
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
 
-        # encoder hyper-parameters (shared with CRSFinetune)
-        self.hidden_size = config["hidden_size"]
-        self.inner_size = config["inner_size"]
-        self.n_heads = config["n_heads"]
-        self.n_layers = config["n_layers"]
-        self.attribute_n_layers = config["attribute_n_layers"]
-        self.hidden_dropout_prob = config["hidden_dropout_prob"]
-        self.attn_dropout_prob = config["attn_dropout_prob"]
-        self.hidden_act = config["hidden_act"]
-        self.layer_norm_eps = config["layer_norm_eps"]
-        self.initializer_range = config["initializer_range"]
-        self.max_attribute_length = config["max_attribute_length"]
+        self.max_attribute_length = config["max_attribute_length"]  # also the attribute subsets' size cap
         # pre-training hyper-parameters
         self.mask_ratio = config["mask_ratio"]
         self.n_negatives = config["n_negatives"]
@@ -133,24 +122,9 @@ class CRSPretrain(SequentialRecommender):
         self.sad_counts = None  # [4] counts of the last calculate_loss call (see sad_substitution_counts)
 
         # the sequence is item_id_list + [target]: one position more than MAX_ITEM_LIST_LENGTH
-        self.encoder = CRSEncoder(
-            n_items=self.n_items,
-            n_attributes=self.n_attributes,
-            max_seq_length=self.max_seq_length + 1,
-            max_attribute_length=self.max_attribute_length,
-            hidden_size=self.hidden_size,
-            inner_size=self.inner_size,
-            n_heads=self.n_heads,
-            n_layers=self.n_layers,
-            attribute_n_layers=self.attribute_n_layers,
-            hidden_dropout_prob=self.hidden_dropout_prob,
-            attn_dropout_prob=self.attn_dropout_prob,
-            hidden_act=self.hidden_act,
-            layer_norm_eps=self.layer_norm_eps,
-            initializer_range=self.initializer_range,
-        )
+        self.encoder = CRSEncoder.from_config(config, self.n_items, self.n_attributes)
         # SAD head: logit(slot j is original) = (W f_aj) . h_mask
-        self.sad_projection = nn.Linear(self.hidden_size, self.hidden_size)
+        self.sad_projection = nn.Linear(self.encoder.hidden_size, self.encoder.hidden_size)
         self.sad_projection.apply(self.encoder._init_weights)
         self.uniform_sampler = UniformNegativeSampler(self.n_items)
 

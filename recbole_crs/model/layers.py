@@ -12,6 +12,8 @@
 
 Both Transformers are RecBole's :class:`recbole.model.layers.TransformerEncoder` (post-LayerNorm, as in the
 authors' code). The state dict of this module is exactly what a pre-trained checkpoint hands to fine-tuning.
+Both models build it with :meth:`CRSEncoder.from_config` from the settings of ``properties/model/CRSEncoder.yaml``
+(one yaml layer below either model's own).
 """
 
 import torch
@@ -21,6 +23,12 @@ from torch import nn
 # Additive attention-mask value for padded keys, as RecBole's SequentialRecommender.get_attention_mask uses.
 # exp(-10000) underflows to exactly 0 in float32, so padded keys get exactly zero attention weight.
 _MASKED_SCORE = -10000.0
+
+# The settings of properties/model/CRSEncoder.yaml that CRSEncoder.from_config reads (besides MAX_ITEM_LIST_LENGTH).
+ENCODER_KEYS = (
+    "max_attribute_length", "hidden_size", "inner_size", "n_heads", "n_layers", "attribute_n_layers",
+    "hidden_dropout_prob", "attn_dropout_prob", "hidden_act", "layer_norm_eps", "initializer_range",
+)
 
 
 def append_to_history(item_seq, item_seq_len, items):
@@ -106,6 +114,13 @@ class CRSEncoder(nn.Module):
         self.fusion = nn.Linear(2 * hidden_size, hidden_size)
 
         self.apply(self._init_weights)
+
+    @classmethod
+    def from_config(cls, config, n_items, n_attributes):
+        """The encoder of a model with ``config`` (:data:`ENCODER_KEYS`); its item Transformer reads
+        ``MAX_ITEM_LIST_LENGTH + 1`` positions: the history and the item after it (the target or ``[MASK]``)."""
+        settings = {key: config[key] for key in ENCODER_KEYS}
+        return cls(n_items, n_attributes, max_seq_length=config["MAX_ITEM_LIST_LENGTH"] + 1, **settings)
 
     def _init_weights(self, module):
         """SASRec's initialisation (normal(0, initializer_range), LayerNorm = identity)."""
