@@ -21,6 +21,11 @@ Losses (``loss_type``):
 * ``CE``: cross-entropy over all items (RecBole's usual sequential loss); rejected items are negatives
   like every other item, and ``rejected_weight > 0`` adds the BPR term against them on top.
 
+Deviations from the authors' code (docs/method.md): the pairwise loss is on raw scores (above); ``CE`` is the
+default loss and ``finetune_rows: all`` the default training rows (history rows read an empty attribute
+sequence; the paper fine-tunes on the conversational data), both chosen on validation; the encoder's own deviations
+are listed in :mod:`recbole_crs.model.layers`.
+
 The model is initialised from a pre-trained checkpoint with :meth:`load_pretrained` (the pipeline does that;
 ``pretrained_path`` in the config does it at construction); without one it is "the same architecture
 without pre-training". ``full_sort_predict`` scores every item and never masks: restricting to the

@@ -6,7 +6,13 @@ Reference:
     Kun Zhou, Wayne Xin Zhao, Hui Wang, Sirui Wang, Fuzheng Zhang, Zhongyuan Wang and Ji-Rong Wen.
     "Leveraging Historical Interaction Data for Improving Conversational Recommender System." CIKM 2020.
 
-The pre-training *discriminator*: an item-based Transformer over the interaction history and an
+``--model CRSPretrain`` runs the whole method, not this model alone: ``quick_start`` hands it to the pipeline
+(:mod:`recbole_crs.pipeline`, stages ``crs_stages``): a SASRec negative generator is trained (or loaded from
+``generator_path``), this model is pre-trained with its negatives, and its encoders initialise a
+:class:`~recbole_crs.model.crsfinetune.CRSFinetune` model, which is fine-tuned and is what the run evaluates
+and returns (its checkpoint is ``CRSFinetune-<dataset>-finetune-*.pth``).
+
+This model is the pre-training *discriminator*: an item-based Transformer over the interaction history and an
 attribute-based Transformer over an attribute sequence (:class:`~recbole_crs.model.layers.CRSEncoder`),
 trained with two objectives:
 
@@ -93,7 +99,11 @@ def sad_slot_probabilities(rate, max_size):
 
 
 class CRSPretrain(SequentialRecommender):
-    r"""MIP + SAD pre-training of the item- and attribute-based Transformers (the ELECTRA-style discriminator)."""
+    r"""MIP + SAD pre-training of the item- and attribute-based Transformers (the ELECTRA-style discriminator).
+
+    The pipeline's middle stage: ``--model CRSPretrain`` runs generator -> pre-training -> fine-tuning and ends
+    with a :class:`~recbole_crs.model.crsfinetune.CRSFinetune` model (see the module docstring).
+    """
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)

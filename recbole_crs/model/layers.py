@@ -14,6 +14,13 @@ Both Transformers are RecBole's :class:`recbole.model.layers.TransformerEncoder`
 authors' code). The state dict of this module is exactly what a pre-trained checkpoint hands to fine-tuning.
 Both models build it with :meth:`CRSEncoder.from_config` from the settings of ``properties/model/CRSEncoder.yaml``
 (one yaml layer below either model's own).
+
+Deviations from the authors' code (docs/method.md):
+
+* separate embedding tables for items and attributes, sized from the dataset (the authors share one table with
+  hard-coded sizes and mask id);
+* the attribute-side state is the mean over the real slots (the authors read the output at the last slot; the
+  attribute Transformer has no positions, the sequence is a set).
 """
 
 import torch
