@@ -206,21 +206,18 @@ class Config(RecBoleConfig):
 
             self.final_config_dict["device"] = torch.device("cpu")
 
+    def _given(self, key, value):
+        """``value``, else ``key`` from the user's files, ``config_dict`` or command line; a KeyError if neither."""
+        value = self.external_config_dict.get(key) if value is None else value
+        if value is None:
+            raise KeyError(
+                f"{key} needs to be given in one of: the {key} argument, a config file, config_dict, "
+                f"or --{key} on the command line."
+            )
+        return value
+
     def _get_model_and_dataset(self, model, dataset):
-        if model is None:
-            model = self.external_config_dict.get("model")
-            if model is None:
-                raise KeyError(
-                    "model needs to be given in one of: the model argument, a config file, config_dict, "
-                    "or --model on the command line."
-                )
-        if dataset is None:
-            dataset = self.external_config_dict.get("dataset")
-            if dataset is None:
-                raise KeyError(
-                    "dataset needs to be given in one of: the dataset argument, a config file, "
-                    "config_dict, or --dataset on the command line."
-                )
+        model, dataset = self._given("model", model), self._given("dataset", dataset)
         if isinstance(model, str):
             return model, get_model(model), dataset
         return model.__name__, model, dataset

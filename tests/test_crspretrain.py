@@ -5,18 +5,15 @@ Everything runs on the hand-built tiny dataset (tests/tiny_data.py) inside tmp d
 
 import logging
 import os
-import sys
 from types import SimpleNamespace
 
 import pytest
 import torch
 import yaml
-import recbole.trainer.trainer as recbole_trainer
 from recbole.data import data_preparation
 from recbole.data.interaction import Interaction
 from recbole.model.sequential_recommender.sasrec import SASRec
 from recbole.utils import init_seed
-from torch.utils.tensorboard import SummaryWriter
 
 from recbole_crs.config import PROPERTIES_DIR, Config, model_yaml_files
 from recbole_crs.data.windows import materialize
@@ -35,7 +32,7 @@ from recbole_crs.pipeline import (
 )
 from recbole_crs.quick_start import create_dataset, run_recbole_crs
 from recbole_crs.trainer.pretrain import CRSPretrainTrainer, unique_checkpoint_file
-from tiny_data import tiny_config, write_tiny_dataset
+from tiny_data import isolated_run_dir, tiny_config, write_tiny_dataset
 
 FAST = {
     "generator_epochs": 1,
@@ -65,12 +62,7 @@ def tiny(tmp_path_factory):
     """Config, dataset and dataloaders of the tiny dataset; cwd in a tmp dir for the whole module."""
     root = tmp_path_factory.mktemp("crspretrain")
     write_tiny_dataset(str(root))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(root)
-        patch.setattr(sys, "argv", [sys.argv[0]])
-        # RecBole's trainers open a tensorboard writer on a cwd-relative path that a background thread flushes
-        # later, possibly after the cwd has moved back to the repo: give them an absolute tmp path instead.
-        patch.setattr(recbole_trainer, "get_tensorboard", lambda logger: SummaryWriter(str(root / "log_tensorboard")))
+    with isolated_run_dir(str(root)):
         config = crs_config(root)
         dataset, train, valid, test = prepare(config)
         yield SimpleNamespace(root=root, config=config, dataset=dataset, train=train, valid=valid, test=test)

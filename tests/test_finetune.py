@@ -21,7 +21,7 @@ from recbole_crs.model.crsfinetune import CRSFinetune, PretrainedCheckpointError
 from recbole_crs.model.crspretrain import CRSPretrain
 from recbole_crs.quick_start import create_dataset, run_recbole_crs
 from recbole_crs.trainer.pretrain import CRSFinetuneTrainer
-from tiny_data import ITEM_ATTRIBUTES, USER_SEQUENCES, tiny_config, write_tiny_dataset
+from tiny_data import ITEM_ATTRIBUTES, USER_SEQUENCES, isolated_run_dir, tiny_config, write_tiny_dataset
 
 FAST = {"epochs": 2, "train_batch_size": 4, "pretrain_epochs": 1, "generator_epochs": 1}
 
@@ -37,12 +37,7 @@ def crs_config(root, model="CRSFinetune", dataset="tiny-crs", **overrides):
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("crsfinetune")
     write_tiny_dataset(str(root))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(root)
-        patch.setattr(sys, "argv", [sys.argv[0]])
-        # RecBole's trainers open a tensorboard writer on a cwd-relative path that a background thread flushes
-        # later, possibly after the cwd has moved back to the repo: give them an absolute tmp path instead.
-        patch.setattr(recbole_trainer, "get_tensorboard", lambda logger: SummaryWriter(str(root / "log_tensorboard")))
+    with isolated_run_dir(str(root)):
         config = crs_config(root)
         init_seed(config["seed"], config["reproducibility"])
         dataset = create_dataset(config)
@@ -249,10 +244,7 @@ def prepared(root, **overrides):
 def mixed(tmp_path_factory):
     root = tmp_path_factory.mktemp("mixed")
     write_mixed(root)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(root)
-        patch.setattr(sys, "argv", [sys.argv[0]])
-        patch.setattr(recbole_trainer, "get_tensorboard", lambda logger: SummaryWriter(str(root / "log_tensorboard")))
+    with isolated_run_dir(str(root)):
         yield root
 
 

@@ -8,7 +8,9 @@ Items and attributes::
 Each user's last interaction is the test row (leave-one-out), the one before it the validation row.
 """
 
+import contextlib
 import os
+import sys
 
 ITEM_ATTRIBUTES = {
     "i1": ["a", "b"],
@@ -76,3 +78,19 @@ def tiny_config(root, **overrides):
     }
     config.update(overrides)
     return config
+
+
+@contextlib.contextmanager
+def isolated_run_dir(root):
+    """For a module-scoped fixture: the cwd in ``root`` (RecBole's ./log stays out of the repo), pytest's flags out
+    of ``sys.argv`` (RecBole reads --key=value from it), and RecBole's tensorboard writer on an absolute path
+    under ``root`` (a background thread flushes it, possibly after the cwd has moved back). Yields the patch."""
+    import pytest
+    import recbole.trainer.trainer as recbole_trainer
+    from torch.utils.tensorboard import SummaryWriter
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        patch.setattr(sys, "argv", [sys.argv[0]])
+        patch.setattr(recbole_trainer, "get_tensorboard", lambda logger: SummaryWriter(os.path.join(root, "log_tensorboard")))
+        yield patch
