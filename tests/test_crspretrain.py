@@ -10,7 +10,6 @@ from types import SimpleNamespace
 import pytest
 import torch
 import yaml
-from recbole.data import data_preparation
 from recbole.data.interaction import Interaction
 from recbole.model.sequential_recommender.sasrec import SASRec
 from recbole.utils import init_seed
@@ -30,9 +29,9 @@ from recbole_crs.pipeline import (
     run_crs_pretrain_pipeline,
     stage_checkpoint,
 )
-from recbole_crs.quick_start import create_dataset, run_recbole_crs
+from recbole_crs.quick_start import run_recbole_crs
 from recbole_crs.trainer.pretrain import CRSPretrainTrainer, unique_checkpoint_file
-from tiny_data import isolated_run_dir, tiny_config, write_tiny_dataset
+from tiny_data import prepare_data, tiny_config, tiny_run
 
 FAST = {
     "generator_epochs": 1,
@@ -51,21 +50,11 @@ def crs_config(root, model="CRSPretrain", dataset="tiny-crs", **overrides):
     return Config(model=model, dataset=dataset, config_dict=config_dict)
 
 
-def prepare(config):
-    init_seed(config["seed"], config["reproducibility"])
-    dataset = create_dataset(config)
-    return (dataset,) + tuple(data_preparation(config, dataset))
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """Config, dataset and dataloaders of the tiny dataset; cwd in a tmp dir for the whole module."""
-    root = tmp_path_factory.mktemp("crspretrain")
-    write_tiny_dataset(str(root))
-    with isolated_run_dir(str(root)):
-        config = crs_config(root)
-        dataset, train, valid, test = prepare(config)
-        yield SimpleNamespace(root=root, config=config, dataset=dataset, train=train, valid=valid, test=test)
+    with tiny_run(tmp_path_factory.mktemp("crspretrain"), crs_config) as tiny:
+        yield tiny
 
 
 def all_train_rows(tiny):
@@ -690,7 +679,7 @@ def test_pipeline_is_deterministic_and_returns_the_finetuned_trainer(tiny):
     def run():
         config = crs_config(tiny.root)
         init_seed(config["seed"], config["reproducibility"])
-        dataset, train, valid, test = prepare(config)
+        dataset, train, valid, test = prepare_data(config)
         trainer, score, _ = run_crs_pretrain_pipeline(config, dataset, train, valid, saved=True, verbose=False)
         assert isinstance(trainer.model, CRSFinetune) and "CRSFinetune" in os.path.basename(trainer.saved_model_file)
         return score, trainer.evaluate_modes(test, ["all", "first", "confirmed"])

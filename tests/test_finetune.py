@@ -3,7 +3,6 @@
 import logging
 import os
 import sys
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -21,7 +20,7 @@ from recbole_crs.model.crsfinetune import CRSFinetune, PretrainedCheckpointError
 from recbole_crs.model.crspretrain import CRSPretrain
 from recbole_crs.quick_start import create_dataset, run_recbole_crs
 from recbole_crs.trainer.pretrain import CRSFinetuneTrainer
-from tiny_data import ITEM_ATTRIBUTES, USER_SEQUENCES, isolated_run_dir, tiny_config, write_tiny_dataset
+from tiny_data import ITEM_ATTRIBUTES, USER_SEQUENCES, isolated_run_dir, tiny_config, tiny_run, write_tiny_dataset
 
 FAST = {"epochs": 2, "train_batch_size": 4, "pretrain_epochs": 1, "generator_epochs": 1}
 
@@ -35,14 +34,8 @@ def crs_config(root, model="CRSFinetune", dataset="tiny-crs", **overrides):
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("crsfinetune")
-    write_tiny_dataset(str(root))
-    with isolated_run_dir(str(root)):
-        config = crs_config(root)
-        init_seed(config["seed"], config["reproducibility"])
-        dataset = create_dataset(config)
-        train, valid, test = data_preparation(config, dataset)
-        yield SimpleNamespace(root=root, config=config, dataset=dataset, train=train, valid=valid, test=test)
+    with tiny_run(tmp_path_factory.mktemp("crsfinetune"), crs_config) as tiny:
+        yield tiny
 
 
 def rows_of(dataloader):
