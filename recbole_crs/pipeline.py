@@ -11,8 +11,10 @@
    encoders (from stage 2, or ``pretrained_path``; from scratch if neither) with early stopping on the
    validation set.
 
-The trainer of the last stage run is returned; quick_start evaluates it on the test set in every
-``crs_test_modes`` mode (for ``finetune`` that is the best fine-tuned checkpoint).
+Whether pre-training needs a generator is :func:`recbole_crs.model.negatives.needs_generator`'s decision; weights
+travel from stage to stage as checkpoints (:func:`stage_checkpoint`). The trainer of the last stage run is
+returned; quick_start evaluates it on the test set in every ``crs_test_modes`` mode (for ``finetune`` that is
+the best fine-tuned checkpoint).
 """
 
 from logging import getLogger
