@@ -1,8 +1,9 @@
 """Config: RecBole's Config plus the plugin's yaml layers.
 
 Merge order, later wins: RecBole's internal yamls (overall, model, dataset, quick-start defaults for the
-model type) -> ``properties/overall.yaml`` -> ``properties/model/<model>.yaml`` ->
-``properties/dataset/<dataset>.yaml`` -> the user's ``config_file_list`` -> ``config_dict`` -> command line.
+model type) -> ``properties/overall.yaml`` -> the model's shared layers (:data:`MODEL_LAYERS`) ->
+``properties/model/<model>.yaml`` -> ``properties/dataset/<dataset>.yaml`` -> the user's ``config_file_list``
+-> ``config_dict`` -> command line.
 
 Values are data, never code: RecBole 1.2.1 ``eval``s every string of ``config_dict`` and every ``--key=value``
 of the command line; here they are parsed as YAML scalars or flow collections (``0.1``, ``1e-4``, ``true``,
@@ -116,6 +117,17 @@ def dataset_yaml(dataset):
     return os.path.join(PROPERTIES_DIR, "dataset", f"{base}.yaml") if base else own
 
 
+# Shared yaml layers a model reads below its own ``properties/model/<model>.yaml``, in merge order: both CRS
+# models read the encoder settings (CRSEncoder.yaml), and the CRSPretrain pipeline, which ends with a
+# CRSFinetune model, reads CRSFinetune.yaml's fine-tuning settings. Each setting lives in one file.
+MODEL_LAYERS = {"CRSFinetune": ("CRSEncoder",), "CRSPretrain": ("CRSEncoder", "CRSFinetune")}
+
+
+def model_yaml_files(model):
+    """``properties/model/`` files of ``model`` in merge order: its shared layers, then its own (may not exist)."""
+    return [os.path.join(PROPERTIES_DIR, "model", f"{name}.yaml") for name in MODEL_LAYERS.get(model, ()) + (model,)]
+
+
 def plugin_yaml_files(model, dataset):
     """The plugin's own yaml layers for ``model`` on ``dataset``, in merge order (existing files only)."""
     if not os.path.isdir(PROPERTIES_DIR):
@@ -123,11 +135,7 @@ def plugin_yaml_files(model, dataset):
             f"recbole-crs cannot find its properties folder '{PROPERTIES_DIR}'. Reinstall the plugin "
             "(`pip install .` ships it inside the package; a checkout reads the top-level properties/)."
         )
-    candidates = [
-        os.path.join(PROPERTIES_DIR, "overall.yaml"),
-        os.path.join(PROPERTIES_DIR, "model", f"{model}.yaml"),
-        dataset_yaml(dataset),
-    ]
+    candidates = [os.path.join(PROPERTIES_DIR, "overall.yaml"), *model_yaml_files(model), dataset_yaml(dataset)]
     return [path for path in candidates if os.path.isfile(path)]
 
 
@@ -210,21 +218,18 @@ class Config(RecBoleConfig):
 
             self.final_config_dict["device"] = torch.device("cpu")
 
+    def _given(self, key, value):
+        """``value``, else ``key`` from the user's files, ``config_dict`` or command line; a KeyError if neither."""
+        value = self.external_config_dict.get(key) if value is None else value
+        if value is None:
+            raise KeyError(
+                f"{key} needs to be given in one of: the {key} argument, a config file, config_dict, "
+                f"or --{key} on the command line."
+            )
+        return value
+
     def _get_model_and_dataset(self, model, dataset):
-        if model is None:
-            model = self.external_config_dict.get("model")
-            if model is None:
-                raise KeyError(
-                    "model needs to be given in one of: the model argument, a config file, config_dict, "
-                    "or --model on the command line."
-                )
-        if dataset is None:
-            dataset = self.external_config_dict.get("dataset")
-            if dataset is None:
-                raise KeyError(
-                    "dataset needs to be given in one of: the dataset argument, a config file, "
-                    "config_dict, or --dataset on the command line."
-                )
+        model, dataset = self._given("model", model), self._given("dataset", dataset)
         if isinstance(model, str):
             return model, get_model(model), dataset
         return model.__name__, model, dataset

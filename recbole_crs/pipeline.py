@@ -11,8 +11,10 @@
    encoders (from stage 2, or ``pretrained_path``; from scratch if neither) with early stopping on the
    validation set.
 
-The trainer of the last stage run is returned; quick_start evaluates it on the test set in every
-``crs_test_modes`` mode (for ``finetune`` that is the best fine-tuned checkpoint).
+Whether pre-training needs a generator is :func:`recbole_crs.model.negatives.needs_generator`'s decision; weights
+travel from stage to stage as checkpoints (:func:`stage_checkpoint`). The trainer of the last stage run is
+returned; quick_start evaluates it on the test set in every ``crs_test_modes`` mode (for ``finetune`` that is
+the best fine-tuned checkpoint).
 """
 
 from logging import getLogger
@@ -22,11 +24,13 @@ import numpy as np
 from recbole.data.dataloader import TrainDataLoader
 from recbole.utils import init_seed, set_color
 
+from recbole_crs.compat import load_checkpoint
 from recbole_crs.data.finetune import check_finetune_rows
 from recbole_crs.errors import CRSConfigError
 from recbole_crs.model.crsfinetune import CRSFinetune
 from recbole_crs.model.crspretrain import CRSPretrain
-from recbole_crs.model.negative_generator import NegativeGenerator, generator_config, stage_config
+from recbole_crs.model.negative_generator import GeneratorSASRec, NegativeGenerator, generator_config, stage_config
+from recbole_crs.model.negatives import needs_generator
 from recbole_crs.runtime import torch_threads
 from recbole_crs.trainer.pretrain import CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer
 
@@ -80,14 +84,7 @@ def check_stage_inputs(config, stages):
             f"pretrained_path ({config['pretrained_path']!r}) is only read by the 'finetune' stage, which crs_stages "
             f"{stages} does not run: add 'finetune' to crs_stages or remove pretrained_path."
         )
-    warmup = config["uniform_warmup_epochs"] or 0
-    if (
-        "pretrain" in stages
-        and "generator" not in stages
-        and not config["generator_path"]
-        and config["negative_sampler"] == "generator"
-        and warmup < config["pretrain_epochs"]
-    ):
+    if "pretrain" in stages and "generator" not in stages and not config["generator_path"] and needs_generator(config):
         raise CRSConfigError(
             "Pre-training with negative_sampler 'generator' needs a generator: add 'generator' to "
             "crs_stages, set generator_path to a SASRec checkpoint, or use negative_sampler: uniform."
@@ -130,6 +127,16 @@ def _log(verbose, message):
         getLogger().info(set_color(message, "green"))
 
 
+def stage_checkpoint(trainer, saved):
+    """What a stage hands to the next (the generator to pre-training, the pre-trained encoders to fine-tuning):
+    the trainer's checkpoint as a dict, read back from the file it wrote (its best validation epoch) when
+    ``saved``, or the same content from memory (its last epoch) when nothing is written. The one way weights
+    travel between stages; the receiving model checks the checkpoint as it would a user's file."""
+    if saved:
+        return load_checkpoint(trainer.saved_model_file)
+    return trainer._checkpoint_state(trainer.start_epoch)
+
+
 def train_generator(config, dataset, train_data, valid_data, saved=True, verbose=True):
     """Train RecBole's SASRec as the negative generator; returns (trainer, NegativeGenerator, score, result).
 
@@ -140,16 +147,15 @@ def train_generator(config, dataset, train_data, valid_data, saved=True, verbose
     sasrec_config["crs_candidates"] = "all"  # a generator is judged on plain next-item ranking
     init_seed(config["seed"], config["reproducibility"])
     # RecBole's trainers do not move the model: on a GPU machine the batches go to config["device"].
-    generator = NegativeGenerator(config, dataset).to(config["device"])
-    trainer = CRSGeneratorTrainer(sasrec_config, generator.sasrec)
+    sasrec = GeneratorSASRec(sasrec_config, dataset).to(config["device"])
+    trainer = CRSGeneratorTrainer(sasrec_config, sasrec)
     data = pretrain_dataloader(sasrec_config, train_data)
     _log(verbose, f"training the SASRec negative generator on {len(data._dataset)} sequences of the training split")
     show_progress = bool(config["show_progress"] and verbose)
     score, result = trainer.fit(data, valid_data, verbose=verbose, saved=saved, show_progress=show_progress)
-    if saved:  # the best validation checkpoint, as a fresh, frozen generator
-        generator = NegativeGenerator.from_checkpoint(trainer.saved_model_file, config, dataset)
-        generator.to(config["device"])
-    return trainer, generator, score, result
+    # the trained SASRec, as a fresh generator (pre-training freezes it unless generator_mode is joint)
+    generator = NegativeGenerator.from_checkpoint(stage_checkpoint(trainer, saved), config, dataset)
+    return trainer, generator.to(config["device"]), score, result
 
 
 def pretrain(config, dataset, train_data, generator, saved=True, verbose=True):
@@ -168,7 +174,7 @@ def pretrain(config, dataset, train_data, generator, saved=True, verbose=True):
 
 
 def finetune(config, dataset, train_data, valid_data, pretrained=None, saved=True, verbose=True):
-    """Fine-tune CRSFinetune from ``pretrained`` (path, checkpoint dict, or None = from scratch)."""
+    """Fine-tune CRSFinetune from ``pretrained`` (``pretrained_path`` or :func:`stage_checkpoint`; None = from scratch)."""
     finetune_config = stage_config(config, model="CRSFinetune", pretrained_path=None)
     init_seed(config["seed"], config["reproducibility"])
     model = CRSFinetune(finetune_config, dataset)
@@ -229,14 +235,10 @@ def _run_stages(config, dataset, train_data, valid_data, saved, verbose):
     pretrained = config["pretrained_path"]
     if "pretrain" in stages:
         stage_started = time()
-        warmup = config["uniform_warmup_epochs"] or 0
-        if generator is None and config["negative_sampler"] == "generator" and warmup < config["pretrain_epochs"]:
+        if generator is None and needs_generator(config):
             generator = _load_generator(config, dataset, verbose)  # generator_path: check_stage_inputs
         trainer = pretrain(config, dataset, train_data, generator, saved=saved, verbose=verbose)
-        pretrained = trainer.saved_model_file if saved else {
-            "config": trainer.config,
-            "state_dict": trainer.model.state_dict(),
-        }
+        pretrained = stage_checkpoint(trainer, saved)
         best_result = trainer.evaluate(valid_data, load_best_model=False)  # before fine-tuning, for the log
         best_score = best_result[config["valid_metric"].lower()] if best_result else None
         _log(verbose, f"stage pretrain done in {time() - stage_started:.1f}s; valid before fine-tuning: {best_result}")

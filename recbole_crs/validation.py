@@ -264,10 +264,10 @@ def _plugin_yamls(pattern):
 
 
 def _plugin_model_keys(model):
-    from recbole_crs.config import PROPERTIES_DIR
+    """The keys of the model's plugin yamls (its shared layers and its own file)."""
+    from recbole_crs.config import model_yaml_files
 
-    path = os.path.join(PROPERTIES_DIR, "model", f"{model}.yaml")
-    return _yaml_keys(path) if os.path.isfile(path) else set()
+    return set().union(*(_yaml_keys(path) for path in model_yaml_files(model) if os.path.isfile(path)))
 
 
 def known_keys(config):
@@ -412,7 +412,8 @@ def _model_errors(config):
 
         _catch(errors, check_generator_overrides, config["generator_config"])
     if "negative_sampler" in model_keys or "generator_mode" in model_keys:
-        from recbole_crs.trainer.pretrain import GENERATOR_MODES, NEGATIVE_SAMPLERS, checked_learning_rate
+        from recbole_crs.model.negatives import NEGATIVE_SAMPLERS
+        from recbole_crs.trainer.pretrain import GENERATOR_MODES, checked_learning_rate
 
         for key, options in (("negative_sampler", NEGATIVE_SAMPLERS), ("generator_mode", GENERATOR_MODES)):
             message = one_of(options).error(key, config[key])

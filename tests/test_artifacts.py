@@ -242,7 +242,7 @@ def test_generator_from_other_item_ids_is_refused_before_the_model_is_built(tiny
     def never(*args, **kwargs):
         raise AssertionError("SASRec was built before the checkpoint was checked")
 
-    monkeypatch.setattr(negative_generator, "SASRec", never)
+    monkeypatch.setattr(negative_generator, "GeneratorSASRec", never)
     with pytest.raises(CheckpointMismatchError, match=r"generator_path '.*' was trained on other item ids"):
         NegativeGenerator.from_checkpoint(trainer.saved_model_file, config, dataset)
 

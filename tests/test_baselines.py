@@ -1,17 +1,14 @@
 """Conversation-aware baselines: Pop with exact counts, and EAR's factorisation machine (AttrFM)."""
 
 import re
-import sys
 from types import SimpleNamespace
 
 import pytest
 import torch
-import recbole.trainer.trainer as recbole_trainer
 from recbole.data import data_preparation
 from recbole.data.interaction import Interaction
 from recbole.model.general_recommender.pop import Pop as RecBolePop
 from recbole.utils import init_seed
-from torch.utils.tensorboard import SummaryWriter
 
 from recbole_crs.config import PROPERTIES_DIR, Config
 from recbole_crs.data.windows import materialize
@@ -19,7 +16,7 @@ from recbole_crs.model.attrfm import AttrFM
 from recbole_crs.model.pop import Pop
 from recbole_crs.quick_start import build_model, create_dataset, run_recbole_crs
 from recbole_crs.utils import get_model, get_trainer
-from tiny_data import ITEM_ATTRIBUTES, tiny_config, write_tiny_dataset
+from tiny_data import ITEM_ATTRIBUTES, isolated_run_dir, tiny_config, write_tiny_dataset
 
 # Leave-one-out on tests/tiny_data.py: each user's last two interactions are test and valid, the first
 # three are training interactions: u1 i1 i2 i3, u2 i2 i3 i1, u3 i4 i5 i3, u4 i6 i3 i5.
@@ -30,11 +27,7 @@ TRAINING_COUNTS = {"i1": 2, "i2": 2, "i3": 4, "i4": 1, "i5": 2, "i6": 1}
 def tiny_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("baselines")
     write_tiny_dataset(str(root))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(root)
-        patch.setattr(sys, "argv", [sys.argv[0]])
-        # RecBole's trainers write tensorboard logs on a cwd-relative path from a background thread.
-        patch.setattr(recbole_trainer, "get_tensorboard", lambda logger: SummaryWriter(str(root / "log_tensorboard")))
+    with isolated_run_dir(str(root)):
         yield root
 
 

@@ -36,6 +36,21 @@ def test_plugin_layers_override_recbole_and_each_other_in_order(tiny_root, fake_
     assert config["hidden_size"] == 64  # RecBole's own SASRec.yaml still applies underneath
 
 
+def test_crs_models_read_the_shared_encoder_and_finetune_layers_below_their_own(tiny_root, fake_properties):
+    """overall -> CRSEncoder -> (CRSFinetune, for the pipeline) -> the model's own yaml -> dataset."""
+    for name in ("CRSEncoder", "CRSFinetune", "CRSPretrain"):
+        (fake_properties / "model" / f"{name}.yaml").write_text(f"layer: {name}\nfrom_{name}: {name}\nloss_type: CE\n")
+    (fake_properties / "dataset" / "tiny-crs.yaml").write_text("from_dataset: 3\n")
+    pipeline = Config("CRSPretrain", "tiny-crs", config_dict={"data_path": str(tiny_root)})
+    assert pipeline["layer"] == "CRSPretrain"
+    assert [pipeline[f"from_{name}"] for name in ("CRSEncoder", "CRSFinetune", "CRSPretrain")] == [
+        "CRSEncoder", "CRSFinetune", "CRSPretrain"]
+    finetune = Config("CRSFinetune", "tiny-crs", config_dict={"data_path": str(tiny_root)})
+    assert (finetune["layer"], finetune["from_CRSEncoder"], finetune["from_CRSPretrain"]) == (
+        "CRSFinetune", "CRSEncoder", None)
+    assert Config("SASRec", "tiny-crs", config_dict={"data_path": str(tiny_root)})["from_CRSEncoder"] is None
+
+
 def test_user_files_then_dict_then_command_line_override_plugin_yaml(tiny_root, fake_properties, monkeypatch):
     user_file = tiny_root / "user.yaml"
     user_file.write_text("layer: user_file\nfrom_model: 20\nfrom_dataset: 30\n")

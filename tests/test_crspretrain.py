@@ -5,32 +5,33 @@ Everything runs on the hand-built tiny dataset (tests/tiny_data.py) inside tmp d
 
 import logging
 import os
-import sys
 from types import SimpleNamespace
 
 import pytest
 import torch
 import yaml
-import recbole.trainer.trainer as recbole_trainer
-from recbole.data import data_preparation
 from recbole.data.interaction import Interaction
+from recbole.model.sequential_recommender.sasrec import SASRec
 from recbole.utils import init_seed
-from torch.utils.tensorboard import SummaryWriter
 
-from recbole_crs.config import PROPERTIES_DIR, Config
+from recbole_crs.config import PROPERTIES_DIR, Config, model_yaml_files
 from recbole_crs.data.windows import materialize
 from recbole_crs.model.crsfinetune import CRSFinetune
 from recbole_crs.model.crspretrain import CRSPretrain
-from recbole_crs.model.negative_generator import (
-    NegativeGenerator,
-    UniformNegativeSampler,
-    sasrec_sequence_loss,
-    uniform_negatives,
+from recbole_crs.model.layers import append_to_history
+from recbole_crs.model.negative_generator import NegativeGenerator, generator_config, sasrec_sequence_loss, stage_config
+from recbole_crs.model.negatives import UniformNegativeSampler, needs_generator, uniform_negatives
+from recbole_crs.pipeline import (
+    check_stage_inputs,
+    pretrain,
+    pretrain_dataloader,
+    pretrain_rows,
+    run_crs_pretrain_pipeline,
+    stage_checkpoint,
 )
-from recbole_crs.pipeline import pretrain_dataloader, pretrain_rows, run_crs_pretrain_pipeline
-from recbole_crs.quick_start import create_dataset, run_recbole_crs
+from recbole_crs.quick_start import run_recbole_crs
 from recbole_crs.trainer.pretrain import CRSPretrainTrainer, unique_checkpoint_file
-from tiny_data import tiny_config, write_tiny_dataset
+from tiny_data import prepare_data, tiny_config, tiny_run
 
 FAST = {
     "generator_epochs": 1,
@@ -49,26 +50,11 @@ def crs_config(root, model="CRSPretrain", dataset="tiny-crs", **overrides):
     return Config(model=model, dataset=dataset, config_dict=config_dict)
 
 
-def prepare(config):
-    init_seed(config["seed"], config["reproducibility"])
-    dataset = create_dataset(config)
-    return (dataset,) + tuple(data_preparation(config, dataset))
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """Config, dataset and dataloaders of the tiny dataset; cwd in a tmp dir for the whole module."""
-    root = tmp_path_factory.mktemp("crspretrain")
-    write_tiny_dataset(str(root))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(root)
-        patch.setattr(sys, "argv", [sys.argv[0]])
-        # RecBole's trainers open a tensorboard writer on a cwd-relative path that a background thread flushes
-        # later, possibly after the cwd has moved back to the repo: give them an absolute tmp path instead.
-        patch.setattr(recbole_trainer, "get_tensorboard", lambda logger: SummaryWriter(str(root / "log_tensorboard")))
-        config = crs_config(root)
-        dataset, train, valid, test = prepare(config)
-        yield SimpleNamespace(root=root, config=config, dataset=dataset, train=train, valid=valid, test=test)
+    with tiny_run(tmp_path_factory.mktemp("crspretrain"), crs_config) as tiny:
+        yield tiny
 
 
 def all_train_rows(tiny):
@@ -86,6 +72,14 @@ def same_params(a, b):
 
 
 # ---------------------------------------------------------------------------------------------- leakage
+def test_history_plus_one_item_is_built_in_one_place():
+    history, lengths = torch.tensor([[4, 5, 9], [3, 9, 9], [0, 0, 0]]), torch.tensor([2, 1, 0])  # 9: stale ids
+    sequence, real = append_to_history(history, lengths, torch.tensor([6, 7, 8]))
+    assert sequence.tolist() == [[4, 5, 6, 0], [3, 7, 0, 0], [8, 0, 0, 0]]
+    assert real.tolist() == [[True, True, True, False], [True, True, False, False], [True, False, False, False]]
+    assert append_to_history(history, lengths, 1)[0].tolist() == [[4, 5, 1, 0], [3, 1, 0, 0], [1, 0, 0, 0]]
+
+
 def test_masked_items_never_reach_the_discriminator_input(tiny):
     model = CRSPretrain(tiny.config, tiny.dataset)
     masks, item_inputs = [], []
@@ -353,6 +347,18 @@ def test_generator_reads_sasrec_output_before_the_masked_position_and_samples_in
     assert modes == []
 
 
+def test_generators_sasrec_scores_exactly_as_recboles_sasrec(tiny):
+    """GeneratorSASRec's forward (the all-positions pass, read at the last item) == RecBole's SASRec.forward."""
+    generator = NegativeGenerator(tiny.config, tiny.dataset).eval()
+    plain = SASRec(generator_config(tiny.config), tiny.dataset).eval()
+    plain.load_state_dict(generator.sasrec.state_dict())
+    rows = all_train_rows(tiny)
+    with torch.no_grad():
+        assert torch.equal(generator.sasrec.full_sort_predict(rows), plain.full_sort_predict(rows))
+        assert torch.equal(generator.sasrec.forward(rows["item_id_list"], rows["item_length"]),
+                           plain.forward(rows["item_id_list"], rows["item_length"]))
+
+
 def test_generator_config_overrides_the_generators_sasrec(tiny):
     generator = NegativeGenerator(crs_config(tiny.root, generator_config={"n_layers": 2}), tiny.dataset)
     assert len(generator.sasrec.trm_encoder.layer) == 2 and generator.sasrec.loss_type == "CE"
@@ -529,6 +535,25 @@ def test_uniform_warmup_then_generator_negatives(tiny):
     assert trainer.sampler_for_epoch(1) is trainer.generator
     trainer, _ = _pretrain_trainer(tiny, negative_sampler="uniform")
     assert trainer.sampler_for_epoch(5).name == "uniform"
+    assert trainer.negatives.uniform is trainer.model.uniform_sampler  # one uniform sampler
+
+
+@pytest.mark.parametrize("sampler, warmup, expected", [
+    ("generator", 0, True), ("generator", 1, True), ("generator", 2, False), ("uniform", 0, False),
+])
+def test_pipeline_and_trainer_ask_one_owner_whether_a_generator_is_needed(tiny, sampler, warmup, expected):
+    """pretrain_epochs 2: a generator is needed unless every epoch is uniform (negatives.needs_generator)."""
+    config = crs_config(tiny.root, negative_sampler=sampler, uniform_warmup_epochs=warmup)
+    assert needs_generator(config) is expected
+    trainer = CRSPretrainTrainer(config, CRSPretrain(config, tiny.dataset), generator=None) if not expected else None
+    assert trainer is None or not trainer.uses_generator
+    if expected:
+        with pytest.raises(ValueError, match="needs a trained SASRec generator"):
+            CRSPretrainTrainer(config, CRSPretrain(config, tiny.dataset), generator=None)
+        with pytest.raises(ValueError, match="needs a generator"):
+            check_stage_inputs(config, ["pretrain"])
+    else:
+        check_stage_inputs(config, ["pretrain"])
 
 
 class _LogRecorder:
@@ -654,7 +679,7 @@ def test_pipeline_is_deterministic_and_returns_the_finetuned_trainer(tiny):
     def run():
         config = crs_config(tiny.root)
         init_seed(config["seed"], config["reproducibility"])
-        dataset, train, valid, test = prepare(config)
+        dataset, train, valid, test = prepare_data(config)
         trainer, score, _ = run_crs_pretrain_pipeline(config, dataset, train, valid, saved=True, verbose=False)
         assert isinstance(trainer.model, CRSFinetune) and "CRSFinetune" in os.path.basename(trainer.saved_model_file)
         return score, trainer.evaluate_modes(test, ["all", "first", "confirmed"])
@@ -662,6 +687,23 @@ def test_pipeline_is_deterministic_and_returns_the_finetuned_trainer(tiny):
     first, second = run(), run()
     assert first == second
     assert set(first[1]) == {"all", "first", "confirmed"}
+
+
+def test_a_stage_hands_over_the_same_checkpoint_written_or_not(tiny):
+    """stage_checkpoint: the file pre-training wrote (its last epoch) == the in-memory checkpoint, and both are
+    what the next stage accepts (fine-tuning from either gives the same encoder)."""
+    config = crs_config(tiny.root, negative_sampler="uniform", pretrain_epochs=1)
+    trainer = pretrain(config, tiny.dataset, tiny.train, None, saved=True, verbose=False)
+    written, in_memory = stage_checkpoint(trainer, saved=True), stage_checkpoint(trainer, saved=False)
+    assert written["state_dict"].keys() == in_memory["state_dict"].keys()
+    assert all(torch.equal(written["state_dict"][k], in_memory["state_dict"][k]) for k in written["state_dict"])
+    assert written["crs_fingerprint"] == in_memory["crs_fingerprint"] and written["crs_fingerprint"]
+    encoders = []
+    for checkpoint in (written, in_memory):
+        model = CRSFinetune(stage_config(config, model="CRSFinetune", pretrained_path=None), tiny.dataset)
+        model.load_pretrained(checkpoint)
+        encoders.append(params(model.encoder))
+    assert same_params(*encoders)
 
 
 def test_quick_start_runs_the_pipeline_and_reports_every_mode(tiny):
@@ -675,7 +717,7 @@ def test_quick_start_runs_the_pipeline_and_reports_every_mode(tiny):
 def test_stages_can_run_one_at_a_time(tiny):
     config = crs_config(tiny.root, crs_stages=["generator"])
     generator_trainer, _, _ = run_crs_pretrain_pipeline(config, tiny.dataset, tiny.train, tiny.valid, verbose=False)
-    assert type(generator_trainer.model).__name__ == "SASRec"
+    assert isinstance(generator_trainer.model, SASRec)
 
     config = crs_config(tiny.root, crs_stages=["pretrain"], generator_path=generator_trainer.saved_model_file)
     pretrain_trainer, _, _ = run_crs_pretrain_pipeline(config, tiny.dataset, tiny.train, tiny.valid, verbose=False)
@@ -715,17 +757,36 @@ def test_generator_checkpoint_mismatch_gives_a_clear_error(tiny, tmp_path):
         NegativeGenerator.from_checkpoint(str(tmp_path / "gru.pth"), tiny.config, tiny.dataset)
 
 
-def test_finetune_yaml_agrees_with_the_pipeline_yaml():
-    with open(os.path.join(PROPERTIES_DIR, "model", "CRSPretrain.yaml")) as f:
-        pipeline = yaml.safe_load(f)
-    with open(os.path.join(PROPERTIES_DIR, "model", "CRSFinetune.yaml")) as f:
-        finetune = yaml.safe_load(f)
-    assert {k: v for k, v in finetune.items()} == {k: pipeline[k] for k in finetune}
+def _model_yaml(model):
+    """{key: value} of each of ``model``'s plugin yamls (its shared layers, then its own), by file name."""
+    files = {}
+    for path in model_yaml_files(model):
+        with open(path) as f:
+            files[os.path.basename(path)] = yaml.safe_load(f)
+    return files
+
+
+def test_finetune_settings_agree_with_the_pipelines(tiny):
+    """The CRSPretrain pipeline fine-tunes with exactly CRSFinetune's settings: every key of CRSFinetune's yaml
+    layers has the same value in a CRSPretrain config (the pipeline reads those layers; it overrides none)."""
+    layers = _model_yaml("CRSFinetune")
+    assert list(layers) == ["CRSEncoder.yaml", "CRSFinetune.yaml"]
+    keys = set().union(*layers.values())
+    pretrain, finetune = (Config(model, "tiny-crs", config_dict={"data_path": str(tiny.root)})
+                          for model in ("CRSPretrain", "CRSFinetune"))
+    assert {k: pretrain[k] for k in keys} == {k: finetune[k] for k in keys}
+    assert not keys & set(_model_yaml("CRSPretrain")["CRSPretrain.yaml"])
+
+
+def test_each_crs_setting_is_set_in_one_yaml_file():
+    files = _model_yaml("CRSPretrain")
+    assert list(files) == ["CRSEncoder.yaml", "CRSFinetune.yaml", "CRSPretrain.yaml"]
+    seen = [key for values in files.values() for key in values]
+    assert sorted(key for key in set(seen) if seen.count(key) > 1) == []
 
 
 def test_every_yaml_key_is_documented():
-    with open(os.path.join(PROPERTIES_DIR, "model", "CRSPretrain.yaml")) as f:
-        keys = yaml.safe_load(f)
+    keys = set().union(*_model_yaml("CRSPretrain").values())
     with open(os.path.join(os.path.dirname(PROPERTIES_DIR), "docs", "method.md")) as f:
         docs = f.read()
-    assert [key for key in keys if f"`{key}`" not in docs] == []
+    assert sorted(key for key in keys if f"`{key}`" not in docs) == []

@@ -3,7 +3,6 @@
 import logging
 import os
 import sys
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -21,7 +20,7 @@ from recbole_crs.model.crsfinetune import CRSFinetune, PretrainedCheckpointError
 from recbole_crs.model.crspretrain import CRSPretrain
 from recbole_crs.quick_start import create_dataset, run_recbole_crs
 from recbole_crs.trainer.pretrain import CRSFinetuneTrainer
-from tiny_data import ITEM_ATTRIBUTES, USER_SEQUENCES, tiny_config, write_tiny_dataset
+from tiny_data import ITEM_ATTRIBUTES, USER_SEQUENCES, isolated_run_dir, tiny_config, tiny_run, write_tiny_dataset
 
 FAST = {"epochs": 2, "train_batch_size": 4, "pretrain_epochs": 1, "generator_epochs": 1}
 
@@ -35,19 +34,8 @@ def crs_config(root, model="CRSFinetune", dataset="tiny-crs", **overrides):
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("crsfinetune")
-    write_tiny_dataset(str(root))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(root)
-        patch.setattr(sys, "argv", [sys.argv[0]])
-        # RecBole's trainers open a tensorboard writer on a cwd-relative path that a background thread flushes
-        # later, possibly after the cwd has moved back to the repo: give them an absolute tmp path instead.
-        patch.setattr(recbole_trainer, "get_tensorboard", lambda logger: SummaryWriter(str(root / "log_tensorboard")))
-        config = crs_config(root)
-        init_seed(config["seed"], config["reproducibility"])
-        dataset = create_dataset(config)
-        train, valid, test = data_preparation(config, dataset)
-        yield SimpleNamespace(root=root, config=config, dataset=dataset, train=train, valid=valid, test=test)
+    with tiny_run(tmp_path_factory.mktemp("crsfinetune"), crs_config) as tiny:
+        yield tiny
 
 
 def rows_of(dataloader):
@@ -115,7 +103,7 @@ def test_full_sort_predict_scores_every_item_and_masks_nothing(tiny):
 # ---------------------------------------------------------------------------------------------- losses
 def test_bpr_uses_rejected_items_as_negatives_and_skips_padding(tiny):
     model = CRSFinetune(crs_config(tiny.root, loss_type="BPR"), tiny.dataset)
-    user_state = torch.randn(2, model.hidden_size)
+    user_state = torch.randn(2, model.encoder.hidden_size)
     pos = torch.tensor([1, 2])
     negatives = torch.tensor([[3, 4, 0], [5, 0, 0]])
     loss = model._pairwise_loss(user_state, pos, negatives)
@@ -249,10 +237,7 @@ def prepared(root, **overrides):
 def mixed(tmp_path_factory):
     root = tmp_path_factory.mktemp("mixed")
     write_mixed(root)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(root)
-        patch.setattr(sys, "argv", [sys.argv[0]])
-        patch.setattr(recbole_trainer, "get_tensorboard", lambda logger: SummaryWriter(str(root / "log_tensorboard")))
+    with isolated_run_dir(str(root)):
         yield root
 
 

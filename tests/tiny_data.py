@@ -8,7 +8,9 @@ Items and attributes::
 Each user's last interaction is the test row (leave-one-out), the one before it the validation row.
 """
 
+import contextlib
 import os
+import sys
 
 ITEM_ATTRIBUTES = {
     "i1": ["a", "b"],
@@ -76,3 +78,44 @@ def tiny_config(root, **overrides):
     }
     config.update(overrides)
     return config
+
+
+@contextlib.contextmanager
+def isolated_run_dir(root):
+    """For a module-scoped fixture: the cwd in ``root`` (RecBole's ./log stays out of the repo), pytest's flags out
+    of ``sys.argv`` (RecBole reads --key=value from it), and RecBole's tensorboard writer on an absolute path
+    under ``root`` (a background thread flushes it, possibly after the cwd has moved back). Yields the patch."""
+    import pytest
+    import recbole.trainer.trainer as recbole_trainer
+    from torch.utils.tensorboard import SummaryWriter
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        patch.setattr(sys, "argv", [sys.argv[0]])
+        patch.setattr(recbole_trainer, "get_tensorboard", lambda logger: SummaryWriter(os.path.join(root, "log_tensorboard")))
+        yield patch
+
+
+def prepare_data(config):
+    """(dataset, train, valid, test) of ``config``, seeded as quick_start seeds them."""
+    from recbole.data import data_preparation
+    from recbole.utils import init_seed
+
+    from recbole_crs.quick_start import create_dataset
+
+    init_seed(config["seed"], config["reproducibility"])
+    dataset = create_dataset(config)
+    return (dataset,) + tuple(data_preparation(config, dataset))
+
+
+@contextlib.contextmanager
+def tiny_run(root, config_of):
+    """A module's tiny run: the dataset written under ``root``, :func:`isolated_run_dir`, ``config_of(root)`` and
+    its data; yields ``SimpleNamespace(root, config, dataset, train, valid, test)``."""
+    from types import SimpleNamespace
+
+    write_tiny_dataset(str(root))
+    with isolated_run_dir(str(root)):
+        config = config_of(root)
+        dataset, train, valid, test = prepare_data(config)
+        yield SimpleNamespace(root=root, config=config, dataset=dataset, train=train, valid=valid, test=test)

@@ -49,7 +49,7 @@ from recbole.model.init import xavier_normal_initialization
 from recbole.utils import InputType
 from torch import nn
 
-from recbole_crs.model.negative_generator import uniform_negatives
+from recbole_crs.model.negatives import uniform_negatives
 
 
 class AttrFM(SequentialRecommender):

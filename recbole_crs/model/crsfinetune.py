@@ -21,6 +21,11 @@ Losses (``loss_type``):
 * ``CE``: cross-entropy over all items (RecBole's usual sequential loss); rejected items are negatives
   like every other item, and ``rejected_weight > 0`` adds the BPR term against them on top.
 
+Deviations from the authors' code (docs/method.md): the pairwise loss is on raw scores (above); ``CE`` is the
+default loss and ``finetune_rows: all`` the default training rows (history rows read an empty attribute
+sequence; the paper fine-tunes on the conversational data), both chosen on validation; the encoder's own deviations
+are listed in :mod:`recbole_crs.model.layers`.
+
 The model is initialised from a pre-trained checkpoint with :meth:`load_pretrained` (the pipeline does that;
 ``pretrained_path`` in the config does it at construction); without one it is "the same architecture
 without pre-training". ``full_sort_predict`` scores every item and never masks: restricting to the
@@ -31,10 +36,10 @@ import torch
 import torch.nn.functional as F
 from recbole.model.abstract_recommender import SequentialRecommender
 
-from recbole_crs.artifacts import CheckpointMismatchError, check_item_fingerprint, dataset_items
+from recbole_crs.artifacts import FINGERPRINT_KEY, CheckpointMismatchError, check_item_fingerprint, dataset_items
 from recbole_crs.compat import load_checkpoint
 from recbole_crs.model.layers import CRSEncoder
-from recbole_crs.model.negative_generator import uniform_negatives
+from recbole_crs.model.negatives import uniform_negatives
 from recbole_crs.validation import check_keys
 
 ENCODER_PREFIX = "encoder."
@@ -50,19 +55,7 @@ class CRSFinetune(SequentialRecommender):
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
 
-        # encoder hyper-parameters (must match the pre-trained model's)
-        self.hidden_size = config["hidden_size"]
-        self.inner_size = config["inner_size"]
-        self.n_heads = config["n_heads"]
-        self.n_layers = config["n_layers"]
-        self.attribute_n_layers = config["attribute_n_layers"]
-        self.hidden_dropout_prob = config["hidden_dropout_prob"]
-        self.attn_dropout_prob = config["attn_dropout_prob"]
-        self.hidden_act = config["hidden_act"]
-        self.layer_norm_eps = config["layer_norm_eps"]
-        self.initializer_range = config["initializer_range"]
-        self.max_attribute_length = config["max_attribute_length"]
-        # fine-tuning hyper-parameters
+        # fine-tuning hyper-parameters (the encoder's are CRSEncoder.yaml's; they must match the pre-trained model's)
         self.loss_type = config["loss_type"]
         self.bpr_negatives = config["bpr_negatives"]
         self.rejected_weight = config["rejected_weight"] or 0.0
@@ -76,22 +69,7 @@ class CRSFinetune(SequentialRecommender):
         self.n_attributes = dataset.n_attributes
         self._items = dataset_items(dataset)  # what each item id means, for load_pretrained's check
 
-        self.encoder = CRSEncoder(
-            n_items=self.n_items,
-            n_attributes=self.n_attributes,
-            max_seq_length=self.max_seq_length + 1,  # history + [MASK]
-            max_attribute_length=self.max_attribute_length,
-            hidden_size=self.hidden_size,
-            inner_size=self.inner_size,
-            n_heads=self.n_heads,
-            n_layers=self.n_layers,
-            attribute_n_layers=self.attribute_n_layers,
-            hidden_dropout_prob=self.hidden_dropout_prob,
-            attn_dropout_prob=self.attn_dropout_prob,
-            hidden_act=self.hidden_act,
-            layer_norm_eps=self.layer_norm_eps,
-            initializer_range=self.initializer_range,
-        )
+        self.encoder = CRSEncoder.from_config(config, self.n_items, self.n_attributes)  # history + [MASK]
         if config["pretrained_path"]:
             self.load_pretrained(config["pretrained_path"])
 
@@ -115,7 +93,7 @@ class CRSFinetune(SequentialRecommender):
                 f"item and attribute ids mean different things here. Pre-train on '{self.dataset_name}'."
             )
         try:
-            if from_file:  # a checkpoint handed over in memory comes from this run's dataset
+            if from_file or checkpoint.get(FINGERPRINT_KEY):  # a hand-built dict may carry none
                 check_item_fingerprint(checkpoint, self._items, source, what="pre-trained model")
         except CheckpointMismatchError as error:
             raise PretrainedCheckpointError(str(error)) from None

@@ -6,7 +6,13 @@ Reference:
     Kun Zhou, Wayne Xin Zhao, Hui Wang, Sirui Wang, Fuzheng Zhang, Zhongyuan Wang and Ji-Rong Wen.
     "Leveraging Historical Interaction Data for Improving Conversational Recommender System." CIKM 2020.
 
-The pre-training *discriminator*: an item-based Transformer over the interaction history and an
+``--model CRSPretrain`` runs the whole method, not this model alone: ``quick_start`` hands it to the pipeline
+(:mod:`recbole_crs.pipeline`, stages ``crs_stages``): a SASRec negative generator is trained (or loaded from
+``generator_path``), this model is pre-trained with its negatives, and its encoders initialise a
+:class:`~recbole_crs.model.crsfinetune.CRSFinetune` model, which is fine-tuned and is what the run evaluates
+and returns (its checkpoint is ``CRSFinetune-<dataset>-finetune-*.pth``).
+
+This model is the pre-training *discriminator*: an item-based Transformer over the interaction history and an
 attribute-based Transformer over an attribute sequence (:class:`~recbole_crs.model.layers.CRSEncoder`),
 trained with two objectives:
 
@@ -50,8 +56,8 @@ import torch.nn.functional as F
 from recbole.model.abstract_recommender import SequentialRecommender
 from torch import nn
 
-from recbole_crs.model.layers import CRSEncoder
-from recbole_crs.model.negative_generator import UniformNegativeSampler
+from recbole_crs.model.layers import CRSEncoder, append_to_history
+from recbole_crs.model.negatives import UniformNegativeSampler
 from recbole_crs.validation import check_keys
 
 
@@ -93,23 +99,16 @@ def sad_slot_probabilities(rate, max_size):
 
 
 class CRSPretrain(SequentialRecommender):
-    r"""MIP + SAD pre-training of the item- and attribute-based Transformers (the ELECTRA-style discriminator)."""
+    r"""MIP + SAD pre-training of the item- and attribute-based Transformers (the ELECTRA-style discriminator).
+
+    The pipeline's middle stage: ``--model CRSPretrain`` runs generator -> pre-training -> fine-tuning and ends
+    with a :class:`~recbole_crs.model.crsfinetune.CRSFinetune` model (see the module docstring).
+    """
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
 
-        # encoder hyper-parameters (shared with CRSFinetune)
-        self.hidden_size = config["hidden_size"]
-        self.inner_size = config["inner_size"]
-        self.n_heads = config["n_heads"]
-        self.n_layers = config["n_layers"]
-        self.attribute_n_layers = config["attribute_n_layers"]
-        self.hidden_dropout_prob = config["hidden_dropout_prob"]
-        self.attn_dropout_prob = config["attn_dropout_prob"]
-        self.hidden_act = config["hidden_act"]
-        self.layer_norm_eps = config["layer_norm_eps"]
-        self.initializer_range = config["initializer_range"]
-        self.max_attribute_length = config["max_attribute_length"]
+        self.max_attribute_length = config["max_attribute_length"]  # also the attribute subsets' size cap
         # pre-training hyper-parameters
         self.mask_ratio = config["mask_ratio"]
         self.n_negatives = config["n_negatives"]
@@ -133,24 +132,9 @@ class CRSPretrain(SequentialRecommender):
         self.sad_counts = None  # [4] counts of the last calculate_loss call (see sad_substitution_counts)
 
         # the sequence is item_id_list + [target]: one position more than MAX_ITEM_LIST_LENGTH
-        self.encoder = CRSEncoder(
-            n_items=self.n_items,
-            n_attributes=self.n_attributes,
-            max_seq_length=self.max_seq_length + 1,
-            max_attribute_length=self.max_attribute_length,
-            hidden_size=self.hidden_size,
-            inner_size=self.inner_size,
-            n_heads=self.n_heads,
-            n_layers=self.n_layers,
-            attribute_n_layers=self.attribute_n_layers,
-            hidden_dropout_prob=self.hidden_dropout_prob,
-            attn_dropout_prob=self.attn_dropout_prob,
-            hidden_act=self.hidden_act,
-            layer_norm_eps=self.layer_norm_eps,
-            initializer_range=self.initializer_range,
-        )
+        self.encoder = CRSEncoder.from_config(config, self.n_items, self.n_attributes)
         # SAD head: logit(slot j is original) = (W f_aj) . h_mask
-        self.sad_projection = nn.Linear(self.hidden_size, self.hidden_size)
+        self.sad_projection = nn.Linear(self.encoder.hidden_size, self.encoder.hidden_size)
         self.sad_projection.apply(self.encoder._init_weights)
         self.uniform_sampler = UniformNegativeSampler(self.n_items)
 
@@ -165,10 +149,7 @@ class CRSPretrain(SequentialRecommender):
             masked_seq [B, L+1] (masked positions hold ``mask_token``), masked [B, L+1] bool.
         """
         batch = torch.arange(len(item_seq), device=item_seq.device)
-        real = torch.arange(item_seq.size(1) + 1, device=item_seq.device).unsqueeze(0) <= item_seq_len.unsqueeze(1)
-        sequence = F.pad(item_seq, (0, 1))
-        sequence[batch, item_seq_len] = target
-        sequence = sequence.masked_fill(~real, 0)  # ids at padded positions never matter
+        sequence, real = append_to_history(item_seq, item_seq_len, target)
         masked = (torch.rand(sequence.shape, device=sequence.device) < self.mask_ratio) & real
         masked[batch, item_seq_len] = True  # the last item is always masked
         masked_seq = sequence.masked_fill(masked, self.encoder.mask_token)

@@ -12,6 +12,15 @@
 
 Both Transformers are RecBole's :class:`recbole.model.layers.TransformerEncoder` (post-LayerNorm, as in the
 authors' code). The state dict of this module is exactly what a pre-trained checkpoint hands to fine-tuning.
+Both models build it with :meth:`CRSEncoder.from_config` from the settings of ``properties/model/CRSEncoder.yaml``
+(one yaml layer below either model's own).
+
+Deviations from the authors' code (docs/method.md):
+
+* separate embedding tables for items and attributes, sized from the dataset (the authors share one table with
+  hard-coded sizes and mask id);
+* the attribute-side state is the mean over the real slots (the authors read the output at the last slot; the
+  attribute Transformer has no positions, the sequence is a set).
 """
 
 import torch
@@ -21,6 +30,30 @@ from torch import nn
 # Additive attention-mask value for padded keys, as RecBole's SequentialRecommender.get_attention_mask uses.
 # exp(-10000) underflows to exactly 0 in float32, so padded keys get exactly zero attention weight.
 _MASKED_SCORE = -10000.0
+
+# The settings of properties/model/CRSEncoder.yaml that CRSEncoder.from_config reads (besides MAX_ITEM_LIST_LENGTH).
+ENCODER_KEYS = (
+    "max_attribute_length", "hidden_size", "inner_size", "n_heads", "n_layers", "attribute_n_layers",
+    "hidden_dropout_prob", "attn_dropout_prob", "hidden_act", "layer_norm_eps", "initializer_range",
+)
+
+
+def append_to_history(item_seq, item_seq_len, items):
+    """Each row's history followed by one more item: the MIP sequence (``items`` = the targets), the fine-tuning
+    input (``items`` = ``[MASK]``) and the generator's training sequence all start here.
+
+    Args:
+        item_seq: [B, L] RecBole ``item_id_list`` (right-padded), item_seq_len: [B] lengths (<= L),
+        items: [B] item ids, or one id for every row.
+    Returns:
+        sequence [B, L + 1] (the history, the item at position ``item_seq_len``, zeros after),
+        real [B, L + 1] bool (True at the history and the appended item).
+    """
+    batch = torch.arange(len(item_seq), device=item_seq.device)
+    real = torch.arange(item_seq.size(1) + 1, device=item_seq.device).unsqueeze(0) <= item_seq_len.unsqueeze(1)
+    sequence = torch.nn.functional.pad(item_seq, (0, 1))
+    sequence[batch, item_seq_len] = items
+    return sequence.masked_fill(~real, 0), real  # ids left at padded positions never matter
 
 
 class CRSEncoder(nn.Module):
@@ -89,6 +122,13 @@ class CRSEncoder(nn.Module):
 
         self.apply(self._init_weights)
 
+    @classmethod
+    def from_config(cls, config, n_items, n_attributes):
+        """The encoder of a model with ``config`` (:data:`ENCODER_KEYS`); its item Transformer reads
+        ``MAX_ITEM_LIST_LENGTH + 1`` positions: the history and the item after it (the target or ``[MASK]``)."""
+        settings = {key: config[key] for key in ENCODER_KEYS}
+        return cls(n_items, n_attributes, max_seq_length=config["MAX_ITEM_LIST_LENGTH"] + 1, **settings)
+
     def _init_weights(self, module):
         """SASRec's initialisation (normal(0, initializer_range), LayerNorm = identity)."""
         if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -152,9 +192,7 @@ class CRSEncoder(nn.Module):
             [B, d]
         """
         batch = torch.arange(len(item_seq), device=item_seq.device)
-        real = torch.arange(item_seq.size(1) + 1, device=item_seq.device).unsqueeze(0) <= item_seq_len.unsqueeze(1)
-        sequence = torch.nn.functional.pad(item_seq, (0, 1)).masked_fill(~real, 0)  # [B, L+1]
-        sequence[batch, item_seq_len] = self.mask_token
+        sequence, real = append_to_history(item_seq, item_seq_len, self.mask_token)  # [B, L+1]
         item_state = self.encode_items(sequence, real)[batch, item_seq_len]  # [B, d]
         _, attribute_state = self.encode_attributes(attribute_seq[:, : self.max_attribute_length])  # [B, d]
         return self.fuse(item_state, attribute_state)

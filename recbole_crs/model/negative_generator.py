@@ -16,7 +16,7 @@ Deviations from the authors' code (docs/method.md):
   times, then keep the true item).
 
 Training objective: SASRec's original one (Kang & McAuley, ICDM 2018), next-item cross-entropy at every
-position of a sequence (:func:`sasrec_sequence_loss`), on the same training sequences as pre-training. RecBole's
+position of a sequence (:meth:`GeneratorSASRec.calculate_loss`), on the same training sequences as pre-training. RecBole's
 ``SASRec.calculate_loss`` scores only the last position of each augmented row, which needs one row per
 target; the all-position loss learns the same next-item model from ~MAX_ITEM_LIST_LENGTH times fewer rows.
 
@@ -40,6 +40,8 @@ from torch import nn
 from recbole_crs.artifacts import check_item_fingerprint
 from recbole_crs.compat import load_checkpoint
 from recbole_crs.errors import CRSConfigError
+from recbole_crs.model.layers import append_to_history
+from recbole_crs.model.negatives import allowed_items
 from recbole_crs.validation import check_keys
 
 # SASRec's architecture keys: a generator loaded from a checkpoint is rebuilt with the checkpoint's values.
@@ -88,93 +90,45 @@ def generator_config(config):
     return stage_config(config, model="SASRec", loss_type="CE", **overrides)
 
 
+class GeneratorSASRec(SASRec):
+    """RecBole's SASRec with its output at every position as a public method; the generator's model.
+
+    :meth:`forward_all` is SASRec's forward without the final gather; RecBole's :meth:`forward` (evaluation) reads
+    it at the last position, the training loss (:meth:`calculate_loss`) and the sampling read every position.
+    Parameters and checkpoints are SASRec's (``model: SASRec``), so any SASRec checkpoint loads.
+    """
+
+    def forward_all(self, item_seq):
+        """[B, L] -> [B, L, d]; output ``j`` encodes items ``0..j`` (causal) and predicts item ``j + 1``."""
+        positions = torch.arange(item_seq.size(1), device=item_seq.device).unsqueeze(0)
+        hidden = self.item_embedding(item_seq) + self.position_embedding(positions)
+        hidden = self.dropout(self.LayerNorm(hidden))
+        attention_mask = self.get_attention_mask(item_seq)
+        return self.trm_encoder(hidden, attention_mask, output_all_encoded_layers=False)[-1]
+
+    def forward(self, item_seq, item_seq_len):
+        """SASRec's forward: [B, L], [B] -> [B, d], the output at each row's last item."""
+        return self.gather_indexes(self.forward_all(item_seq), item_seq_len - 1)
+
+    def calculate_loss(self, interaction):
+        """Next-item cross-entropy at every position of ``item_id_list + [target]`` (Kang & McAuley's objective).
+
+        The sequence ``s`` ([B, L + 1], zeros after the target) is read as input ``s[:, :L]`` and labels
+        ``s[:, 1:]``: output ``j`` predicts item ``j + 1``; padded labels are skipped.
+        """
+        sequence, _ = append_to_history(
+            interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN], interaction[self.POS_ITEM_ID]
+        )  # [B, L + 1]
+        inputs, labels = sequence[:, :-1], sequence[:, 1:]  # [B, L], [B, L]
+        output = self.forward_all(inputs)  # [B, L, d]
+        has_label = labels != 0
+        logits = output[has_label] @ self.item_embedding.weight.t()  # [N, n_items]
+        return torch.nn.functional.cross_entropy(logits, labels[has_label])
+
+
 def sasrec_sequence_loss(sasrec, interaction):
-    """SASRec's next-item cross-entropy at every position of ``item_id_list + [target]``.
-
-    The sequence ``s`` ([B, L + 1], zeros after the target) is read as input ``s[:, :L]`` and labels
-    ``s[:, 1:]``: output ``j`` (causal, sees items ``0..j``) predicts item ``j + 1``; padded labels are skipped.
-    """
-    item_seq = interaction[sasrec.ITEM_SEQ]  # [B, L]
-    item_seq_len = interaction[sasrec.ITEM_SEQ_LEN]  # [B]
-    batch = torch.arange(len(item_seq), device=item_seq.device)
-    real = torch.arange(item_seq.size(1) + 1, device=item_seq.device).unsqueeze(0) <= item_seq_len.unsqueeze(1)
-    sequence = torch.nn.functional.pad(item_seq, (0, 1))
-    sequence[batch, item_seq_len] = interaction[sasrec.POS_ITEM_ID]
-    sequence = sequence.masked_fill(~real, 0)  # [B, L + 1]
-    inputs, labels = sequence[:, :-1], sequence[:, 1:]  # [B, L], [B, L]
-    output = sequence_output(sasrec, inputs)  # [B, L, d]
-    has_label = labels != 0
-    logits = output[has_label] @ sasrec.item_embedding.weight.t()  # [N, n_items]
-    return torch.nn.functional.cross_entropy(logits, labels[has_label])
-
-
-def sequence_output(sasrec, item_seq):
-    """SASRec's output at every position (its ``forward`` without the final gather).
-
-    [B, L] -> [B, L, d]; output ``j`` encodes items ``0..j`` (causal) and predicts item ``j + 1``.
-    """
-    positions = torch.arange(item_seq.size(1), device=item_seq.device).unsqueeze(0)
-    hidden = sasrec.item_embedding(item_seq) + sasrec.position_embedding(positions)
-    hidden = sasrec.dropout(sasrec.LayerNorm(hidden))
-    attention_mask = sasrec.get_attention_mask(item_seq)
-    return sasrec.trm_encoder(hidden, attention_mask, output_all_encoded_layers=False)[-1]
-
-
-def uniform_negatives(true_items, n_items, n_negatives):
-    """Uniform negatives over the real items ``1 .. n_items - 1`` except the true one.
-
-    Args:
-        true_items: [M] item ids (>= 1).
-    Returns:
-        [M, n_negatives] ids, never equal to the row's true item.
-    """
-    if n_items < 3:
-        raise ValueError("Sampling a negative needs at least two real items.")
-    # draw from n_items - 2 values and skip over the true item: exactly uniform, no rejection loop.
-    draws = torch.randint(1, n_items - 1, (len(true_items), n_negatives), device=true_items.device)
-    return draws + (draws >= true_items.unsqueeze(1)).long()
-
-
-def allowed_items(true_items, n_items, exclude=None):
-    """[M, n_items] bool: the items a negative may be for each masked position.
-
-    Never padding (0) nor the row's true item; with ``exclude`` ([M, X] item ids, 0 = padding) none of those
-    either. A row whose every real item would be excluded keeps all items except padding and its true item
-    (a fallback for tiny catalogues: a row needs some negative).
-    """
-    allowed = torch.ones(len(true_items), n_items, dtype=torch.bool, device=true_items.device)
-    allowed[:, 0] = False
-    allowed.scatter_(1, true_items.unsqueeze(1), False)
-    if exclude is None:
-        return allowed
-    restricted = allowed.scatter(1, exclude, False)  # ids 0 (padding) were excluded already
-    empty = ~restricted.any(dim=1, keepdim=True)
-    return torch.where(empty, allowed, restricted)
-
-
-def uniform_allowed_negatives(allowed, n_negatives):
-    """[M, n_negatives] ids drawn uniformly (with replacement) from each row's allowed items ([M, n_items] bool).
-
-    Exactly uniform: ``torch.multinomial`` over equal weights on the allowed items and zero elsewhere.
-    """
-    if not allowed.any(dim=1).all():
-        raise ValueError("Sampling a negative needs at least two real items.")
-    return torch.multinomial(allowed.float(), n_negatives, replacement=True)
-
-
-class UniformNegativeSampler:
-    """Uniform negatives (the ``negative_sampler: uniform`` ablation and the warm-up epochs)."""
-
-    name = "uniform"
-
-    def __init__(self, n_items):
-        self.n_items = n_items
-
-    def sample(self, item_seq, batch_index, position_index, true_items, n_negatives, exclude=None):
-        """Uniform over the real items except the true one, and except ``exclude`` ([M, X], 0 = padding) if given."""
-        if exclude is None:
-            return uniform_negatives(true_items, self.n_items, n_negatives)
-        return uniform_allowed_negatives(allowed_items(true_items, self.n_items, exclude), n_negatives)
+    """The generator's training loss (:meth:`GeneratorSASRec.calculate_loss`), for trainers that take a function."""
+    return sasrec.calculate_loss(interaction)
 
 
 class NegativeGenerator(nn.Module):
@@ -194,16 +148,20 @@ class NegativeGenerator(nn.Module):
         check_keys(config, ("generator_temperature",))
         self.temperature = config["generator_temperature"]
         self.dataset_name = config["dataset"]
-        self.sasrec = sasrec if sasrec is not None else SASRec(generator_config(config), dataset)
+        self.sasrec = sasrec if sasrec is not None else GeneratorSASRec(generator_config(config), dataset)
         self.n_items = self.sasrec.n_items
 
     @classmethod
-    def from_checkpoint(cls, path, config, dataset):
-        """Load a SASRec checkpoint (RecBole's or this plugin's) as the generator, checking it fits ``dataset``.
+    def from_checkpoint(cls, checkpoint, config, dataset):
+        """A SASRec checkpoint (RecBole's or this plugin's) as the generator, checked to fit ``dataset``.
 
-        Every check (model, dataset name, item count, item-id fingerprint, length) runs before SASRec is built.
+        ``checkpoint``: a path (``generator_path``) or a loaded checkpoint dict (the pipeline hands its generator
+        stage's over this way, written or not). Every check (model, dataset name, item count, item-id fingerprint,
+        length) runs before SASRec is built.
         """
-        checkpoint = load_checkpoint(path)
+        path = "this run's generator stage" if isinstance(checkpoint, dict) else checkpoint
+        if not isinstance(checkpoint, dict):
+            checkpoint = load_checkpoint(path)
         saved_config = checkpoint.get("config")
         state = checkpoint.get("state_dict")
         if saved_config is None or state is None:
@@ -238,13 +196,13 @@ class NegativeGenerator(nn.Module):
             )
         architecture = {key: saved_config[key] for key in SASREC_ARCHITECTURE_KEYS}
         sasrec_config = stage_config(config, model="SASRec", loss_type="CE", **architecture)
-        sasrec = SASRec(sasrec_config, dataset)
+        sasrec = GeneratorSASRec(sasrec_config, dataset)
         sasrec.load_state_dict(state)
         return cls(config, dataset, sasrec=sasrec)
 
     def sequence_output(self, item_seq):
-        """[B, L] -> [B, L, d] SASRec outputs at every position (see :func:`sequence_output`)."""
-        return sequence_output(self.sasrec, item_seq)
+        """[B, L] -> [B, L, d] SASRec outputs at every position (:meth:`GeneratorSASRec.forward_all`)."""
+        return self.sasrec.forward_all(item_seq)
 
     def logits(self, item_seq, batch_index, position_index):
         """Raw next-item logits for masked positions ``(batch_index, position_index)`` (all >= 1).
@@ -287,5 +245,5 @@ class NegativeGenerator(nn.Module):
             self.train(was_training)
 
     def calculate_loss(self, interaction):
-        """The generator's own loss (:func:`sasrec_sequence_loss`), for ``joint`` training."""
-        return sasrec_sequence_loss(self.sasrec, interaction)
+        """The generator's own loss (:meth:`GeneratorSASRec.calculate_loss`), for ``joint`` training."""
+        return self.sasrec.calculate_loss(interaction)

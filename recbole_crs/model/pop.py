@@ -2,6 +2,10 @@ r"""
 Pop
 ################################################
 
+Reference:
+    The most-popular baseline of RecBole (it has no paper of its own): Wayne Xin Zhao et al. "RecBole: Towards
+    a Unified, Comprehensive and Efficient Framework for Recommendation Algorithms." CIKM 2021.
+
 Most-popular baseline: every item is scored by its number of training interactions. This plugin class
 shadows RecBole's ``Pop`` (the plugin's model lookup comes first, :func:`recbole_crs.utils.get_model`).
 

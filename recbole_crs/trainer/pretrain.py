@@ -26,10 +26,10 @@ from tqdm import tqdm
 
 from recbole_crs.artifacts import run_id
 from recbole_crs.data.finetune import describe_counts, finetune_dataloader, finetune_options
-from recbole_crs.model.negative_generator import NegativeGenerator, UniformNegativeSampler, sasrec_sequence_loss
+from recbole_crs.model.negative_generator import sasrec_sequence_loss
+from recbole_crs.model.negatives import NegativeSchedule
 from recbole_crs.trainer.evaluation import CRSEvaluationMixin
 
-NEGATIVE_SAMPLERS = ("generator", "uniform")
 GENERATOR_MODES = ("frozen", "joint")
 
 _handed_out = set()  # checkpoint paths named by this process
@@ -200,18 +200,12 @@ class CRSPretrainTrainer(CRSCheckpointMixin, CRSEvaluationMixin, Trainer):
         self.generator_mode = config["generator_mode"]
         self.uniform_warmup_epochs = config["uniform_warmup_epochs"] or 0
         self.generator_phase_learning_rate = checked_learning_rate(config["generator_phase_learning_rate"])
-        if self.negative_sampler not in NEGATIVE_SAMPLERS:
-            raise ValueError(f"negative_sampler must be one of {NEGATIVE_SAMPLERS}, got {self.negative_sampler!r}.")
+        self.generator = generator.to(self.device) if generator is not None else None
+        # which sampler draws each epoch's negatives, and whether a generator is needed (model/negatives.py)
+        self.negatives = NegativeSchedule(config, model.uniform_sampler, self.generator)
         if self.generator_mode not in GENERATOR_MODES:
             raise ValueError(f"generator_mode must be one of {GENERATOR_MODES}, got {self.generator_mode!r}.")
-        self.uses_generator = self.negative_sampler == "generator" and self.uniform_warmup_epochs < self.epochs
-        if self.uses_generator and not isinstance(generator, NegativeGenerator):
-            raise ValueError(
-                "negative_sampler 'generator' needs a trained SASRec generator: set generator_path, or keep "
-                "'generator' in crs_stages so the pipeline trains one (or use negative_sampler: uniform)."
-            )
-        self.generator = generator.to(self.device) if generator is not None else None
-        self.uniform_sampler = UniformNegativeSampler(model.n_items)
+        self.uses_generator = self.negatives.uses_generator
         self.joint = self.uses_generator and self.generator_mode == "joint"
         self.generator_optimizer = None
         if self.generator is not None:
@@ -232,9 +226,7 @@ class CRSPretrainTrainer(CRSCheckpointMixin, CRSEvaluationMixin, Trainer):
 
     def sampler_for_epoch(self, epoch_idx):
         """Uniform during the warm-up epochs (and for ``negative_sampler: uniform``), the generator after."""
-        if self.uses_generator and epoch_idx >= self.uniform_warmup_epochs:
-            return self.generator
-        return self.uniform_sampler
+        return self.negatives.sampler_for_epoch(epoch_idx)
 
     def learning_rate_for_epoch(self, epoch_idx):
         """The discriminator's learning rate in epoch ``epoch_idx``: ``generator_phase_learning_rate`` from the
