@@ -7,6 +7,13 @@ Like RecBole's run_recbole.py, any other ``--key=value`` overrides the config. V
 (``--crs_stages=[pretrain,finetune]``, ``--learning_rate=1e-3``), never evaluated. A wrong configuration
 (unknown key, bad value, unreadable data_path, ...) prints ``error: <what to fix>`` and exits with status 2
 before anything is trained or written.
+
+Several processes, RecBole's way (``torch.distributed``; gloo on CPUs, NCCL on GPUs; see the README section
+"Multi-process and multi-machine training"):
+
+    python run_recbole_crs.py --model CRSPretrain --nproc=2                       # 2 processes on this machine
+    python run_recbole_crs.py --nproc=4 --gpu_id=0,1,2,3                          # one GPU each
+    python run_recbole_crs.py --nproc=4 --world_size=8 --ip=10.0.0.1 --port=5678 --group_offset=4   # machine 2 of 2
 """
 
 import argparse
@@ -25,7 +32,28 @@ def build_parser():
     parser.add_argument("--model", "-m", type=str, default="CRSPretrain", help="model name")
     parser.add_argument("--dataset", "-d", type=str, default=DEFAULT_DATASET, help="dataset name")
     parser.add_argument("--config_files", type=str, default=None, help="space-separated config files")
+    launch = parser.add_argument_group("several processes (RecBole's distributed options)")
+    launch.add_argument("--nproc", type=str, default="1", help="processes on this machine (default 1)")
+    launch.add_argument("--world_size", type=str, default="-1",
+                        help="processes of all machines together (default -1: nproc)")
+    launch.add_argument("--ip", type=str, default="localhost", help="address of the machine of rank 0")
+    launch.add_argument("--port", type=str, default="5678", help="free port on the machine of rank 0")
+    launch.add_argument("--group_offset", type=str, default="0",
+                        help="global rank of this machine's first process (default 0)")
     return parser
+
+
+def _launch_options(args):
+    """The launcher's options as values (checked by ``recbole_crs.validation.check_launch``)."""
+    from recbole_crs.config import parse_value
+
+    return {
+        "nproc": parse_value(args.nproc),
+        "world_size": parse_value(args.world_size),
+        "ip": args.ip,
+        "port": parse_value(args.port),
+        "group_offset": parse_value(args.group_offset),
+    }
 
 
 def main(argv=None):
@@ -39,14 +67,23 @@ def main(argv=None):
               file=sys.stderr)
         return 2
     config_file_list = args.config_files.strip().split(" ") if args.config_files else None
-    from recbole_crs.quick_start import run_recbole_crs
+    from recbole_crs import quick_start
 
+    program = sys.argv[0] if sys.argv else "run_recbole_crs.py"
+    saved_argv = sys.argv
+    # RecBole's Config reads --key=value from sys.argv (in every spawned process too, which inherit it): only the
+    # config values, not the launcher's own options (the launcher hands those to each process itself).
+    sys.argv = [program, *unknown]
     try:
-        run_recbole_crs(model=args.model, dataset=args.dataset, config_file_list=config_file_list)
+        quick_start.run(
+            model=args.model, dataset=args.dataset, config_file_list=config_file_list, **_launch_options(args)
+        )
     except CRSInputError as error:
         for line in str(error).splitlines():
             print(f"error: {line}", file=sys.stderr)
         return 2
+    finally:
+        sys.argv = saved_argv
     return 0
 
 

@@ -139,6 +139,37 @@ def plugin_yaml_files(model, dataset):
     return [path for path in candidates if os.path.isfile(path)]
 
 
+def _normalize_gpu_id(final):
+    """RecBole's ``gpu_id`` handling: a tuple becomes ``'0,1'``, and ``CUDA_VISIBLE_DEVICES`` is set from it."""
+    gpu_id = final.get("gpu_id")
+    gpu_id = ",".join(map(str, gpu_id)) if isinstance(gpu_id, (tuple, list)) else str(gpu_id)
+    final["gpu_id"] = gpu_id
+    os.environ["CUDA_VISIBLE_DEVICES"] = gpu_id
+
+
+def uses_cuda(final):
+    """Whether a run with this final config dict runs on CUDA: ``use_gpu`` not False, a ``gpu_id`` and a GPU."""
+    import torch
+
+    gpu_id = final.get("gpu_id")
+    return final.get("use_gpu") is not False and bool(str(gpu_id or "").strip()) and torch.cuda.is_available()
+
+
+def _process_group_ready(final):
+    """Whether this process already joined the group ``final`` describes (same rank and size)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return False
+    rank, size = final["local_rank"] + final["offset"], final["world_size"]
+    if dist.get_rank() != rank or dist.get_world_size() != size:
+        raise CRSConfigError(
+            f"this process already belongs to a process group as rank {dist.get_rank()} of {dist.get_world_size()}, "
+            f"not rank {rank} of {size}: build one Config per process."
+        )
+    return True
+
+
 class Config(RecBoleConfig):
     """RecBole Config that finds plugin models, adds the plugin's yaml defaults and never evaluates values."""
 
@@ -206,17 +237,72 @@ class Config(RecBoleConfig):
         return self._convert_config_dict(cmd_config_dict)
 
     def _init_device(self):
-        """RecBole's device choice, but ``use_gpu: False`` means the CPU (RecBole 1.2.1 ignores ``use_gpu`` and
-        picks CUDA whenever it is available). Multi-process settings are refused first: RecBole would start
-        ``torch.distributed`` here."""
-        from recbole_crs.validation import check_single_process
+        """RecBole's device choice and process group, with two changes.
 
-        check_single_process(self.final_config_dict)
+        * ``use_gpu: False`` means the CPU (RecBole 1.2.1 ignores ``use_gpu`` and picks CUDA whenever it is
+          available).
+        * A process of a multi-process run (``local_rank`` set by the launcher, :func:`recbole_crs.quick_start.run`)
+          that does not use CUDA joins a **gloo** process group on the CPU; RecBole hard-codes NCCL, which needs
+          GPUs. With CUDA it is RecBole's NCCL group, one GPU per process.
+
+        The multi-process keys are checked first (:func:`recbole_crs.validation.check_distributed`). Build the
+        Config once per process: building it starts the process group (a second build in the same process
+        reuses the group if it has the same rank and size).
+        """
+        from recbole_crs.validation import check_distributed, gpu_errors
+
+        final = self.final_config_dict
+        check_distributed(final)
+        if "local_rank" in final:
+            _normalize_gpu_id(final)
+            cuda = uses_cuda(final)
+            errors = gpu_errors(final, final["nproc"], cuda)
+            if errors:
+                raise CRSConfigError(errors)
+            if not cuda:
+                self._init_gloo()
+                return
+            if _process_group_ready(final):  # RecBole would start it a second time
+                self._init_cuda_rank()
+                return
         super()._init_device()
-        if self.final_config_dict.get("use_gpu") is False:
+        if final.get("use_gpu") is False:
             import torch
 
-            self.final_config_dict["device"] = torch.device("cpu")
+            final["device"] = torch.device("cpu")
+
+    def _init_gloo(self):
+        import torch
+        import torch.distributed as dist
+
+        final = self.final_config_dict
+        if not _process_group_ready(final):
+            dist.init_process_group(
+                backend="gloo",
+                rank=final["local_rank"] + final["offset"],
+                world_size=final["world_size"],
+                init_method=f"tcp://{final['ip']}:{final['port']}",
+            )
+        final["device"] = torch.device("cpu")
+        final["single_spec"] = False
+        self._quiet_other_ranks()
+
+    def _init_cuda_rank(self):
+        import torch
+
+        final = self.final_config_dict
+        final["device"] = torch.device("cuda", final["local_rank"])
+        final["single_spec"] = False
+        torch.cuda.set_device(final["local_rank"])
+        self._quiet_other_ranks()
+
+    def _quiet_other_ranks(self):
+        """As RecBole: only local rank 0 logs above errors and shows progress bars."""
+        final = self.final_config_dict
+        if final["local_rank"] != 0:
+            final["state"] = "error"
+            final["show_progress"] = False
+            final["verbose"] = False
 
     def _given(self, key, value):
         """``value``, else ``key`` from the user's files, ``config_dict`` or command line; a KeyError if neither."""

@@ -1,4 +1,9 @@
-"""Entry points mirroring ``recbole.quick_start``: run a model, tune it, reload it."""
+"""Entry points mirroring ``recbole.quick_start``: run a model (in one process or several), tune it, reload it.
+
+:func:`run` is RecBole's launcher: one process (:func:`run_recbole_crs`), or ``nproc`` spawned processes of a
+``torch.distributed`` run (:func:`run_recbole_crses` in each, rank 0's result returned). See the README section
+"Multi-process and multi-machine training".
+"""
 
 import importlib
 import logging
@@ -15,8 +20,9 @@ from recbole_crs.compat import load_checkpoint, trusted_torch_load
 from recbole_crs.config import Config
 from recbole_crs.errors import CRSConfigError, CRSInputError
 from recbole_crs.evaluation import format_results_table
+from recbole_crs.trainer.distributed import is_distributed
 from recbole_crs.utils import get_dataset_class, get_model, get_trainer
-from recbole_crs.validation import validate
+from recbole_crs.validation import check_launch, gpu_errors, validate
 
 from recbole_crs.data.ml100k import DEFAULT_DATASET  # noqa: F401  (re-exported for callers of quick_start)
 
@@ -50,7 +56,9 @@ def create_dataset(config):
 
 
 def build_model(config, train_data):
-    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    # RecBole seeds with seed + local_rank; the global rank keeps the machines of a multi-machine run apart (DDP
+    # gives every rank rank 0's initial weights either way).
+    init_seed(config["seed"] + config["local_rank"] + (config["offset"] or 0), config["reproducibility"])
     model_class = get_model(config["model"])
     # RecBole models such as S3Rec load `pre_model_path` in their constructor with torch.load.
     with trusted_torch_load():
@@ -136,15 +144,113 @@ def _train_and_test_validated(config, saved, verbose):
     return result, trainer
 
 
-def run_recbole_crs(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True):
+def run(
+    model=None,
+    dataset=None,
+    config_file_list=None,
+    config_dict=None,
+    saved=True,
+    nproc=1,
+    world_size=-1,
+    ip="localhost",
+    port="5678",
+    group_offset=0,
+):
+    """RecBole's ``quick_start.run``: train and test in one process, or in ``nproc`` processes of a distributed run.
+
+    With ``nproc == 1`` and ``world_size <= 0`` this is :func:`run_recbole_crs`. Otherwise the config is built and
+    validated here first (a wrong value raises :class:`CRSConfigError` before any process starts), then ``nproc``
+    processes are spawned, each running :func:`run_recbole_crses` with ``local_rank`` = its index and
+    ``world_size, ip, port, nproc, offset`` in its ``config_dict``; their process group uses NCCL on GPUs and gloo
+    on the CPU (:meth:`recbole_crs.config.Config._init_device`). Returns the result of this machine's first
+    process (local rank 0, as RecBole): every rank computes the same metrics (gathered evaluation).
+
+    Args:
+        nproc: processes on this machine. world_size: processes of all machines together (-1: ``nproc``).
+        ip, port: address of the machine of rank 0 (the same on every machine).
+        group_offset: the global rank of this machine's first process (processes on the machines before it).
+    """
+    world_size = check_launch(nproc, world_size, ip, port, group_offset)
+    if nproc == 1 and world_size <= 1:
+        return run_recbole_crs(model=model, dataset=dataset, config_file_list=config_file_list,
+                               config_dict=config_dict, saved=saved)
+    config_dict = dict(config_dict or {})
+    # Everything checkable is checked once, here, before any process (or the process group) starts.
+    config = build_config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    validate(config, saved=saved)
+    from recbole_crs.config import uses_cuda
+
+    errors = gpu_errors(config.final_config_dict, nproc, uses_cuda(config.final_config_dict))
+    if errors:
+        raise CRSConfigError(errors)
+    _prepare_builtin_dataset(config)  # once, not by every process at the same time
+    config_dict.update({"world_size": world_size, "ip": ip, "port": port, "nproc": nproc, "offset": group_offset})
+
+    import torch.multiprocessing as mp
+
+    queue = mp.get_context("spawn").SimpleQueue()
+    kwargs = {"config_dict": config_dict, "saved": saved, "queue": queue}
+    context = mp.spawn(run_recbole_crses, args=(model, dataset, config_file_list, kwargs), nprocs=nproc, join=False)
+    items = []
+    try:
+        # Read while the processes run: a result larger than the pipe's buffer (every mode's metrics by turn)
+        # would otherwise block rank 0 in put() while this process waits for it to exit (RecBole reads after).
+        while not context.join(timeout=0.2):
+            _drain(queue, items)
+    except Exception:
+        # A process that refused its input put the message here; the others were stopped by spawn.
+        _drain(queue, items)
+        for kind, value in items:
+            if kind == "error":
+                raise CRSInputError(value) from None
+        raise
+    _drain(queue, items)
+    results = [value for kind, value in items if kind == "result"]
+    return results[0] if results else None
+
+
+def _drain(queue, items):
+    while not queue.empty():
+        items.append(queue.get())
+    return items
+
+
+def _prepare_builtin_dataset(config):
+    from recbole_crs.data.ml100k import ensure_builtin, is_builtin
+
+    if is_builtin(config["dataset"]):
+        ensure_builtin(config["dataset"], os.path.dirname(os.path.normpath(config["data_path"])))
+
+
+def run_recbole_crses(rank, *args):
+    """One process of :func:`run` (RecBole's ``run_recboles``): ``args`` = (model, dataset, config_file_list,
+    kwargs) with kwargs holding ``config_dict``, ``saved`` and ``queue``; ``rank`` becomes ``local_rank``."""
+    kwargs = dict(args[-1])
+    config_dict = dict(kwargs.get("config_dict") or {})
+    config_dict["local_rank"] = rank
+    queue = kwargs.get("queue")
+    try:
+        run_recbole_crs(*args[:3], config_dict=config_dict, saved=kwargs.get("saved", True), queue=queue)
+    except CRSInputError as error:
+        if queue is not None:
+            queue.put(("error", str(error)))
+        raise
+
+
+def run_recbole_crs(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True, queue=None):
     """Train and test a model (ours or RecBole's) with conversation-aware evaluation.
 
     The config is validated (:func:`recbole_crs.validation.validate`) before the logger creates ./log: a
     wrong config raises :class:`~recbole_crs.errors.CRSConfigError` and writes nothing.
+
+    In a process of a distributed run (:func:`run`) rank 0 puts its result into ``queue``; the process group is
+    closed at the end.
     """
     config = build_config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
     validate(config, saved=saved)
     init_seed(config["seed"], config["reproducibility"])
+    # RecBole's init_logger checks, then creates ./log/<model>: processes started together race there.
+    os.makedirs(os.path.join("log", str(config["model"])), exist_ok=True)
     init_logger(config)
     logger = getLogger()
     logger.info(sys.argv)
@@ -155,6 +261,12 @@ def run_recbole_crs(model=None, dataset=None, config_file_list=None, config_dict
     logger.info("The running environment of this training is as follows:\n" + get_environment(config).draw())
     logger.info(set_color("best valid ", "yellow") + f": {result['best_valid_result']}")
     logger.info(set_color("test result", "yellow") + ":\n" + format_results_table(result["test_results"]))
+    if is_distributed(config):
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    if config["local_rank"] == 0 and queue is not None:
+        queue.put(("result", result))
     return result
 
 

@@ -148,12 +148,14 @@ def test_bare_word_stages_are_a_list_of_stage_names(tiny_root):
         check_stages(["finetune", "pretrain"])
 
 
-def test_more_than_one_process_is_refused(tiny_root):
-    with pytest.raises(CRSConfigError, match=r"^nproc=2: multi-process training is not supported yet") as error:
+def test_more_than_one_process_outside_the_launcher_is_refused(tiny_root):
+    with pytest.raises(CRSConfigError, match=r"^nproc=2 asks for several processes, which only the launcher") as error:
         build(tiny_root, argv=["--nproc=2"])
-    assert "\n" not in str(error.value)
-    with pytest.raises(CRSConfigError, match="world_size=4: multi-process training is not supported yet"):
+    assert "\n" not in str(error.value) and "run_recbole_crs.py --nproc=2" in str(error.value)
+    with pytest.raises(CRSConfigError, match="world_size=4 asks for several processes"):
         build(tiny_root, world_size=4)
+    with pytest.raises(CRSConfigError, match="nproc must be an integer >= 1, got 0"):
+        build(tiny_root, nproc=0)
 
 
 def test_pretrained_path_with_a_pretrain_stage_is_refused(tiny_root):

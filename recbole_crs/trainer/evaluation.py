@@ -11,6 +11,12 @@ Checkpoints (:mod:`recbole_crs.artifacts`): every trainer, RecBole's included, n
 (``<model>-<time>-<pid>-<random>.pth``: two runs started in the same second never share a file), writes it
 atomically (a temporary file renamed into place: a kill mid-save keeps the previous checkpoint), as plain
 data (loadable with ``weights_only=True``) with the fingerprint of the data it was trained on.
+
+Multi-process runs (:mod:`recbole_crs.trainer.distributed`): rank 0 picks the checkpoint name and gives it to
+every rank, saves alone, and every rank waits for the file at the end of ``fit`` before any of them reads it.
+Evaluation on conversational data gathers every rank's per-row results (``greater``, ``equal``, ``n``, turn, last
+turn, by dataset row) and computes the metrics once, so they equal the single-process figures exactly; RecBole's
+own evaluation (data without conversations) keeps its per-rank reduction.
 """
 
 import os
@@ -32,6 +38,16 @@ from recbole_crs.artifacts import (
 )
 from recbole_crs.compat import load_checkpoint
 from recbole_crs.data.turns import LAST_TURN_FIELD, TURN_FIELD
+from recbole_crs.trainer.distributed import (
+    gather_rows,
+    install_cpu_ddp,
+    is_distributed,
+    is_main_process,
+    sampler_rows,
+    shared_value,
+    single_process_values,
+    wait_for_file,
+)
 from recbole_crs.evaluation import (
     CandidateFilter,
     RankMetrics,
@@ -41,11 +57,16 @@ from recbole_crs.evaluation import (
     tie_counts,
 )
 
+install_cpu_ddp()  # RecBole's trainers wrap a CPU model in DDP with device_ids, which torch refuses
+
 
 class CRSEvaluationMixin:
     """Mix in before a RecBole trainer class: ``class T(CRSEvaluationMixin, Trainer)``."""
 
     def __init__(self, config, model):
+        if isinstance(config["checkpoint_dir"], str) and config["checkpoint_dir"]:
+            # RecBole's ensure_dir checks, then creates: two ranks racing there fail with FileExistsError.
+            os.makedirs(config["checkpoint_dir"], exist_ok=True)
         super().__init__(config, model)
         # Checked here, before any training, so a typo never costs a trained model.
         self.crs_candidates = check_mode(config["crs_candidates"] or "all")
@@ -59,20 +80,27 @@ class CRSEvaluationMixin:
         checkpoint_dir = getattr(self, "checkpoint_dir", None)
         if checkpoint_dir and isinstance(self, Trainer):
             # RecBole names the file by the second only: two runs in one folder would share (and test) it.
-            self.saved_model_file = os.path.join(checkpoint_dir, f"{config['model']}-{run_id()}.pth")
-            clean_stale_temporaries(checkpoint_dir)
+            # Under DDP rank 0 names it for every rank: one file, never one per process.
+            self.saved_model_file = shared_value(
+                config, lambda: os.path.join(checkpoint_dir, f"{config['model']}-{run_id()}.pth")
+            )
+            if is_main_process(config):  # another rank's cleaning could race rank 0's writes
+                clean_stale_temporaries(checkpoint_dir)
 
     # ------------------------------------------------------------------ checkpoints
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         dataset = getattr(train_data, "_dataset", None)
         if dataset is not None and hasattr(dataset, "field2id_token"):
             self._fingerprint = dataset_fingerprint(dataset)
-        return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+        result = super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+        if saved:  # rank 0 saved alone: every rank waits for the file before anyone loads it
+            wait_for_file(self.config, self.saved_model_file)
+        return result
 
     def _checkpoint_state(self, epoch):
         """RecBole's checkpoint content, with the config as plain data and the data's fingerprint."""
         return {
-            "config": plain_config(self.config),
+            "config": plain_config(single_process_values(self.config)),
             "config_parameters": {key: list(names) for key, names in getattr(self.config, "parameters", {}).items()},
             "epoch": epoch,
             "cur_step": self.cur_step,
@@ -95,14 +123,17 @@ class CRSEvaluationMixin:
             self.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
 
     def save_pretrained_model(self, epoch, saved_model_file):
-        """RecBole's PretrainTrainer (S3Rec pre-training) file, written atomically as plain data."""
+        """RecBole's PretrainTrainer (S3Rec pre-training) file, written atomically as plain data (by rank 0 alone
+        under DDP)."""
+        self.saved_model_file = saved_model_file
+        if not is_main_process(self.config):
+            return
         state = {
-            "config": plain_config(self.config),
+            "config": plain_config(single_process_values(self.config)),
             "state_dict": self.model.state_dict(),
             FINGERPRINT_KEY: self._fingerprint,
         }
         atomic_torch_save(state, saved_model_file)
-        self.saved_model_file = saved_model_file
 
     def _load_model_file(self, model_file, dataset=None):
         checkpoint = load_checkpoint(model_file, map_location=self.device)
@@ -152,17 +183,23 @@ class CRSEvaluationMixin:
         batches = eval_data
         if show_progress:
             batches = tqdm(eval_data, total=len(eval_data), ncols=100, desc=set_color(f"Evaluate {mode:<9}", "pink"))
-        counts, turns, last = [], [], []
+        rows = []  # per batch: [B, 5] long (greater, equal, n, turn, last turn)
         for batched_data in batches:
             interaction, scores, _, targets = self._full_sort_batch_eval(batched_data)
             interaction = interaction.to(self.device)
-            counts.append(tie_counts(scores, targets.to(scores.device), candidate_filter(interaction)))
+            greater, equal, n = tie_counts(scores, targets.to(scores.device), candidate_filter(interaction))
             n_rows = len(targets)
-            turns.append(interaction[TURN_FIELD].cpu() if TURN_FIELD in interaction else torch.ones(n_rows))
-            last.append(interaction[LAST_TURN_FIELD].cpu() if LAST_TURN_FIELD in interaction else torch.ones(n_rows))
-        greater, equal, n = (torch.cat(parts) for parts in zip(*counts))
+            turn = interaction[TURN_FIELD] if TURN_FIELD in interaction else torch.ones(n_rows)
+            last = interaction[LAST_TURN_FIELD] if LAST_TURN_FIELD in interaction else torch.ones(n_rows)
+            rows.append(torch.stack([greater.cpu(), equal.cpu(), n.cpu(), turn.cpu().long(), last.cpu().long()], 1))
+        rows = torch.cat(rows) if rows else torch.zeros(0, 5, dtype=torch.long)
+        order = sampler_rows(eval_data)
+        if order is not None and is_distributed(self.config):
+            # Every rank scored its share; the metrics are computed once over every row, as in one process.
+            rows = gather_rows(self.config, rows, order, len(eval_data._dataset))
+        greater, equal, n, turn, last = rows.unbind(1)
         values, chance = self.rank_metrics.values(greater, equal, n)
-        turn, last = torch.cat(turns).long(), torch.cat(last).bool()
+        last = last.bool()
         decimals = self.config["metric_decimal_place"] + 2
         self.results_by_turn[mode] = summarize_by_turn(values, chance, turn, decimals)
         return summarize_states(values, chance, turn, last, decimals)

@@ -11,6 +11,13 @@
   SAD substitution: the fraction of real attribute slots substituted and of masked items whose whole subset was.
 * :class:`CRSFinetuneTrainer`: RecBole's trainer with conversation-aware evaluation for ``CRSFinetune``; it
   trains on the conversational training rows, one sample per turn (``finetune_rows``, ``finetune_samples``).
+
+Under DDP (``single_spec: False``, :mod:`recbole_crs.trainer.distributed`) the generator and fine-tuning trainers
+use RecBole's ``_train_epoch`` (sampler epochs, DDP gradient sync); pre-training sets the sampler's epoch and
+averages the gradients of every discriminator parameter (and of the generator in joint mode) across ranks before
+each step. Every rank draws its own negatives, masks and substitutions (``seed + rank`` from the start of ``fit``)
+on a model initialised identically everywhere (DDP broadcasts rank 0's discriminator, :meth:`CRSPretrainTrainer`
+rank 0's generator). Rank 0 names and writes the checkpoints; the others wait for them.
 """
 
 import os
@@ -28,6 +35,14 @@ from recbole_crs.artifacts import run_id
 from recbole_crs.data.finetune import describe_counts, finetune_dataloader, finetune_options
 from recbole_crs.model.negative_generator import sasrec_sequence_loss
 from recbole_crs.model.negatives import NegativeSchedule
+from recbole_crs.trainer.distributed import (
+    average_gradients,
+    broadcast_parameters,
+    is_distributed,
+    reduce_epoch_stats,
+    seed_rank,
+    shared_value,
+)
 from recbole_crs.trainer.evaluation import CRSEvaluationMixin
 
 GENERATOR_MODES = ("frozen", "joint")
@@ -105,13 +120,19 @@ class CRSCheckpointMixin:
         stem = f"{config['model']}-{config['dataset']}"
         if self.checkpoint_stage:
             stem += f"-{self.checkpoint_stage}"
-        self.saved_model_file = unique_checkpoint_file(self.checkpoint_dir, stem)
+        # Rank 0 picks the name for every rank (DDP): one file, never one per process.
+        self.saved_model_file = shared_value(config, lambda: unique_checkpoint_file(self.checkpoint_dir, stem))
         self._train_data = None
         self._pending_random_state = None
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         self._train_data = train_data
-        if self._pending_random_state is not None:
+        if is_distributed(self.config):
+            # Each rank its own draws (negatives, masks, dropout); a resumed run moves on to fresh ones. The exact
+            # continuation of a checkpoint's random state is a single-process guarantee.
+            seed_rank(self.config, offset=self.start_epoch * self.config["world_size"])
+            self._pending_random_state = None
+        elif self._pending_random_state is not None:
             restore_random_state(self._pending_random_state, train_data)
             self._pending_random_state = None
         return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
@@ -211,6 +232,8 @@ class CRSPretrainTrainer(CRSCheckpointMixin, CRSEvaluationMixin, Trainer):
         if self.generator is not None:
             self.generator.requires_grad_(self.joint)
             self.generator.eval()
+            if is_distributed(config):  # every rank draws negatives from (and trains) the same generator
+                broadcast_parameters(self.generator)
         if self.joint:
             self.generator_optimizer = self._build_optimizer(
                 params=self.generator.parameters(), learning_rate=config["generator_learning_rate"]
@@ -265,6 +288,9 @@ class CRSPretrainTrainer(CRSCheckpointMixin, CRSEvaluationMixin, Trainer):
             if show_progress
             else train_data
         )
+        distributed = is_distributed(self.config)
+        if distributed and train_data.shuffle:
+            train_data.sampler.set_epoch(epoch_idx)  # a new shuffle each epoch, the same on every rank
         total = None
         self.sad_counts = None
         for interaction in iter_data:
@@ -275,6 +301,8 @@ class CRSPretrainTrainer(CRSCheckpointMixin, CRSEvaluationMixin, Trainer):
             loss = sum(losses)
             self._check_nan(loss)
             loss.backward()
+            if distributed:  # every parameter's gradient, averaged over the ranks' shards, before clipping
+                average_gradients(self.model.parameters())
             self._clip(self.model.parameters())
             self.optimizer.step()
             parts = [part.item() for part in losses]
@@ -288,12 +316,17 @@ class CRSPretrainTrainer(CRSCheckpointMixin, CRSEvaluationMixin, Trainer):
                 generator_loss = self.generator.calculate_loss(interaction)
                 self._check_nan(generator_loss)
                 generator_loss.backward()
+                if distributed:
+                    average_gradients(self.generator.parameters())
                 self._clip(self.generator.parameters())
                 self.generator_optimizer.step()
                 self.generator.eval()
                 parts.append(generator_loss.item())
             total = parts if total is None else [a + b for a, b in zip(total, parts)]
-        return tuple(total) if total is not None else tuple(0.0 for _ in self.loss_names)
+        total = list(total) if total is not None else [0.0 for _ in self.loss_names]
+        if distributed:  # the log reports every rank's batches: losses averaged, SAD counts summed
+            total, self.sad_counts = reduce_epoch_stats(total, self.sad_counts)
+        return tuple(total)
 
     def _generate_train_loss_output(self, epoch_idx, s_time, e_time, losses):
         des = self.config["loss_decimal_place"] or 4
