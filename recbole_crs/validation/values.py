@@ -1,0 +1,130 @@
+"""The values of a run's final config: each key against its rule (:mod:`recbole_crs.validation.key_rules`), and
+the combinations no single rule sees: candidate modes, tie rule and metrics of the evaluation, ``valid_metric``
+among the metrics computed, ``hidden_size`` a multiple of ``n_heads``, the generator overrides, the negative
+sampler and its schedule, the fine-tuning rows, ``crs_stages`` with the checkpoints it needs.
+
+A wrong value would otherwise surface after a stage has trained (an unknown metric at the first evaluation, a
+missing checkpoint at fine-tuning); the modules that read these keys own their checks, which are called here
+before training so that every problem is reported at once.
+"""
+
+from recbole_crs.validation.key_rules import GENERAL_RULES, PLUGIN_MODEL_RULES, REMOVED_KEYS
+from recbole_crs.validation.keys import plugin_model_keys
+from recbole_crs.validation.rules import is_int, one_of
+
+
+def value_error(config, key, value):
+    """The one-line error for ``key: value`` in ``config``'s run (None if fine or if no rule applies)."""
+    if key in GENERAL_RULES:
+        return GENERAL_RULES[key].error(key, value)
+    if key in PLUGIN_MODEL_RULES and (key in plugin_model_keys(config["model"]) or key in REMOVED_KEYS):
+        return PLUGIN_MODEL_RULES[key].error(key, value)
+    if key == "loss_type":
+        allowed = _recbole_loss_types(config)
+        if allowed and value not in allowed:
+            return f"loss_type must be one of {', '.join(allowed)} for {config['model']}, got {value!r}: fix it, " \
+                f"e.g. loss_type: {allowed[0]}"
+    return None
+
+
+def _recbole_loss_types(config):
+    """RecBole's sequential models accept loss_type CE or BPR (their yaml says which one they default to)."""
+    from recbole.utils import ModelType
+
+    default = config.internal_config_dict.get("loss_type")
+    if config["MODEL_TYPE"] == ModelType.SEQUENTIAL and default in ("CE", "BPR"):
+        return ("CE", "BPR")
+    return ()
+
+
+def _catch(errors, check, *args):
+    try:
+        return check(*args)
+    except ValueError as error:  # the reused checks raise ValueError (CRSConfigError is one)
+        errors.extend(getattr(error, "errors", None) or [" ".join(str(error).split("\n"))])
+    except TypeError:  # a value of the wrong type, which its own rule reports
+        pass
+    return None
+
+
+def value_errors(config):
+    """One line per value of the final config that breaks its rule, then the evaluation and model checks."""
+    errors = []
+    final = config.final_config_dict
+    for key, value in final.items():
+        message = value_error(config, key, value)
+        if message:
+            errors.append(message)
+    errors += _evaluation_errors(config)
+    errors += _model_errors(config)
+    return errors
+
+
+def _evaluation_errors(config):
+    """Candidate modes, tie rule, metrics and ``valid_metric`` among the metrics computed."""
+    from recbole.utils import ModelType
+
+    from recbole_crs.evaluation.candidates import check_mode
+    from recbole_crs.evaluation.ranking import check_tie_rule, metric_keys
+
+    errors = []
+    _catch(errors, check_mode, config["crs_candidates"] or "all")
+    modes = config["crs_test_modes"]
+    if isinstance(modes, (list, tuple)):
+        for mode in modes:
+            try:
+                check_mode(mode)
+            except ValueError as error:
+                errors.append(f"crs_test_modes: {error}")
+    _catch(errors, check_tie_rule, config["crs_ties"] or "expected")
+    metrics, topk = config["metrics"], config["topk"]
+    if config["MODEL_TYPE"] == ModelType.SEQUENTIAL:  # conversation-aware evaluation computes the metrics
+        _catch(errors, metric_keys, metrics, topk)
+    valid_metric = config["valid_metric"]
+    if isinstance(valid_metric, str) and isinstance(metrics, (list, tuple)):
+        ks = topk if isinstance(topk, (list, tuple)) else [topk]
+        computed = {str(m).lower() for m in metrics} | {f"{str(m).lower()}@{k}" for m in metrics for k in ks}
+        if valid_metric.lower() not in computed:
+            choices = sorted(c for c in computed if "@" in c) or sorted(computed)
+            errors.append(
+                f"valid_metric {valid_metric!r} is not computed by metrics {list(metrics)} and topk {list(ks)}: "
+                f"use one of {', '.join(choices)}, or add its metric/k."
+            )
+    return errors
+
+
+def _model_errors(config):
+    """The combinations of the model's own keys, checked by the modules that read them."""
+    errors = []
+    model_keys = plugin_model_keys(config["model"])
+    hidden, heads = config["hidden_size"], config["n_heads"]
+    if {"hidden_size", "n_heads"} <= model_keys and is_int(hidden) and is_int(heads) and heads >= 1:
+        if hidden % heads:
+            errors.append(
+                f"hidden_size ({hidden}) must be a multiple of n_heads ({heads}): change one, e.g. "
+                f"hidden_size: {heads * max(1, round(hidden / heads))}."
+            )
+    if "generator_config" in model_keys and isinstance(config["generator_config"], dict):
+        from recbole_crs.model.negative_generator import check_generator_overrides
+
+        _catch(errors, check_generator_overrides, config["generator_config"])
+    if "negative_sampler" in model_keys or "generator_mode" in model_keys:
+        from recbole_crs.model.negatives import NEGATIVE_SAMPLERS
+        from recbole_crs.trainer.pretrain import GENERATOR_MODES, checked_learning_rate
+
+        for key, options in (("negative_sampler", NEGATIVE_SAMPLERS), ("generator_mode", GENERATOR_MODES)):
+            message = one_of(options).error(key, config[key])
+            if message:
+                errors.append(message)
+        _catch(errors, checked_learning_rate, config["generator_phase_learning_rate"])
+    if "finetune_rows" in model_keys:
+        from recbole_crs.data.finetune import finetune_options
+
+        _catch(errors, finetune_options, config)
+    if "crs_stages" in model_keys:
+        from recbole_crs.pipeline import check_stage_inputs, check_stages
+
+        stages = _catch(errors, check_stages, config["crs_stages"])
+        if stages is not None:
+            _catch(errors, check_stage_inputs, config, stages)
+    return errors
