@@ -115,7 +115,7 @@ class CRSPretrain(SequentialRecommender):
         self.sad_substitute_rate = config["sad_substitute_rate"]
         self.mip_weight = config["mip_weight"]
         self.sad_weight = config["sad_weight"]
-        # The rules validate() applies before a run, for a model built directly (one place: validation.py).
+        # The rules validate() applies before a run, for a model built directly (one place: validation/key_rules.py).
         check_keys(config, ("negatives_exclude_positives", "mask_ratio", "n_negatives", "substitute_k",
                             "sad_substitute_rate"))
         self.negatives_exclude_positives = config["negatives_exclude_positives"] or False
