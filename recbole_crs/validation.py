@@ -129,6 +129,9 @@ GENERAL_RULES = {
     "REJECTED_TURN_FIELD": text(none_ok=True, example="rejected_turns"),
     "crs_test_modes": Rule(lambda v: isinstance(v, (list, tuple)), "a list of candidate modes (or ~)",
                            "[all, first, confirmed]", none_ok=True),
+    # the dataset's loading modes (recbole_crs.data.windows.HISTORY_WINDOWS, recbole_crs.data.compact.INTER_LOADINGS)
+    "history_windows": one_of(("lazy", "materialized"), none_ok=True),
+    "inter_loading": one_of(("compact", "recbole"), none_ok=True),
 }
 
 _PROBABILITY = dict(low=0, high=1, low_open=False, high_open=True, example=0.2)
