@@ -19,6 +19,7 @@ from recbole_crs.config import Config
 from recbole_crs.data import dataset as dataset_module
 from recbole_crs.data.compact import inter_loading_mode
 from recbole_crs.data.dataset import CRSDataError
+from recbole_crs.data.finetune import finetune_samples
 from recbole_crs.data.windows import WindowedInteraction
 from recbole_crs.quick_start import create_dataset, evaluate_test, train
 from recbole_crs.runtime import torch_threads
@@ -106,9 +107,19 @@ def test_tiny_with_split_turns_and_truncation_is_identical(in_tmp, windows):
     assert data.has_turn_columns
 
 
-def test_crspretrain_batches_are_identical(in_tmp):
+def test_crspretrain_batches_and_per_turn_finetune_samples_are_identical(in_tmp):
     write_awkward(in_tmp)
-    check_same_dataset("CRSPretrain", "tiny-crs", tiny_config(in_tmp), "lazy")
+    config_dict = tiny_config(in_tmp, finetune_rows="conversations", finetune_samples="per_turn")
+    check_same_dataset("CRSPretrain", "tiny-crs", config_dict, "lazy")
+    samples = {}
+    for loading in LOADERS:
+        config, data = build("CRSPretrain", "tiny-crs", config_dict, loading)
+        train_data = data_preparation(config, data)[0]
+        rows, counts = finetune_samples(config, train_data._dataset)
+        samples[loading] = (all_rows(train_data._dataset.copy(rows)), counts)
+    assert samples["recbole"][1] == samples["compact"][1]
+    assert samples["compact"][1].samples > samples["compact"][1].rows / 2  # several states per conversation
+    assert_same_interaction(samples["recbole"][0], samples["compact"][0])
 
 
 def test_lazy_compact_columns_stay_encoded(in_tmp):
