@@ -33,6 +33,7 @@ interactions) into ``--out``, each atomically; ``--plot`` also writes the plot t
 """
 
 import argparse
+import gc
 import itertools
 import json
 import math
@@ -236,6 +237,10 @@ def measure_steps(dataset, data_dir, mode, stages, steps, warmup, batch_size):
             seconds = time.perf_counter() - started
             results[stage] = {"s_per_1000_steps": seconds / steps * 1000, "steps": steps,
                               "batches_per_epoch": len(loader), "samples": len(loader._dataset)}
+            del trainer, loader  # before the next stage builds its own: peaks do not add up
+            gc.collect()
+        del built, train_data
+        gc.collect()
     results["peak_rss_MiB"] = vm_kib("VmHWM") / 1024
     return results
 
