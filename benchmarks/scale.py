@@ -3,7 +3,7 @@
     python benchmarks/scale.py --sizes 1M --out benchmarks/results/scale
     python benchmarks/scale.py --sizes 1M,10M --out benchmarks/results/scale --data_dir /big/tmp
 
-The data are ml-100k-crs (built on first use) replicated: copy k of every user gets user id ``u + k * 10^6``,
+The data are ml-100k-crs (``--base``; built on first use) replicated: copy k of every user gets user id ``u + k * 10^6``,
 its items, attributes, timestamps and conversation unchanged, so a size is a whole number of copies (1M = 10
 copies of the 100,000 interactions, 10M = 100). Each size's atomic files are written once to
 ``--data_dir/scale-<size>/`` (temporary names, then renamed) and reused; the table gives the time it took.
@@ -92,16 +92,17 @@ def start_rss_guard(limit_gib, interval_s=0.05):
 
 
 # ---------------------------------------------------------------------------------------------- data
-def replicate(data_dir, rows):
+def replicate(data_dir, rows, base_name=BASE):
     """Write ``scale-<size>`` (``rows`` rounded to whole copies of ml-100k-crs); returns (name, rows, seconds)."""
     from recbole_crs.data.ml100k import ensure_builtin
 
-    ensure_builtin(BASE, data_dir)
-    base = os.path.join(data_dir, BASE, BASE)
+    ensure_builtin(base_name, data_dir)
+    base = os.path.join(data_dir, base_name, base_name)
     with open(base + ".inter") as f:
         header, *lines = f.read().splitlines()
     copies = max(1, round(rows / len(lines)))
-    name = f"scale-{size_name(copies * len(lines))}"
+    prefix = "scale" if base_name == BASE else f"scale-{base_name}"
+    name = f"{prefix}-{size_name(copies * len(lines))}"
     folder = os.path.join(data_dir, name)
     meta_path = os.path.join(folder, "meta.json")
     if os.path.isfile(meta_path):
@@ -402,6 +403,7 @@ def main():
     parser.add_argument("--sizes", default="1M", help="comma-separated interaction counts, e.g. 1M,10M")
     parser.add_argument("--out", default=os.path.join(REPO_ROOT, "benchmarks", "results", "scale"))
     parser.add_argument("--data_dir", default=os.path.join(tempfile.gettempdir(), "recbole-crs-scale"))
+    parser.add_argument("--base", default=BASE, help="built-in dataset to replicate, e.g. ml-100k-crs-targets")
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help="comma-separated <inter_loading>/<history_windows>; steps are timed for the first")
     parser.add_argument("--stages", default=",".join(STAGES), help="training steps to time; empty: none")
@@ -430,7 +432,7 @@ def main():
     stages = [s for s in args.stages.split(",") if s]
     records = []
     for size in [parse_size(s) for s in args.sizes.split(",")]:
-        name, rows, write_s = replicate(args.data_dir, size)
+        name, rows, write_s = replicate(args.data_dir, size, args.base)
         print(f"{name}: {rows:,} interactions, files written in {write_s:.1f}s", flush=True)
         for variant in variants:
             if not variant_allowed(variant, rows, args):
@@ -442,7 +444,7 @@ def main():
                 record["steps"] = subprocess_measure("steps", name, args, variant)
                 print(f"  {variant} steps: {record['steps']}", flush=True)
             records.append(record)
-    settings = {"MAX_ITEM_LIST_LENGTH": 50, "batch_size": args.batch_size, "steps": args.steps,
+    settings = {"base": args.base, "MAX_ITEM_LIST_LENGTH": 50, "batch_size": args.batch_size, "steps": args.steps,
                 "warmup": args.warmup, "threads": args.threads or "default", **MODEL_KEYS}
     found = slopes(records, stages)
     markdown = table(records, stages)
