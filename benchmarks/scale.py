@@ -398,6 +398,38 @@ def check_variant(variant):
                          f"in {list(INTER_LOADINGS)} and history_windows in {list(HISTORY_WINDOWS)}")
 
 
+def merged_records(paths):
+    """Records of several ``scale.json`` files, one per (size, variant): the first file's, with the parts
+    (``load``, ``steps``) it lacks taken from the next files."""
+    records, settings = {}, []
+    for path in paths:
+        with open(path) as f:
+            data = json.load(f)
+        settings.append(data["settings"])
+        for record in data["records"]:
+            key = (record["rows"], record["mode"])
+            if key not in records:
+                records[key] = dict(record)
+            else:
+                for part in ("load", "steps"):
+                    if not records[key].get(part) and record.get(part):
+                        records[key][part] = record[part]
+    return sorted(records.values(), key=lambda r: (r["rows"], r["mode"])), settings
+
+
+def write_report(records, stages, settings, out, plot_path=None):
+    found = slopes(records, stages)
+    markdown = table(records, stages)
+    note = (f"\nSettings: {json.dumps(settings)}. Load = create_dataset + build (augmentation, leave-one-out, "
+            "per-turn states); peak RSS = VmHWM of the load's own process.\n\n" + slopes_text(found))
+    atomic_write_text(os.path.join(out, "scale.md"), markdown + "\n" + note)
+    atomic_write_text(os.path.join(out, "scale.json"),
+                      json.dumps({"settings": settings, "records": records, "slopes": found}, indent=1))
+    plot(records, stages, [os.path.join(out, "scale.png")] + ([plot_path] if plot_path else []))
+    print(markdown)
+    print(note)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1M", help="comma-separated interaction counts, e.g. 1M,10M")
@@ -416,6 +448,8 @@ def main():
     parser.add_argument("--steps_max", default="10M", help="largest size whose training steps are timed")
     parser.add_argument("--rss_limit_gib", type=float, default=6.0, help="RSS guard of every measuring process")
     parser.add_argument("--plot", default=None, help="also write the plot here (e.g. docs/img/scale.png)")
+    parser.add_argument("--merge", default=None,
+                        help="comma-separated scale.json files: write their merged table, slopes and plot; measure nothing")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--dataset", help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)
@@ -423,13 +457,16 @@ def main():
     if args.worker:
         return run_worker(args)
 
+    stages = [s for s in args.stages.split(",") if s]
+    os.makedirs(args.out, exist_ok=True)
+    if args.merge:
+        records, settings = merged_records([p for p in args.merge.split(",") if p])
+        return write_report(records, stages, settings, args.out, args.plot)
     variants = [v for v in args.variants.split(",") if v]
     for variant in variants:
         check_variant(variant)
     args.data_dir = os.path.abspath(args.data_dir)
     os.makedirs(args.data_dir, exist_ok=True)
-    os.makedirs(args.out, exist_ok=True)
-    stages = [s for s in args.stages.split(",") if s]
     records = []
     for size in [parse_size(s) for s in args.sizes.split(",")]:
         name, rows, write_s = replicate(args.data_dir, size, args.base)
@@ -446,16 +483,7 @@ def main():
             records.append(record)
     settings = {"base": args.base, "MAX_ITEM_LIST_LENGTH": 50, "batch_size": args.batch_size, "steps": args.steps,
                 "warmup": args.warmup, "threads": args.threads or "default", **MODEL_KEYS}
-    found = slopes(records, stages)
-    markdown = table(records, stages)
-    note = (f"\nSettings: {json.dumps(settings)}. Load = create_dataset + build (augmentation, leave-one-out, "
-            "per-turn states); peak RSS = VmHWM of the load's own process.\n\n" + slopes_text(found))
-    atomic_write_text(os.path.join(args.out, "scale.md"), markdown + "\n" + note)
-    atomic_write_text(os.path.join(args.out, "scale.json"),
-                      json.dumps({"settings": settings, "records": records, "slopes": found}, indent=1))
-    plot(records, stages, [os.path.join(args.out, "scale.png")] + ([args.plot] if args.plot else []))
-    print(markdown)
-    print(note)
+    write_report(records, stages, settings, args.out, args.plot)
 
 
 if __name__ == "__main__":

@@ -62,3 +62,22 @@ def test_variant_must_name_a_loading_and_a_windows_mode(scale):
     scale.check_variant("recbole/materialized")
     with pytest.raises(SystemExit, match="is not <inter_loading>/<history_windows>"):
         scale.check_variant("lazy")
+
+
+def test_merge_keeps_the_first_measurement_and_fills_missing_parts(scale, tmp_path):
+    import json
+
+    first = {"settings": {"run": 1}, "records": [
+        {"rows": 10**7, "write_s": 1.0, "mode": "compact/lazy", "load": {"load_s": 100.0}, "steps": None}]}
+    second = {"settings": {"run": 2}, "records": [
+        {"rows": 10**7, "write_s": 1.0, "mode": "compact/lazy", "load": {"load_s": 999.0},
+         "steps": {"sasrec": {"s_per_1000_steps": 5.0}}},
+        {"rows": 10**6, "write_s": 1.0, "mode": "recbole/lazy", "load": {"load_s": 50.0}}]}
+    paths = []
+    for i, data in enumerate((first, second)):
+        paths.append(tmp_path / f"{i}.json")
+        paths[-1].write_text(json.dumps(data))
+    records, settings = scale.merged_records(paths)
+    assert settings == [{"run": 1}, {"run": 2}]
+    assert [(r["rows"], r["mode"]) for r in records] == [(10**6, "recbole/lazy"), (10**7, "compact/lazy")]
+    assert records[1]["load"]["load_s"] == 100.0 and records[1]["steps"]["sasrec"]["s_per_1000_steps"] == 5.0
