@@ -2,6 +2,9 @@
 
 Atomic-file format: ``docs/data-format.md``. On top of RecBole's sequential dataset this class
 
+* reads the ``.inter`` file compactly (``inter_loading: compact``, :mod:`recbole_crs.data.compact`): pandas'
+  C parser, token columns as categories, sequence columns dictionary-encoded; the same dataset as RecBole's
+  loader at about a tenth of its memory (10M interactions load in ~2 GB);
 * checks the files before reading them (readable, not empty, consistent with a converter's manifest) and the
   rows before the first epoch (no duplicate (user, item, timestamp) rows, every interacted item in ``.item``
   with attributes, a float ``timestamp``); each failure is one line: problem, file, fix;
@@ -20,15 +23,13 @@ Atomic-file format: ``docs/data-format.md``. On top of RecBole's sequential data
 import os
 
 import numpy as np
-import pandas as pd
 import torch
 from recbole.data.dataset import SequentialDataset
 from recbole.data.interaction import Interaction
 from recbole.utils import FeatureSource, FeatureType
 
-from recbole_crs.data import compact
-
 from recbole_crs.artifacts import MANIFEST_SUFFIX, file_digests, manifest_problems
+from recbole_crs.data import compact
 from recbole_crs.data.fields import SPLITS
 from recbole_crs.data.turns import LAST_TURN_FIELD, TURN_FIELD, conversation_states
 from recbole_crs.data.windows import WindowedInteraction, history_windows_mode, materialize, windowed
