@@ -98,7 +98,7 @@ class WindowedInteraction(Interaction):
 
     ``encoded`` maps a field to a ``[n_distinct, width]`` table: the real column holds, per row, the index of
     its row in the table (the compact loader, :mod:`recbole_crs.data.compact`, keeps conversation columns
-    this way: ml-100k-crs's ``rejected_items`` is ``[rows, 10]`` int64 padded, but ~1,000 distinct lists).
+    this way: ml-100k-crs's ``rejected_items`` is ``[rows, 10]`` int64 padded, but 4 distinct lists).
     Row selection (``inter[index]``), ``repeat``, ``repeat_interleave`` keep it lazy; ``inter[list_field]``,
     ``inter[encoded_field]`` and :meth:`materialize` build the full tensors. ``windows`` may be None (encoded
     columns only, before the augmentation).
@@ -233,7 +233,8 @@ def windowed(per_row, values, seq_start, max_len, length_field):
     """
     columns = dict(per_row.interaction)
     columns[HISTORY_START_FIELD] = torch.from_numpy(np.asarray(seq_start, dtype=np.int64))
-    return WindowedInteraction(columns, HistoryWindows(values, max_len, length_field), getattr(per_row, "encoded", None))
+    windows = HistoryWindows(values, max_len, length_field)
+    return WindowedInteraction(columns, windows, getattr(per_row, "encoded", None))
 
 
 def materialize(interaction):
