@@ -215,3 +215,32 @@ def test_ml100k_compact_inter_feat_is_smaller(ml100k):
         dataset._change_feat_format()
         sizes[loading] = dataset.inter_feat.nbytes()
     assert sizes["compact"] < sizes["recbole"] / 2
+
+
+def test_float_columns_parse_to_the_same_float64_as_recboles_python_engine(in_tmp):
+    """pandas' C parser rounds some decimal strings differently unless it parses round-trip (as Python does)."""
+    write_tiny_dataset(str(in_tmp))
+    path = os.path.join(str(in_tmp), "tiny-crs", "tiny-crs.inter")
+    header, *lines = open(path).read().splitlines()
+    rng = np.random.default_rng(0)
+    rows = []
+    for line in lines:
+        cells = line.split("\t")
+        cells[2] = f"{float(cells[2]) * 1e9 + rng.random():.17g}"  # 17 significant digits: ulp-level cases
+        rows.append("\t".join(cells))
+    open(path, "w").write("\n".join([header] + rows) + "\n")
+    frames = {loading: build("SASRec", "tiny-crs", tiny_config(in_tmp), loading)[1].inter_feat for loading in LOADERS}
+    assert frames["compact"]["timestamp"].dtype == np.float64
+    assert np.array_equal(frames["compact"]["timestamp"].to_numpy(), frames["recbole"]["timestamp"].to_numpy())
+
+
+@pytest.mark.parametrize("loading", LOADERS)
+def test_a_float_column_that_is_not_numeric_gives_recboles_error(in_tmp, loading):
+    write_tiny_dataset(str(in_tmp))
+    path = os.path.join(str(in_tmp), "tiny-crs", "tiny-crs.inter")
+    header, first, *rest = open(path).read().splitlines()
+    cells = first.split("\t")
+    cells[2] = "yesterday"
+    open(path, "w").write("\n".join([header, "\t".join(cells)] + rest) + "\n")
+    with pytest.raises(ValueError, match="^Unable to convert column timestamp:float to type float64"):
+        build("SASRec", "tiny-crs", tiny_config(in_tmp), loading)

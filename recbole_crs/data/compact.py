@@ -6,8 +6,9 @@ RecBole's ``Dataset._load_feat`` reads every column with pandas' Python engine a
 of it per-row Python objects (``benchmarks/scale.py``). ``inter_loading: compact`` (the default) reads the same
 file into the same dataset with
 
-* pandas' C parser, every token-like column read as a ``category``: a small integer code per row, each distinct
-  string stored once (``float`` columns as ``float64`` with round-trip parsing, the Python engine's values);
+* pandas' C parser, every column read as a ``category``: a small integer code per row, each distinct string
+  stored once; ``float`` columns then become the ``float64`` values RecBole's Python engine gives them
+  (:func:`python_engine_floats`);
 * each sequence column kept **dictionary-encoded**: per row, the index of its (distinct) sequence in a table
   :class:`SeqTable`; only the distinct cells are split into tokens. A conversation column has few distinct
   values (ml-100k-crs: 172 distinct confirmed-attribute lists and 4 distinct rejected-item lists in 100,000
@@ -111,19 +112,18 @@ def read_inter(dataset, filepath, columns, usecols, seq_separator):
     them); ``field2seqlen`` of the sequence fields is filled here exactly as RecBole fills it.
     """
     config = dataset.config
-    dtype = {}
-    for field, column in zip(columns, usecols):
-        dtype[column] = np.float64 if dataset.field2type[field] == FeatureType.FLOAT else "category"
     df = pd.read_csv(
         filepath,
         delimiter=config["field_separator"],
         usecols=usecols,
-        dtype=dtype,
+        dtype={column: "category" for column in usecols},
         encoding=config["encoding"],
         engine="c",
-        float_precision="round_trip",  # Python's float(), as RecBole's Python engine parses
     )
     df.columns = columns
+    for field, header in zip(columns, usecols):
+        if dataset.field2type[field] == FeatureType.FLOAT:
+            df[field] = python_engine_floats(df[field], header)
     tables = {}
     seq_len = config["seq_len"] or {}
     for field in columns:
@@ -148,6 +148,26 @@ def read_inter(dataset, filepath, columns, usecols, seq_separator):
         df[field] = codes
         tables[field] = SeqTable(seqs)
     return df, tables
+
+
+def python_engine_floats(column, header):
+    """A categorical column of strings as the float64 values pandas' Python engine gives them.
+
+    That engine converts a column with ``maybe_convert_numeric`` (pandas' own ``precise_xstrtod``: not always
+    Python's ``float()``, e.g. '1000000000.2697867' -> ...868), and when that fails on any value (e.g. an integer
+    beyond 64 bits) converts the whole column with numpy (``astype(float64)``). Converting the distinct strings
+    the same way gives each row the same value (the C parser's ``float_precision`` options all differ from it).
+    """
+    strings = np.asarray(column.cat.categories, dtype=object)
+    try:
+        values = pd.to_numeric(strings)  # maybe_convert_numeric, as the Python engine calls it
+    except (ValueError, TypeError):
+        try:
+            values = strings.astype(np.float64)
+        except (ValueError, TypeError):
+            raise ValueError(f"Unable to convert column {header} to type float64") from None  # the engine's words
+    values = np.append(np.asarray(values, dtype=np.float64), np.nan)  # code -1 (empty cell) -> NaN
+    return values[column.cat.codes.to_numpy()]
 
 
 def _first_appearances(feat, field, ftype, table):
