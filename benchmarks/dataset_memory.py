@@ -32,10 +32,14 @@ def measure(variant, dataset, data_path):
     seconds = time.perf_counter() - started
     tensors = built.inter_feat.interaction
     largest = sorted(tensors.items(), key=lambda kv: -kv[1].nelement() * kv[1].element_size())[:4]
+    if hasattr(built.inter_feat, "nbytes"):  # CRSDataset's lazy windows / encoded columns: their storage too
+        inter_bytes = built.inter_feat.nbytes()
+    else:
+        inter_bytes = sum(t.nelement() * t.element_size() for t in tensors.values())
     return {
         "variant": variant,
         "rows": len(built.inter_feat),
-        "inter_feat_MiB": sum(t.nelement() * t.element_size() for t in tensors.values()) / 2**20,
+        "inter_feat_MiB": inter_bytes / 2**20,
         "largest_fields": {k: list(v.shape) for k, v in largest},
         "peak_rss_MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "load_and_augment_s": seconds,

@@ -3,40 +3,56 @@
     python benchmarks/scale.py --sizes 1M --out benchmarks/results/scale
     python benchmarks/scale.py --sizes 1M,10M --out benchmarks/results/scale --data_dir /big/tmp
 
-The data are ml-100k-crs (built on first use) replicated: copy k of every user gets user id ``u + k * 10^6``,
+The data are ml-100k-crs (``--base``; built on first use) replicated: copy k of every user gets user id ``u + k * 10^6``,
 its items, attributes, timestamps and conversation unchanged, so a size is a whole number of copies (1M = 10
 copies of the 100,000 interactions, 10M = 100). Each size's atomic files are written once to
 ``--data_dir/scale-<size>/`` (temporary names, then renamed) and reused; the table gives the time it took.
 
-Every measurement runs in a fresh subprocess, so its peak RSS (``VmHWM``) is its own:
+Every measurement runs in a fresh subprocess, so its peak RSS (``VmHWM``) is its own, and every subprocess
+has an RSS guard: a thread that reads ``VmRSS`` every 50 ms and ends the process (exit status 3, "stopped
+by the RSS guard") once it passes ``--rss_limit_gib`` (6 GiB), so that a size that does not fit cannot take
+a shared machine down.
 
 * ``load``: ``create_dataset`` + ``dataset.build()`` (augmentation, leave-one-out split, per-turn states of
-  validation/test) of SASRec at ``MAX_ITEM_LIST_LENGTH`` 50, once per ``history_windows`` mode; RSS before the
-  load (interpreter, torch, RecBole) is reported next to the peak;
+  validation/test) of SASRec at ``MAX_ITEM_LIST_LENGTH`` 50, once per variant ``<inter_loading>/<history_windows>``
+  (``--variants``; default ``compact/lazy``, the defaults, and ``recbole/lazy``, RecBole's loader); RSS before
+  the load (interpreter, torch, RecBole) is reported next to the peak;
 * ``steps``: seconds per 1,000 training steps of RecBole's SASRec and of each CRSPretrain stage (generator,
   pre-training, fine-tuning) with the stages' own trainers (``_train_epoch`` over the first ``--steps``
-  batches after ``--warmup`` untimed ones, cycling the loader if it is shorter), scaled to 1,000.
+  batches after ``--warmup`` untimed ones, cycling the loader if it is shorter), scaled to 1,000; measured
+  for the first variant only (the others give the same batches).
 
-``history_windows: materialized`` is measured only up to ``--materialized_max`` interactions: at 10M rows
-and length 50 its ``[rows, 50]`` tensors alone take ~6 GB, plus as much again while they are built.
+Variants are measured only up to their size limit: ``recbole/*`` up to ``--recbole_max`` (2M: ~2 GB per
+million interactions), ``*/materialized`` up to ``--materialized_max`` (2M: its ``[rows, 50]`` tensors alone
+take ~6 GB at 10M). The table has a column reserved for the training throughput of 2 processes vs 1
+(distributed training is measured separately; ``--`` until then).
 
-Writes ``scale.md`` (the table, also printed), ``scale.json`` and ``scale.png`` (log-log: load time, peak RSS
-and seconds per 1,000 steps against interactions) into ``--out``, each atomically.
+Writes ``scale.md`` (the table and the log-log slopes from the smallest to the largest size, also printed),
+``scale.json`` and ``scale.png`` (log-log: load time, peak RSS and seconds per 1,000 steps against
+interactions) into ``--out``, each atomically; ``--plot`` also writes the plot there (e.g. docs/img/scale.png).
 """
 
 import argparse
+import gc
 import itertools
 import json
+import math
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+sys.path.insert(0, REPO_ROOT)
+
+from recbole_crs.runtime import atomic_write, atomic_write_text  # noqa: E402
+
 BASE = "ml-100k-crs"
 USER_SHIFT = 10**6
-MODES = ("lazy", "materialized")
+VARIANTS = ("compact/lazy", "recbole/lazy")
+GUARD_EXIT = 3
 STAGES = ("sasrec", "generator", "pretrain", "finetune")
 MODEL_KEYS = {"hidden_size": 32, "inner_size": 64, "n_layers": 1, "n_heads": 2}
 
@@ -51,18 +67,6 @@ def size_name(rows):
     return f"{rows // 10**6}M" if rows % 10**6 == 0 else f"{rows // 10**3}K"
 
 
-def atomic_write(path, write):
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.splitext(path)[1])
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def vm_kib(key):
     with open("/proc/self/status") as f:
         for line in f:
@@ -71,18 +75,34 @@ def vm_kib(key):
     return 0
 
 
+def start_rss_guard(limit_gib, interval_s=0.05):
+    """End this process (exit status 3, a one-line message on stderr) once its VmRSS passes ``limit_gib``."""
+    limit_kib = int(limit_gib * 2**20)
+
+    def watch():
+        while True:
+            rss = vm_kib("VmRSS")
+            if rss > limit_kib:
+                sys.stderr.write(f"stopped by the RSS guard: VmRSS {rss / 1024:,.0f} MiB > {limit_gib:g} GiB\n")
+                sys.stderr.flush()
+                os._exit(GUARD_EXIT)
+            time.sleep(interval_s)
+
+    threading.Thread(target=watch, name="rss-guard", daemon=True).start()
+
+
 # ---------------------------------------------------------------------------------------------- data
-def replicate(data_dir, rows):
+def replicate(data_dir, rows, base_name=BASE):
     """Write ``scale-<size>`` (``rows`` rounded to whole copies of ml-100k-crs); returns (name, rows, seconds)."""
-    sys.path.insert(0, REPO_ROOT)
     from recbole_crs.data.ml100k import ensure_builtin
 
-    ensure_builtin(BASE, data_dir)
-    base = os.path.join(data_dir, BASE, BASE)
+    ensure_builtin(base_name, data_dir)
+    base = os.path.join(data_dir, base_name, base_name)
     with open(base + ".inter") as f:
         header, *lines = f.read().splitlines()
     copies = max(1, round(rows / len(lines)))
-    name = f"scale-{size_name(copies * len(lines))}"
+    prefix = "scale" if base_name == BASE else f"scale-{base_name}"
+    name = f"{prefix}-{size_name(copies * len(lines))}"
     folder = os.path.join(data_dir, name)
     meta_path = os.path.join(folder, "meta.json")
     if os.path.isfile(meta_path):
@@ -95,29 +115,29 @@ def replicate(data_dir, rows):
     users, rests = zip(*(line.split("\t", 1) for line in lines))
     users = [int(u) for u in users]
 
-    def write_inter(tmp):
-        with open(tmp, "w", buffering=1 << 22) as out:
-            out.write(header + "\n")
-            for k in range(copies):
-                shift = k * USER_SHIFT
-                out.write("".join(f"{u + shift}\t{rest}\n" for u, rest in zip(users, rests)))
+    def write_inter(out):
+        out.write((header + "\n").encode())
+        for k in range(copies):
+            shift = k * USER_SHIFT
+            out.write("".join(f"{u + shift}\t{rest}\n" for u, rest in zip(users, rests)).encode())
 
     atomic_write(os.path.join(folder, f"{name}.inter"), write_inter)
     with open(base + ".item") as f:
-        item = f.read()
-    atomic_write(os.path.join(folder, f"{name}.item"), lambda tmp: open(tmp, "w").write(item))
+        atomic_write_text(os.path.join(folder, f"{name}.item"), f.read())
     seconds = time.perf_counter() - started
     meta = {"copies": copies, "rows": copies * len(lines), "write_s": seconds}
-    atomic_write(meta_path, lambda tmp: json.dump(meta, open(tmp, "w")))
+    atomic_write_text(meta_path, json.dumps(meta))
     return name, meta["rows"], seconds
 
 
 # ---------------------------------------------------------------------------------------------- workers
-def config_for(model, dataset, data_dir, mode, extra=None):
+def config_for(model, dataset, data_dir, variant, extra=None):
     from recbole_crs.config import Config
 
+    loading, windows = variant.split("/")
     config_dict = {
-        "data_path": data_dir, "history_windows": mode, "MAX_ITEM_LIST_LENGTH": 50, "state": "ERROR",
+        "data_path": data_dir, "inter_loading": loading, "history_windows": windows, "MAX_ITEM_LIST_LENGTH": 50,
+        "state": "ERROR",
         "show_progress": False, "use_gpu": False, "checkpoint_dir": os.path.join(data_dir, "saved"),
         # the atomic files keep ml-100k-crs's columns; RecBole's defaults name them already
         "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "TIME_FIELD": "timestamp",
@@ -136,8 +156,10 @@ def measure_load(dataset, data_dir, mode):
     splits = built.build()
     seconds = time.perf_counter() - started
     inter = built.inter_feat
-    tensors = sum(t.nelement() * t.element_size() for t in inter.interaction.values())
-    tensors += inter.windows.nbytes() if hasattr(inter, "windows") else 0
+    if hasattr(inter, "nbytes"):  # WindowedInteraction: per-row columns, history sequences, encoded tables
+        tensors = inter.nbytes()
+    else:
+        tensors = sum(t.nelement() * t.element_size() for t in inter.interaction.values())
     return {
         "load_s": seconds,
         "rss_before_MiB": rss_before / 1024,
@@ -216,6 +238,10 @@ def measure_steps(dataset, data_dir, mode, stages, steps, warmup, batch_size):
             seconds = time.perf_counter() - started
             results[stage] = {"s_per_1000_steps": seconds / steps * 1000, "steps": steps,
                               "batches_per_epoch": len(loader), "samples": len(loader._dataset)}
+            del trainer, loader  # before the next stage builds its own: peaks do not add up
+            gc.collect()
+        del built, train_data
+        gc.collect()
     results["peak_rss_MiB"] = vm_kib("VmHWM") / 1024
     return results
 
@@ -225,6 +251,7 @@ def run_worker(args):
     sys.path.insert(0, REPO_ROOT)
     import torch
 
+    start_rss_guard(args.rss_limit_gib)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.worker == "load":
@@ -238,20 +265,27 @@ def run_worker(args):
 def subprocess_measure(kind, name, args, mode):
     command = [sys.executable, os.path.realpath(__file__), "--worker", kind, "--dataset", name, "--mode", mode,
                "--data_dir", args.data_dir, "--stages", args.stages, "--steps", str(args.steps),
-               "--warmup", str(args.warmup), "--batch_size", str(args.batch_size), "--threads", str(args.threads)]
+               "--warmup", str(args.warmup), "--batch_size", str(args.batch_size), "--threads", str(args.threads),
+               "--rss_limit_gib", str(args.rss_limit_gib)]
     env = {**os.environ, "PYTHONPATH": REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=args.data_dir)
     if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+        lines = (done.stderr or done.stdout).strip().splitlines()
+        guard = [line for line in lines if line.startswith("stopped by the RSS guard")]
+        tail = guard or lines[-5:]
         print(f"  {kind} {name} {mode} failed: " + " | ".join(tail), flush=True)
         return {"error": tail[-1] if tail else f"exit {done.returncode}"}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 # ---------------------------------------------------------------------------------------------- report
+DDP_COLUMN = "2 processes vs 1 (training throughput)"
+
+
 def table(records, stages):
-    head = ["interactions", "write s", "history_windows", "load s", "peak RSS MiB (before load)", "inter_feat MiB"]
-    head += [f"{stage} s/1000 steps" for stage in stages]
+    head = ["interactions", "write s", "inter_loading/history_windows", "load s", "peak RSS MiB (before load)",
+            "inter_feat MiB"]
+    head += [f"{stage} s/1000 steps" for stage in stages] + [DDP_COLUMN]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in records:
         load, steps = r.get("load") or {}, r.get("steps") or {}
@@ -262,29 +296,75 @@ def table(records, stages):
         else:
             cells += [load.get("error", "not run")] + [""] * 2
         for stage in stages:
-            cells.append(f"{steps[stage]['s_per_1000_steps']:.0f}" if stage in steps else steps.get("error", "not run"))
+            if stage in steps:
+                cells.append(f"{steps[stage]['s_per_1000_steps']:.0f}")
+            else:
+                cells.append(steps.get("error", "") if r.get("steps") else "")
+        cells.append(r.get("ddp") or "--")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def plot(records, stages, path):
+def slope(points):
+    """Log-log slope between the smallest and the largest x of ``[(x, y)]`` (None with fewer than 2 sizes)."""
+    points = sorted((x, y) for x, y in points if y and y > 0)
+    if len(points) < 2 or points[0][0] == points[-1][0]:
+        return None
+    (x0, y0), (x1, y1) = points[0], points[-1]
+    return math.log(y1 / y0) / math.log(x1 / x0)
+
+
+def slopes(records, stages):
+    """``{variant: {quantity: slope}}``: load time, peak RSS, peak RSS above the pre-load RSS, step times."""
+    result = {}
+    for variant in dict.fromkeys(r["mode"] for r in records):
+        rs = [r for r in records if r["mode"] == variant]
+        loads = [(r["rows"], r["load"]) for r in rs if "load_s" in (r.get("load") or {})]
+        found = {
+            "load s": slope([(x, load["load_s"]) for x, load in loads]),
+            "peak RSS": slope([(x, load["peak_rss_MiB"]) for x, load in loads]),
+            "peak RSS - RSS before load": slope([(x, load["peak_rss_MiB"] - load["rss_before_MiB"]) for x, load in loads]),
+        }
+        for stage in stages:
+            found[f"{stage} s/1000 steps"] = slope(
+                [(r["rows"], r["steps"][stage]["s_per_1000_steps"]) for r in rs if stage in (r.get("steps") or {})]
+            )
+        found = {k: v for k, v in found.items() if v is not None}
+        if found:
+            result[variant] = found
+    return result
+
+
+def slopes_text(found):
+    if not found:
+        return ""
+    lines = ["Log-log slopes from the smallest to the largest size (1 = linear):", ""]
+    for variant, values in found.items():
+        lines.append(f"* {variant}: " + ", ".join(f"{k} {v:.2f}" for k, v in values.items()))
+    return "\n".join(lines) + "\n"
+
+
+def plot(records, stages, paths):
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
-    for mode in MODES:
-        rs = [r for r in records if r["mode"] == mode and "load_s" in (r.get("load") or {})]
+    for variant in dict.fromkeys(r["mode"] for r in records):
+        rs = [r for r in records if r["mode"] == variant and "load_s" in (r.get("load") or {})]
         if rs:
             xs = [r["rows"] for r in rs]
-            axes[0].plot(xs, [r["load"]["load_s"] for r in rs], "o-", label=mode)
-            axes[1].plot(xs, [r["load"]["peak_rss_MiB"] for r in rs], "o-", label=mode)
+            axes[0].plot(xs, [r["load"]["load_s"] for r in rs], "o-", label=variant)
+            axes[1].plot(xs, [r["load"]["peak_rss_MiB"] for r in rs], "o-", label=variant)
         for stage in stages:
-            rs = [r for r in records if r["mode"] == mode and stage in (r.get("steps") or {})]
+            rs = [r for r in records if r["mode"] == variant and stage in (r.get("steps") or {})]
             if rs:
                 axes[2].plot([r["rows"] for r in rs], [r["steps"][stage]["s_per_1000_steps"] for r in rs], "o-",
-                             label=f"{stage} ({mode})")
+                             label=f"{stage} ({variant})")
+    axes[1].axhline(4096, color="grey", linestyle="--", linewidth=1, label="4 GiB")
     for ax, title in zip(axes, ("load + build s", "peak RSS MiB", "s per 1,000 training steps")):
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -294,8 +374,60 @@ def plot(records, stages, path):
         if ax.lines:
             ax.legend(fontsize=7)
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=110, format="png")
     plt.close(fig)
+    for path in paths:
+        atomic_write(path, lambda handle: handle.write(buffer.getvalue()))
+
+
+def variant_allowed(variant, rows, args):
+    loading, windows = variant.split("/")
+    if loading == "recbole" and rows > parse_size(args.recbole_max):
+        return False
+    return not (windows == "materialized" and rows > parse_size(args.materialized_max))
+
+
+def check_variant(variant):
+    from recbole_crs.data.compact import INTER_LOADINGS
+    from recbole_crs.data.windows import HISTORY_WINDOWS
+
+    loading, _, windows = variant.partition("/")
+    if loading not in INTER_LOADINGS or windows not in HISTORY_WINDOWS:
+        raise SystemExit(f"scale.py: variant {variant!r} is not <inter_loading>/<history_windows> with inter_loading "
+                         f"in {list(INTER_LOADINGS)} and history_windows in {list(HISTORY_WINDOWS)}")
+
+
+def merged_records(paths):
+    """Records of several ``scale.json`` files, one per (size, variant): the first file's, with the parts
+    (``load``, ``steps``) it lacks taken from the next files."""
+    records, settings = {}, []
+    for path in paths:
+        with open(path) as f:
+            data = json.load(f)
+        settings.append(data["settings"])
+        for record in data["records"]:
+            key = (record["rows"], record["mode"])
+            if key not in records:
+                records[key] = dict(record)
+            else:
+                for part in ("load", "steps"):
+                    if not records[key].get(part) and record.get(part):
+                        records[key][part] = record[part]
+    return sorted(records.values(), key=lambda r: (r["rows"], r["mode"])), settings
+
+
+def write_report(records, stages, settings, out, plot_path=None):
+    found = slopes(records, stages)
+    markdown = table(records, stages)
+    note = (f"\nSettings: {json.dumps(settings)}. Load = create_dataset + build (augmentation, leave-one-out, "
+            "per-turn states); peak RSS = VmHWM of the load's own process.\n\n" + slopes_text(found))
+    atomic_write_text(os.path.join(out, "scale.md"), markdown + "\n" + note)
+    atomic_write_text(os.path.join(out, "scale.json"),
+                      json.dumps({"settings": settings, "records": records, "slopes": found}, indent=1))
+    plot(records, stages, [os.path.join(out, "scale.png")] + ([plot_path] if plot_path else []))
+    print(markdown)
+    print(note)
 
 
 def main():
@@ -303,14 +435,21 @@ def main():
     parser.add_argument("--sizes", default="1M", help="comma-separated interaction counts, e.g. 1M,10M")
     parser.add_argument("--out", default=os.path.join(REPO_ROOT, "benchmarks", "results", "scale"))
     parser.add_argument("--data_dir", default=os.path.join(tempfile.gettempdir(), "recbole-crs-scale"))
-    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--base", default=BASE, help="built-in dataset to replicate, e.g. ml-100k-crs-targets")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help="comma-separated <inter_loading>/<history_windows>; steps are timed for the first")
     parser.add_argument("--stages", default=",".join(STAGES), help="training steps to time; empty: none")
     parser.add_argument("--steps", type=int, default=100, help="timed steps per stage (then scaled to 1,000)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--batch_size", type=int, default=2048, help="train_batch_size and pretrain_batch_size")
     parser.add_argument("--threads", type=int, default=0, help="torch threads in the workers (0: torch's default)")
+    parser.add_argument("--recbole_max", default="2M", help="largest size measured with inter_loading: recbole")
     parser.add_argument("--materialized_max", default="2M", help="largest size measured with history_windows: materialized")
     parser.add_argument("--steps_max", default="10M", help="largest size whose training steps are timed")
+    parser.add_argument("--rss_limit_gib", type=float, default=6.0, help="RSS guard of every measuring process")
+    parser.add_argument("--plot", default=None, help="also write the plot here (e.g. docs/img/scale.png)")
+    parser.add_argument("--merge", default=None,
+                        help="comma-separated scale.json files: write their merged table, slopes and plot; measure nothing")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--dataset", help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)
@@ -318,35 +457,33 @@ def main():
     if args.worker:
         return run_worker(args)
 
+    stages = [s for s in args.stages.split(",") if s]
+    os.makedirs(args.out, exist_ok=True)
+    if args.merge:
+        records, settings = merged_records([p for p in args.merge.split(",") if p])
+        return write_report(records, stages, settings, args.out, args.plot)
+    variants = [v for v in args.variants.split(",") if v]
+    for variant in variants:
+        check_variant(variant)
     args.data_dir = os.path.abspath(args.data_dir)
     os.makedirs(args.data_dir, exist_ok=True)
-    os.makedirs(args.out, exist_ok=True)
-    stages = [s for s in args.stages.split(",") if s]
     records = []
     for size in [parse_size(s) for s in args.sizes.split(",")]:
-        name, rows, write_s = replicate(args.data_dir, size)
+        name, rows, write_s = replicate(args.data_dir, size, args.base)
         print(f"{name}: {rows:,} interactions, files written in {write_s:.1f}s", flush=True)
-        for mode in args.modes.split(","):
-            if mode == "materialized" and rows > parse_size(args.materialized_max):
+        for variant in variants:
+            if not variant_allowed(variant, rows, args):
                 continue
-            record = {"rows": rows, "write_s": write_s, "mode": mode}
-            record["load"] = subprocess_measure("load", name, args, mode)
-            print(f"  {mode} load: {record['load']}", flush=True)
-            if stages and rows <= parse_size(args.steps_max):
-                record["steps"] = subprocess_measure("steps", name, args, mode)
-                print(f"  {mode} steps: {record['steps']}", flush=True)
+            record = {"rows": rows, "write_s": write_s, "mode": variant, "ddp": None}
+            record["load"] = subprocess_measure("load", name, args, variant)
+            print(f"  {variant} load: {record['load']}", flush=True)
+            if stages and variant == variants[0] and rows <= parse_size(args.steps_max):
+                record["steps"] = subprocess_measure("steps", name, args, variant)
+                print(f"  {variant} steps: {record['steps']}", flush=True)
             records.append(record)
-    settings = {"MAX_ITEM_LIST_LENGTH": 50, "batch_size": args.batch_size, "steps": args.steps,
-                "threads": args.threads or "default", **MODEL_KEYS}
-    markdown = table(records, stages)
-    note = (f"\nSettings: {json.dumps(settings)}. Load = create_dataset + build (augmentation, leave-one-out, "
-            "per-turn states); peak RSS = VmHWM of the load's own process.\n")
-    atomic_write(os.path.join(args.out, "scale.md"), lambda tmp: open(tmp, "w").write(markdown + "\n" + note))
-    atomic_write(os.path.join(args.out, "scale.json"),
-                 lambda tmp: json.dump({"settings": settings, "records": records}, open(tmp, "w"), indent=1))
-    plot(records, stages, os.path.join(args.out, "scale.png"))
-    print(markdown)
-    print(note)
+    settings = {"base": args.base, "MAX_ITEM_LIST_LENGTH": 50, "batch_size": args.batch_size, "steps": args.steps,
+                "warmup": args.warmup, "threads": args.threads or "default", **MODEL_KEYS}
+    write_report(records, stages, settings, args.out, args.plot)
 
 
 if __name__ == "__main__":

@@ -93,47 +93,87 @@ class HistoryWindows:
 
 
 class WindowedInteraction(Interaction):
-    """An ``Interaction`` whose list fields (``item_id_list``, ...) are windows built on demand.
+    """An ``Interaction`` whose list fields (``item_id_list``, ...) are windows built on demand, and whose
+    dictionary-encoded columns (:data:`encoded`) are decoded on demand.
 
-    Row selection (``inter[index]``), ``repeat``, ``repeat_interleave`` keep it lazy; ``inter[list_field]``
-    and :meth:`materialize` build the lists.
+    ``encoded`` maps a field to a ``[n_distinct, width]`` table: the real column holds, per row, the index of
+    its row in the table (the compact loader, :mod:`recbole_crs.data.compact`, keeps conversation columns
+    this way: ml-100k-crs's ``rejected_items`` is ``[rows, 10]`` int64 padded, but 4 distinct lists).
+    Row selection (``inter[index]``), ``repeat``, ``repeat_interleave`` keep it lazy; ``inter[list_field]``,
+    ``inter[encoded_field]`` and :meth:`materialize` build the full tensors. ``windows`` may be None (encoded
+    columns only, before the augmentation).
     """
 
-    def __init__(self, interaction, windows):
+    def __init__(self, interaction, windows=None, encoded=None):
         super().__init__(interaction)
         self.windows = windows
+        self.encoded = {k: v for k, v in (encoded or {}).items() if k in self.interaction}
+
+    def _wrap(self, interaction):
+        return WindowedInteraction(interaction.interaction, self.windows, self.encoded)
 
     # ------------------------------------------------------------------ lazily built columns
+    def _window_fields(self):
+        return self.windows.values if self.windows is not None else {}
+
     def _window(self, field):
         return self.windows.gather(
             field, self.interaction[HISTORY_START_FIELD], self.interaction[self.windows.length_field]
         )
 
+    def _decode(self, field):
+        return decode(self.encoded[field], self.interaction[field])
+
     def materialize(self):
-        """A plain ``Interaction`` of these rows with every list field; the pointer column is replaced by them."""
+        """A plain ``Interaction`` of these rows with every list field and every encoded column decoded; the
+        pointer column is replaced by the list fields."""
         columns = {}
         for key, value in self.interaction.items():
-            if key == HISTORY_START_FIELD:
+            if key == HISTORY_START_FIELD and self.windows is not None:
                 for field in self.windows.values:
                     columns[field] = self._window(field)
+            elif key in self.encoded:
+                columns[key] = self._decode(key)
             else:
                 columns[key] = value
         return Interaction(columns)
 
     def __getitem__(self, index):
         if isinstance(index, str):
-            if index in self.windows.values and index not in self.interaction:
+            if index in self.encoded:
+                return self._decode(index)
+            if index in self._window_fields() and index not in self.interaction:
                 return self._window(index)
             return self.interaction[index]
-        return WindowedInteraction(super().__getitem__(index).interaction, self.windows)
+        if isinstance(index, np.ndarray):
+            index = torch.from_numpy(index)
+        if isinstance(index, torch.Tensor):
+            # Interaction.__getitem__ turns the index into a Python list first (~36 bytes and a conversion per
+            # row: seconds and hundreds of MB at 10M rows); tensor indexing selects the same rows.
+            return WindowedInteraction({k: v[index] for k, v in self.interaction.items()}, self.windows,
+                                       self.encoded)
+        return self._wrap(super().__getitem__(index))
 
     def __contains__(self, item):
-        return item in self.interaction or item in self.windows.values
+        return item in self.interaction or item in self._window_fields()
 
     def __getattr__(self, item):
-        if item != "windows" and "windows" in self.__dict__ and item in self.windows.values:
+        if "encoded" in self.__dict__ and item in self.encoded:
+            return self._decode(item)
+        if item != "windows" and self.__dict__.get("windows") is not None and item in self.windows.values:
             return self._window(item)
         return super().__getattr__(item)
+
+    def update(self, new_inter):
+        """Columns of ``new_inter`` replace these; a replaced encoded column is no longer encoded."""
+        for key in new_inter.interaction:
+            self.encoded.pop(key, None)
+        self.encoded.update(getattr(new_inter, "encoded", None) or {})
+        super().update(new_inter)
+
+    def drop(self, column):
+        super().drop(column)
+        self.encoded.pop(column, None)
 
     @property
     def columns(self):
@@ -143,15 +183,15 @@ class WindowedInteraction(Interaction):
         """Column names of :meth:`materialize`, in order."""
         names = []
         for key in self.interaction:
-            names.extend(self.windows.values if key == HISTORY_START_FIELD else [key])
+            names.extend(self.windows.values if key == HISTORY_START_FIELD and self.windows is not None else [key])
         return names
 
     # ------------------------------------------------------------------ row operations stay lazy
     def repeat(self, sizes):
-        return WindowedInteraction(super().repeat(sizes).interaction, self.windows)
+        return self._wrap(super().repeat(sizes))
 
     def repeat_interleave(self, repeats, dim=0):
-        return WindowedInteraction(super().repeat_interleave(repeats, dim=dim).interaction, self.windows)
+        return self._wrap(super().repeat_interleave(repeats, dim=dim))
 
     # ------------------------------------------------------------------ leaving the dataset: full columns
     def to(self, device, selected_field=None):
@@ -163,9 +203,24 @@ class WindowedInteraction(Interaction):
     def numpy(self):
         return self.materialize().numpy()
 
+    def nbytes(self):
+        """Bytes held: per-row columns, the shared history sequences and the encoded tables."""
+        total = sum(t.nelement() * t.element_size() for t in self.interaction.values())
+        total += self.windows.nbytes() if self.windows is not None else 0
+        return total + sum(t.nelement() * t.element_size() for t in self.encoded.values())
+
     def __str__(self):
-        lazy = ", ".join(self.windows.values)
-        return f"{super().__str__().rstrip()}\n    lazy history windows: {lazy}\n"
+        text = super().__str__().rstrip() + "\n"
+        if self.windows is not None:
+            text += f"    lazy history windows: {', '.join(self.windows.values)}\n"
+        if self.encoded:
+            text += f"    encoded columns: {', '.join(self.encoded)}\n"
+        return text
+
+
+def decode(table, codes):
+    """``table[codes]``: the rows of a dictionary-encoded column (numpy gather: no torch intra-op threads)."""
+    return torch.from_numpy(table.numpy()[codes.numpy()])
 
 
 def windowed(per_row, values, seq_start, max_len, length_field):
@@ -178,11 +233,12 @@ def windowed(per_row, values, seq_start, max_len, length_field):
     """
     columns = dict(per_row.interaction)
     columns[HISTORY_START_FIELD] = torch.from_numpy(np.asarray(seq_start, dtype=np.int64))
-    return WindowedInteraction(columns, HistoryWindows(values, max_len, length_field))
+    windows = HistoryWindows(values, max_len, length_field)
+    return WindowedInteraction(columns, windows, getattr(per_row, "encoded", None))
 
 
 def materialize(interaction):
-    """``interaction`` with its list fields built (plain ``Interaction``s are returned as they are)."""
+    """``interaction`` with its list fields built and its encoded columns decoded (plain ``Interaction``s are returned as they are)."""
     return interaction.materialize() if isinstance(interaction, WindowedInteraction) else interaction
 
 
@@ -192,6 +248,7 @@ __all__ = [
     "HISTORY_WINDOWS",
     "HistoryWindows",
     "WindowedInteraction",
+    "decode",
     "history_windows_mode",
     "materialize",
     "windowed",

@@ -6,6 +6,8 @@ its fix before anything is written, and models and trainers built without ``vali
 the same rule through :func:`check_keys`. Add a rule here when a model gets a new key.
 """
 
+from recbole_crs.data.compact import INTER_LOADINGS
+from recbole_crs.data.windows import HISTORY_WINDOWS
 from recbole_crs.errors import CRSConfigError
 from recbole_crs.validation.rules import RemovedRule, Rule, boolean, integer, is_int, is_number, number, one_of, text
 
@@ -32,6 +34,9 @@ GENERAL_RULES = {
     "REJECTED_TURN_FIELD": text(none_ok=True, example="rejected_turns"),
     "crs_test_modes": Rule(lambda v: isinstance(v, (list, tuple)), "a list of candidate modes (or ~)",
                            "[all, first, confirmed]", none_ok=True),
+    # how CRSDataset loads the .inter file and builds history windows
+    "history_windows": one_of(HISTORY_WINDOWS, none_ok=True),
+    "inter_loading": one_of(INTER_LOADINGS, none_ok=True),
 }
 
 _PROBABILITY = dict(low=0, high=1, low_open=False, high_open=True, example=0.2)

@@ -1,0 +1,246 @@
+"""inter_loading: compact gives exactly the dataset of RecBole's loader (inter_loading: recbole).
+
+Same field properties and id maps, same rows after build, same splits, per-turn states and batches, same
+metrics; on the hand-built tiny data (with a split column, empty and missing cells, truncated sequences) and on
+ml-100k-crs. Also: sequence columns stay encoded (small) with history_windows: lazy, the options the compact
+loader cannot reproduce fall back to RecBole's loader, and row checks give the same errors chunk by chunk.
+"""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+from recbole.data import data_preparation
+from recbole.utils import init_seed
+
+from recbole_crs.config import Config
+from recbole_crs.data import dataset as dataset_module
+from recbole_crs.data.compact import inter_loading_mode
+from recbole_crs.data.dataset import CRSDataError
+from recbole_crs.data.finetune import finetune_samples
+from recbole_crs.data.windows import WindowedInteraction
+from recbole_crs.quick_start import create_dataset, evaluate_test, train
+from recbole_crs.runtime import torch_threads
+from test_windows import all_rows, assert_same_batches, assert_same_interaction, write_with_split
+from tiny_data import tiny_config, write_tiny_dataset
+
+LOADERS = ("recbole", "compact")
+
+
+def build(model, name, config_dict, loading, windows="lazy"):
+    config = Config(model=model, dataset=name,
+                    config_dict={**config_dict, "inter_loading": loading, "history_windows": windows})
+    init_seed(config["seed"], config["reproducibility"])
+    return config, create_dataset(config)
+
+
+def assert_same_properties(a, b):
+    for name in ("field2type", "field2source", "field2seqlen", "field2bucketnum"):
+        assert getattr(a, name) == getattr(b, name), name
+    assert a.field2id_token.keys() == b.field2id_token.keys()
+    for field, tokens in a.field2id_token.items():
+        other = b.field2id_token[field]
+        assert tokens.dtype == other.dtype and np.array_equal(tokens, other), field
+        assert a.field2token_id[field] == b.field2token_id[field], field
+    assert (a.field2id_token[a.iid_field] is a.field2id_token.get(a.rejected_field, a.field2id_token[a.iid_field]))
+    assert_same_interaction(a.item_feat, b.item_feat)
+    assert torch.equal(a.item_attributes, b.item_attributes)
+    assert torch.equal(a.attribute_item_mask, b.attribute_item_mask)
+
+
+def check_same_dataset(model, name, config_dict, windows, seed=7):
+    """Both loaders: same properties, rows, splits, per-turn states and batches. Returns the compact dataset."""
+    built = {loading: build(model, name, config_dict, loading, windows) for loading in LOADERS}
+    (config_r, data_r), (config_c, data_c) = built["recbole"], built["compact"]
+    assert not data_r._compact_inter and data_c._compact_inter
+    init_seed(seed, True)
+    loaders_r = data_preparation(config_r, data_r)  # builds: format, checks, augmentation, split, states
+    init_seed(seed, True)
+    loaders_c = data_preparation(config_c, data_c)
+    assert_same_properties(data_r, data_c)
+    assert len(data_r) == len(data_c)
+    assert_same_interaction(all_rows(data_r), all_rows(data_c))
+    for loader_r, loader_c in zip(loaders_r, loaders_c):
+        assert_same_interaction(all_rows(loader_r._dataset), all_rows(loader_c._dataset))
+        assert_same_batches(loader_r, loader_c, seed)
+    return data_c
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [sys.argv[0]])
+    return tmp_path
+
+
+def write_awkward(root):
+    """The tiny data with empty cells, a missing item cell (NaN: RecBole gives it id 0), float turns, a split."""
+    write_with_split(root)
+    path = os.path.join(str(root), "tiny-crs", "tiny-crs.inter")
+    header, *lines = open(path).read().splitlines()
+    out = [header + "\tconfirmed_turns:float_seq\trejected_turns:float_seq"]
+    for line in lines:
+        cells = line.split("\t")
+        n_confirmed, n_rejected = len(cells[3].split()), len(cells[4].split())
+        confirmed_turns = " ".join(str(t + 1) for t in range(n_confirmed))
+        rejected_turns = " ".join(str(n_confirmed) for _ in range(n_rejected))  # rejected on the last turn
+        out.append("\t".join(cells + [confirmed_turns, rejected_turns]))
+    open(path, "w").write("\n".join(out) + "\n")
+
+
+@pytest.mark.parametrize("windows", ["lazy", "materialized"])
+def test_tiny_dataset_is_identical(in_tmp, windows):
+    write_tiny_dataset(str(in_tmp))
+    data = check_same_dataset("SASRec", "tiny-crs", tiny_config(in_tmp), windows)
+    assert isinstance(data.inter_feat, WindowedInteraction) == (windows == "lazy")
+
+
+@pytest.mark.parametrize("windows", ["lazy", "materialized"])
+def test_tiny_with_split_turns_and_truncation_is_identical(in_tmp, windows):
+    write_awkward(in_tmp)
+    config = tiny_config(in_tmp, seq_len={"rejected_items": 1, "rejected_turns": 1})
+    data = check_same_dataset("SASRec", "tiny-crs", config, windows)
+    assert data.field2seqlen["rejected_items"] == 1
+    # per-turn states of the evaluated rows come from the encoded columns too
+    assert data.has_turn_columns
+
+
+def test_crspretrain_batches_and_per_turn_finetune_samples_are_identical(in_tmp):
+    write_awkward(in_tmp)
+    config_dict = tiny_config(in_tmp, finetune_rows="conversations", finetune_samples="per_turn")
+    check_same_dataset("CRSPretrain", "tiny-crs", config_dict, "lazy")
+    samples = {}
+    for loading in LOADERS:
+        config, data = build("CRSPretrain", "tiny-crs", config_dict, loading)
+        train_data = data_preparation(config, data)[0]
+        rows, counts = finetune_samples(config, train_data._dataset)
+        samples[loading] = (all_rows(train_data._dataset.copy(rows)), counts)
+    assert samples["recbole"][1] == samples["compact"][1]
+    assert samples["compact"][1].samples > samples["compact"][1].rows / 2  # several states per conversation
+    assert_same_interaction(samples["recbole"][0], samples["compact"][0])
+
+
+def test_lazy_compact_columns_stay_encoded(in_tmp):
+    write_tiny_dataset(str(in_tmp))
+    _, data = build("SASRec", "tiny-crs", tiny_config(in_tmp), "compact")
+    train_data, _, _ = data_preparation(*build("SASRec", "tiny-crs", tiny_config(in_tmp), "compact"))
+    data._change_feat_format()
+    inter = data.inter_feat
+    for field in ("confirmed_attributes", "rejected_items"):
+        assert field in inter.encoded
+        codes = inter.interaction[field]
+        assert codes.dtype == torch.int32 and codes.dim() == 1  # a code per row, not a padded row
+        assert inter[field].dim() == 2 and inter[field].dtype == torch.long  # reads decode
+    split_inter = train_data._dataset.inter_feat
+    assert "confirmed_attributes" in split_inter.encoded  # splits keep the encoding
+    batch = train_data._dataset[np.arange(3)]
+    assert not isinstance(batch, WindowedInteraction) and batch["confirmed_attributes"].dim() == 2
+
+
+def test_option_the_compact_loader_cannot_reproduce_falls_back(in_tmp):
+    write_tiny_dataset(str(in_tmp))
+    path = os.path.join(str(in_tmp), "tiny-crs", "tiny-crs.inter")
+    header, *lines = open(path).read().splitlines()
+    rows = [f"{line}\t{i % 3} {i % 5}" for i, line in enumerate(lines)]
+    open(path, "w").write("\n".join([header + "\tscores:float_seq"] + rows) + "\n")
+    config = tiny_config(in_tmp, normalize_field=["scores"])
+    _, data = build("SASRec", "tiny-crs", config, "compact")
+    assert not data._compact_inter
+    _, reference = build("SASRec", "tiny-crs", config, "recbole")
+    data._change_feat_format()
+    reference._change_feat_format()
+    assert_same_interaction(all_rows(reference), all_rows(data))
+
+
+def test_unknown_loading_is_refused(in_tmp):
+    write_tiny_dataset(str(in_tmp))
+    with pytest.raises(ValueError, match="inter_loading must be one of"):
+        inter_loading_mode({"inter_loading": "fast"})
+    with pytest.raises(ValueError, match="inter_loading must be one of"):
+        build("SASRec", "tiny-crs", tiny_config(in_tmp), "fast")
+
+
+@pytest.mark.parametrize("loading", LOADERS)
+def test_row_checks_in_chunks_report_every_bad_row(in_tmp, monkeypatch, loading):
+    """A target in its own rejected list on three rows of different chunks: one error counting all three."""
+    sequences = {user: [list(row) for row in rows] for user, rows in __import__("tiny_data").USER_SEQUENCES.items()}
+    for user in ("u1", "u3", "u4"):
+        item = sequences[user][2][0]
+        sequences[user][2][2] = [item]
+    write_tiny_dataset(str(in_tmp), user_sequences={u: [tuple(r) for r in rows] for u, rows in sequences.items()})
+    monkeypatch.setattr(dataset_module, "_CHECK_CHUNK_ROWS", 2)
+    _, data = build("SASRec", "tiny-crs", tiny_config(in_tmp), loading)
+    with pytest.raises(CRSDataError, match=r"^3 rows of tiny-crs.inter list their own target") as error:
+        data._change_feat_format()
+    assert "\n" not in str(error.value)
+
+
+@pytest.fixture(scope="module")
+def ml100k(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ml100k-compact")
+    cwd, argv = os.getcwd(), sys.argv
+    os.chdir(root)
+    sys.argv = [sys.argv[0]]
+    config_dict = {"data_path": str(root), "checkpoint_dir": str(root / "saved"), "state": "WARNING",
+                   "show_progress": False, "use_gpu": False, "seed": 11, "MAX_ITEM_LIST_LENGTH": 20,
+                   "hidden_size": 8, "inner_size": 16, "n_layers": 1, "n_heads": 1, "epochs": 1,
+                   "train_batch_size": 2048, "eval_batch_size": 4096, "crs_test_modes": ["confirmed"]}
+    try:
+        yield config_dict
+    finally:
+        os.chdir(cwd)
+        sys.argv = argv
+
+
+def test_ml100k_dataset_and_metrics_are_identical(ml100k):
+    check_same_dataset("SASRec", "ml-100k-crs", ml100k, "lazy", seed=3)
+    results = []
+    for loading in LOADERS:
+        config, dataset = build("SASRec", "ml-100k-crs", ml100k, loading)
+        init_seed(config["seed"], True)
+        train_data, valid_data, test_data = data_preparation(config, dataset)
+        with torch_threads(1):
+            trainer, score, valid_result = train(config, dataset, train_data, valid_data, saved=False, verbose=False)
+            test_results, _ = evaluate_test(config, trainer, test_data, saved=False)
+        results.append((score, valid_result, test_results))
+    assert results[0] == results[1]
+
+
+def test_ml100k_compact_inter_feat_is_smaller(ml100k):
+    sizes = {}
+    for loading in LOADERS:
+        _, dataset = build("SASRec", "ml-100k-crs", ml100k, loading)
+        dataset._change_feat_format()
+        sizes[loading] = dataset.inter_feat.nbytes()
+    assert sizes["compact"] < sizes["recbole"] / 2
+
+
+def test_float_columns_parse_to_the_same_float64_as_recboles_python_engine(in_tmp):
+    """pandas' C parser rounds some decimal strings differently unless it parses round-trip (as Python does)."""
+    write_tiny_dataset(str(in_tmp))
+    path = os.path.join(str(in_tmp), "tiny-crs", "tiny-crs.inter")
+    header, *lines = open(path).read().splitlines()
+    rng = np.random.default_rng(0)
+    rows = []
+    for line in lines:
+        cells = line.split("\t")
+        cells[2] = f"{float(cells[2]) * 1e9 + rng.random():.17g}"  # 17 significant digits: ulp-level cases
+        rows.append("\t".join(cells))
+    open(path, "w").write("\n".join([header] + rows) + "\n")
+    frames = {loading: build("SASRec", "tiny-crs", tiny_config(in_tmp), loading)[1].inter_feat for loading in LOADERS}
+    assert frames["compact"]["timestamp"].dtype == np.float64
+    assert np.array_equal(frames["compact"]["timestamp"].to_numpy(), frames["recbole"]["timestamp"].to_numpy())
+
+
+@pytest.mark.parametrize("loading", LOADERS)
+def test_a_float_column_that_is_not_numeric_gives_recboles_error(in_tmp, loading):
+    write_tiny_dataset(str(in_tmp))
+    path = os.path.join(str(in_tmp), "tiny-crs", "tiny-crs.inter")
+    header, first, *rest = open(path).read().splitlines()
+    cells = first.split("\t")
+    cells[2] = "yesterday"
+    open(path, "w").write("\n".join([header, "\t".join(cells)] + rest) + "\n")
+    with pytest.raises(ValueError, match="^Unable to convert column timestamp:float to type float64"):
+        build("SASRec", "tiny-crs", tiny_config(in_tmp), loading)
