@@ -32,7 +32,7 @@ from recbole_crs.model.crspretrain import CRSPretrain
 from recbole_crs.model.negative_generator import GeneratorSASRec, NegativeGenerator, generator_config, stage_config
 from recbole_crs.model.negatives import needs_generator
 from recbole_crs.runtime import torch_threads
-from recbole_crs.trainer.pretrain import CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer
+from recbole_crs.trainer.stages import CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer
 
 STAGES = ("generator", "pretrain", "finetune")
 

@@ -186,7 +186,7 @@ def no_training(monkeypatch):
     from recbole.trainer import Trainer
 
     from recbole_crs import quick_start
-    from recbole_crs.trainer.pretrain import CRSGeneratorTrainer, CRSPretrainTrainer
+    from recbole_crs.trainer.stages import CRSGeneratorTrainer, CRSPretrainTrainer
 
     calls = []
     for cls in (Trainer, CRSGeneratorTrainer, CRSPretrainTrainer):

@@ -30,7 +30,8 @@ from recbole_crs.pipeline import (
     stage_checkpoint,
 )
 from recbole_crs.quick_start import run_recbole_crs
-from recbole_crs.trainer.pretrain import CRSPretrainTrainer, unique_checkpoint_file
+from recbole_crs.trainer.checkpoint import unique_checkpoint_file
+from recbole_crs.trainer.stages import CRSPretrainTrainer
 from tiny_data import prepare_data, tiny_config, tiny_run
 
 FAST = {
