@@ -19,7 +19,7 @@ from recbole_crs.data.windows import materialize
 from recbole_crs.model.crsfinetune import CRSFinetune
 from recbole_crs.model.crspretrain import CRSPretrain
 from recbole_crs.model.layers import append_to_history
-from recbole_crs.model.negative_generator import NegativeGenerator, generator_config, sasrec_sequence_loss, stage_config
+from recbole_crs.model.negative_generator import NegativeGenerator, generator_config, stage_config
 from recbole_crs.model.negatives import UniformNegativeSampler, needs_generator, uniform_negatives
 from recbole_crs.pipeline import (
     check_stage_inputs,
@@ -371,7 +371,7 @@ def test_generator_loss_is_next_item_cross_entropy_at_every_position(tiny):
     torch.manual_seed(0)
     sasrec = NegativeGenerator(tiny.config, tiny.dataset).sasrec.eval()
     rows = all_train_rows(tiny)
-    loss = sasrec_sequence_loss(sasrec, rows)
+    loss = sasrec.calculate_loss(rows)  # what RecBole's Trainer._train_epoch calls
     # the same from SASRec's own forward on every prefix: the prefix of length j predicts item j
     terms = []
     for b in range(len(rows)):

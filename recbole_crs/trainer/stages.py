@@ -1,6 +1,6 @@
 """The stage trainers of the CRSPretrain pipeline (:mod:`recbole_crs.pipeline`), one per stage.
 
-* :class:`CRSGeneratorTrainer` (stage ``generator``): trains the SASRec negative generator.
+* :class:`CRSGeneratorTrainer` (stage ``generator``): RecBole's training loop for the SASRec negative generator.
 * :class:`CRSPretrainTrainer` (stage ``pretrain``): per batch, the negative sampler draws negatives (the SASRec
   generator in eval mode under ``no_grad``, or uniform during ``uniform_warmup_epochs``), the discriminator takes
   one step on ``L_MIP + sad_weight * L_SAD``; in ``generator_mode: joint`` the generator then takes one step on
@@ -33,7 +33,6 @@ from torch.nn.utils.clip_grad import clip_grad_norm_
 from tqdm import tqdm
 
 from recbole_crs.data.finetune import describe_counts, finetune_dataloader, finetune_options
-from recbole_crs.model.negative_generator import sasrec_sequence_loss
 from recbole_crs.model.negatives import NegativeSchedule
 from recbole_crs.trainer.checkpoint import CRSCheckpointMixin
 from recbole_crs.trainer.crs_evaluation import CRSEvaluationMixin
@@ -54,15 +53,12 @@ def checked_learning_rate(value, key="generator_phase_learning_rate"):
 class CRSGeneratorTrainer(CRSCheckpointMixin, CRSEvaluationMixin, Trainer):
     """Trains RecBole's SASRec as the negative generator (its checkpoint is a plain SASRec checkpoint).
 
-    The loss is SASRec's next-item cross-entropy at every position of each training sequence
-    (:func:`~recbole_crs.model.negative_generator.sasrec_sequence_loss`); evaluation is SASRec's own.
+    RecBole's training loop unchanged: the model is a
+    :class:`~recbole_crs.model.negative_generator.GeneratorSASRec`, whose ``calculate_loss`` is SASRec's
+    next-item cross-entropy at every position of each training sequence; evaluation is SASRec's own.
     """
 
     checkpoint_stage = "generator"
-
-    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
-        loss_func = loss_func or (lambda interaction: sasrec_sequence_loss(self.model, interaction))
-        return super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
 
 
 class CRSPretrainTrainer(CRSCheckpointMixin, CRSEvaluationMixin, Trainer):
