@@ -31,7 +31,7 @@ from recbole_crs.pipeline import (
 )
 from recbole_crs.quick_start import run_recbole_crs
 from recbole_crs.trainer.checkpoint import unique_checkpoint_file
-from recbole_crs.trainer.stages import CRSPretrainTrainer
+from recbole_crs.trainer.stages import CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer
 from tiny_data import prepare_data, tiny_config, tiny_run
 
 FAST = {
@@ -734,6 +734,42 @@ def test_stages_can_run_one_at_a_time(tiny):
         run_crs_pretrain_pipeline(config, tiny.dataset, tiny.train, tiny.valid, verbose=False)
     with pytest.raises(ValueError, match="crs_stages"):
         run_crs_pretrain_pipeline(crs_config(tiny.root, crs_stages=["train"]), tiny.dataset, tiny.train, tiny.valid)
+
+
+def _stages_trained(tiny, monkeypatch, caplog, **overrides):
+    """Run the pipeline (one epoch a stage); returns the stage trainers that trained, in order, and the last one."""
+    fitted = []
+    for cls in (CRSGeneratorTrainer, CRSPretrainTrainer, CRSFinetuneTrainer):
+        def fit(self, *args, _fit=cls.fit, **kwargs):
+            fitted.append(type(self).__name__)
+            return _fit(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "fit", fit)
+    config = crs_config(tiny.root, **dict(dict(pretrain_epochs=1, epochs=1), **overrides))
+    with caplog.at_level(logging.INFO):
+        trainer, _, _ = run_crs_pretrain_pipeline(config, tiny.dataset, tiny.train, tiny.valid, saved=False)
+    return fitted, trainer
+
+
+@pytest.mark.parametrize("overrides", [{"negative_sampler": "uniform"}, {"uniform_warmup_epochs": 1}])
+def test_default_stages_train_no_generator_that_no_epoch_uses(tiny, monkeypatch, caplog, overrides):
+    """crs_stages left at its default: with only uniform negatives the generator stage is skipped, with one line."""
+    fitted, trainer = _stages_trained(tiny, monkeypatch, caplog, **overrides)
+    assert fitted == ["CRSPretrainTrainer", "CRSFinetuneTrainer"]
+    assert isinstance(trainer.model, CRSFinetune)
+    assert sum("stage generator skipped" in record.getMessage() for record in caplog.records) == 1
+    # generator negatives in some epoch: the default stages train the generator as before
+    caplog.clear()
+    fitted, _ = _stages_trained(tiny, monkeypatch, caplog, uniform_warmup_epochs=0)
+    assert fitted == ["CRSGeneratorTrainer", "CRSPretrainTrainer", "CRSFinetuneTrainer"]
+    assert "stage generator skipped" not in caplog.text
+
+
+def test_a_generator_listed_in_crs_stages_runs_even_if_unused(tiny, monkeypatch, caplog):
+    stages = ["generator", "pretrain", "finetune"]
+    fitted, _ = _stages_trained(tiny, monkeypatch, caplog, negative_sampler="uniform", crs_stages=stages)
+    assert fitted == ["CRSGeneratorTrainer", "CRSPretrainTrainer", "CRSFinetuneTrainer"]
+    assert "stage generator skipped" not in caplog.text
 
 
 def test_generator_checkpoint_mismatch_gives_a_clear_error(tiny, tmp_path):
