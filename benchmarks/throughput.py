@@ -81,7 +81,7 @@ def stage_trainer(stage, config, dataset, train_data):
     from recbole_crs.model.negative_generator import NegativeGenerator, generator_config, stage_config
     from recbole_crs.pipeline import pretrain_dataloader
     from recbole_crs.quick_start import build_model
-    from recbole_crs.trainer.pretrain import CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer
+    from recbole_crs.trainer.stages import CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer
     from recbole_crs.utils import get_trainer
 
     if stage == "sasrec":

@@ -11,10 +11,12 @@
    encoders (from stage 2, or ``pretrained_path``; from scratch if neither) with early stopping on the
    validation set.
 
-Whether pre-training needs a generator is :func:`recbole_crs.model.negatives.needs_generator`'s decision; weights
-travel from stage to stage as checkpoints (:func:`stage_checkpoint`). The trainer of the last stage run is
-returned; quick_start evaluates it on the test set in every ``crs_test_modes`` mode (for ``finetune`` that is
-the best fine-tuned checkpoint).
+Whether pre-training needs a generator is :func:`recbole_crs.model.negatives.needs_generator`'s decision. When
+``crs_stages`` is left at its default and no pre-training epoch draws generator negatives (``negative_sampler:
+uniform``, or ``uniform_warmup_epochs >= pretrain_epochs``), the generator stage is skipped with one log line
+(:func:`generator_stage_unused`); listed explicitly in ``crs_stages``, it runs. Weights travel from stage to stage
+as checkpoints (:func:`stage_checkpoint`). The trainer of the last stage run is returned; quick_start evaluates it
+on the test set in every ``crs_test_modes`` mode (for ``finetune`` that is the best fine-tuned checkpoint).
 """
 
 from logging import getLogger
@@ -32,7 +34,7 @@ from recbole_crs.model.crspretrain import CRSPretrain
 from recbole_crs.model.negative_generator import GeneratorSASRec, NegativeGenerator, generator_config, stage_config
 from recbole_crs.model.negatives import needs_generator
 from recbole_crs.runtime import torch_threads
-from recbole_crs.trainer.pretrain import CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer
+from recbole_crs.trainer.stages import CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer
 
 STAGES = ("generator", "pretrain", "finetune")
 
@@ -89,6 +91,30 @@ def check_stage_inputs(config, stages):
             "Pre-training with negative_sampler 'generator' needs a generator: add 'generator' to "
             "crs_stages, set generator_path to a SASRec checkpoint, or use negative_sampler: uniform."
         )
+
+
+def stages_given(config):
+    """Whether the user set ``crs_stages`` (a config file, ``config_dict`` or the command line) rather than leaving
+    the yaml default; a config that does not say where its values came from counts as set."""
+    given = getattr(config, "external_config_dict", None)
+    return given is None or "crs_stages" in given
+
+
+def generator_stage_unused(config, stages):
+    """True when ``stages`` trains (or loads) a generator that no pre-training epoch samples from
+    (:func:`~recbole_crs.model.negatives.needs_generator`) and the user did not list the stages: the pipeline then
+    skips the generator stage. A generator listed in ``crs_stages`` always runs."""
+    used = "pretrain" in stages and needs_generator(config)
+    return "generator" in stages and not used and not stages_given(config)
+
+
+def stages_to_run(config):
+    """The stages this run executes: ``crs_stages`` checked, less an unused generator stage
+    (:func:`generator_stage_unused`). The pipeline and the validation of paths read this one list."""
+    stages = check_stages(config["crs_stages"])
+    if generator_stage_unused(config, stages):
+        stages.remove("generator")
+    return stages
 
 
 def pretrain_rows(dataset, stride):
@@ -210,7 +236,13 @@ def run_crs_pretrain_pipeline(config, dataset, train_data, valid_data, saved=Tru
 
 
 def _run_stages(config, dataset, train_data, valid_data, saved, verbose):
-    stages = check_stages(config["crs_stages"])
+    stages = stages_to_run(config)
+    if "generator" in check_stages(config["crs_stages"]) and "generator" not in stages:
+        _log(verbose, (
+            f"stage generator skipped: no pre-training epoch draws generator negatives (negative_sampler "
+            f"{config['negative_sampler']!r}, uniform_warmup_epochs {config['uniform_warmup_epochs'] or 0}, "
+            f"pretrain_epochs {config['pretrain_epochs']}); list it in crs_stages to train it anyway"
+        ))
     check_stage_inputs(config, stages)  # validate() has checked these already; direct callers get them here
     if "finetune" in stages:  # fail before the generator and pre-training spend their time
         check_finetune_rows(config, train_data._dataset)

@@ -29,7 +29,7 @@ def get_trainer(model_type, model_name):
     wrapped so that evaluation honours ``crs_candidates`` for every model alike.
     """
     from recbole_crs import trainer as crs_trainers
-    from recbole_crs.trainer.evaluation import with_crs_evaluation
+    from recbole_crs.trainer.crs_evaluation import with_crs_evaluation
 
     own = getattr(crs_trainers, f"{model_name}Trainer", None)
     if own is not None:

@@ -630,10 +630,10 @@ def test_epoch_ratio_table_divides_each_stage_by_the_reference_epoch_of_the_same
 
 
 def test_crspretrain_runs_record_the_epoch_times_of_each_stage_without_patching_trainers(tiny_root):
-    from recbole_crs.trainer import CRSTrainer
-    from recbole_crs.trainer.pretrain import CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer
+    from recbole_crs.trainer import TrainerWithCRSEvaluation
+    from recbole_crs.trainer.stages import CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer
 
-    classes = (CRSTrainer, CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer)
+    classes = (TrainerWithCRSEvaluation, CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer)
     before = [c._train_epoch for c in classes]
     variants = {"CRSPretrain": {"model": "CRSPretrain", "config": {"generator_epochs": 1}},
                 "SASRec": {"model": "SASRec"}}

@@ -170,6 +170,18 @@ def test_pretrained_path_with_a_pretrain_stage_is_refused(tiny_root):
     assert message.startswith("pretrained_path: no file")
 
 
+def test_generator_path_is_checked_only_where_a_stage_reads_it(tiny_root):
+    missing = str(tiny_root / "missing-generator.pth")
+    # default stages with generator negatives: the generator stage loads generator_path
+    assert config_error(tiny_root, generator_path=missing).startswith("generator_path: no file")
+    # default stages, uniform negatives: the generator stage is skipped, so the path is never read
+    validate(build(tiny_root, generator_path=missing, negative_sampler="uniform"))
+    # listed explicitly, the generator stage runs (and reads the path) even with uniform negatives
+    message = config_error(tiny_root, generator_path=missing, negative_sampler="uniform",
+                           crs_stages=["generator", "pretrain", "finetune"])
+    assert message.startswith("generator_path: no file")
+
+
 def test_use_gpu_false_means_the_cpu(tiny_root, monkeypatch):
     assert build(tiny_root, use_gpu=False)["device"] == torch.device("cpu")  # cuda unavailable here
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GPU machine, as RecBole sees it
@@ -186,7 +198,7 @@ def no_training(monkeypatch):
     from recbole.trainer import Trainer
 
     from recbole_crs import quick_start
-    from recbole_crs.trainer.pretrain import CRSGeneratorTrainer, CRSPretrainTrainer
+    from recbole_crs.trainer.stages import CRSGeneratorTrainer, CRSPretrainTrainer
 
     calls = []
     for cls in (Trainer, CRSGeneratorTrainer, CRSPretrainTrainer):

@@ -19,7 +19,7 @@ from recbole_crs.data.windows import materialize
 from recbole_crs.model.crsfinetune import CRSFinetune
 from recbole_crs.model.crspretrain import CRSPretrain
 from recbole_crs.model.layers import append_to_history
-from recbole_crs.model.negative_generator import NegativeGenerator, generator_config, sasrec_sequence_loss, stage_config
+from recbole_crs.model.negative_generator import NegativeGenerator, generator_config, stage_config
 from recbole_crs.model.negatives import UniformNegativeSampler, needs_generator, uniform_negatives
 from recbole_crs.pipeline import (
     check_stage_inputs,
@@ -30,7 +30,8 @@ from recbole_crs.pipeline import (
     stage_checkpoint,
 )
 from recbole_crs.quick_start import run_recbole_crs
-from recbole_crs.trainer.pretrain import CRSPretrainTrainer, unique_checkpoint_file
+from recbole_crs.trainer.checkpoint import unique_checkpoint_file
+from recbole_crs.trainer.stages import CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer
 from tiny_data import prepare_data, tiny_config, tiny_run
 
 FAST = {
@@ -370,7 +371,7 @@ def test_generator_loss_is_next_item_cross_entropy_at_every_position(tiny):
     torch.manual_seed(0)
     sasrec = NegativeGenerator(tiny.config, tiny.dataset).sasrec.eval()
     rows = all_train_rows(tiny)
-    loss = sasrec_sequence_loss(sasrec, rows)
+    loss = sasrec.calculate_loss(rows)  # what RecBole's Trainer._train_epoch calls
     # the same from SASRec's own forward on every prefix: the prefix of length j predicts item j
     terms = []
     for b in range(len(rows)):
@@ -733,6 +734,42 @@ def test_stages_can_run_one_at_a_time(tiny):
         run_crs_pretrain_pipeline(config, tiny.dataset, tiny.train, tiny.valid, verbose=False)
     with pytest.raises(ValueError, match="crs_stages"):
         run_crs_pretrain_pipeline(crs_config(tiny.root, crs_stages=["train"]), tiny.dataset, tiny.train, tiny.valid)
+
+
+def _stages_trained(tiny, monkeypatch, caplog, **overrides):
+    """Run the pipeline (one epoch a stage); returns the stage trainers that trained, in order, and the last one."""
+    fitted = []
+    for cls in (CRSGeneratorTrainer, CRSPretrainTrainer, CRSFinetuneTrainer):
+        def fit(self, *args, _fit=cls.fit, **kwargs):
+            fitted.append(type(self).__name__)
+            return _fit(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "fit", fit)
+    config = crs_config(tiny.root, **dict(dict(pretrain_epochs=1, epochs=1), **overrides))
+    with caplog.at_level(logging.INFO):
+        trainer, _, _ = run_crs_pretrain_pipeline(config, tiny.dataset, tiny.train, tiny.valid, saved=False)
+    return fitted, trainer
+
+
+@pytest.mark.parametrize("overrides", [{"negative_sampler": "uniform"}, {"uniform_warmup_epochs": 1}])
+def test_default_stages_train_no_generator_that_no_epoch_uses(tiny, monkeypatch, caplog, overrides):
+    """crs_stages left at its default: with only uniform negatives the generator stage is skipped, with one line."""
+    fitted, trainer = _stages_trained(tiny, monkeypatch, caplog, **overrides)
+    assert fitted == ["CRSPretrainTrainer", "CRSFinetuneTrainer"]
+    assert isinstance(trainer.model, CRSFinetune)
+    assert sum("stage generator skipped" in record.getMessage() for record in caplog.records) == 1
+    # generator negatives in some epoch: the default stages train the generator as before
+    caplog.clear()
+    fitted, _ = _stages_trained(tiny, monkeypatch, caplog, uniform_warmup_epochs=0)
+    assert fitted == ["CRSGeneratorTrainer", "CRSPretrainTrainer", "CRSFinetuneTrainer"]
+    assert "stage generator skipped" not in caplog.text
+
+
+def test_a_generator_listed_in_crs_stages_runs_even_if_unused(tiny, monkeypatch, caplog):
+    stages = ["generator", "pretrain", "finetune"]
+    fitted, _ = _stages_trained(tiny, monkeypatch, caplog, negative_sampler="uniform", crs_stages=stages)
+    assert fitted == ["CRSGeneratorTrainer", "CRSPretrainTrainer", "CRSFinetuneTrainer"]
+    assert "stage generator skipped" not in caplog.text
 
 
 def test_generator_checkpoint_mismatch_gives_a_clear_error(tiny, tmp_path):

@@ -117,7 +117,7 @@ def _pretrain_step(rank, root, port, queue):
     from recbole_crs.model.negative_generator import NegativeGenerator, stage_config
     from recbole_crs.pipeline import pretrain_dataloader
     from recbole_crs.quick_start import build_config, create_dataset
-    from recbole_crs.trainer.pretrain import CRSPretrainTrainer
+    from recbole_crs.trainer.stages import CRSPretrainTrainer
 
     overrides = {"negative_sampler": "generator", "generator_mode": "joint", "pretrain_stride": 1,
                  "pretrain_batch_size": 1000}  # global batch: every row, so one step on each rank's half
@@ -158,7 +158,7 @@ def _recbole_loop_steps(config, dataset, train_data, rank):
     from recbole_crs.model.crsfinetune import CRSFinetune
     from recbole_crs.model.negative_generator import NegativeGenerator, generator_config, stage_config
     from recbole_crs.pipeline import pretrain_dataloader
-    from recbole_crs.trainer.pretrain import CRSFinetuneTrainer, CRSGeneratorTrainer
+    from recbole_crs.trainer.stages import CRSFinetuneTrainer, CRSGeneratorTrainer
 
     init_seed(config["seed"] + rank, config["reproducibility"])
     sasrec_config = generator_config(config)
@@ -193,7 +193,7 @@ def test_launcher_runs_every_stage_in_two_processes_with_one_file_per_model(root
     """`quick_start.run(nproc=2)` (what `run_recbole_crs.py --model CRSPretrain --nproc=2` calls), and the
     done-when of issue 10: its test evaluation equals the 1-process evaluation of the same checkpoint."""
     from recbole_crs.quick_start import load_data_and_model, run
-    from recbole_crs.trainer.pretrain import CRSFinetuneTrainer
+    from recbole_crs.trainer.stages import CRSFinetuneTrainer
 
     config_dict = tiny_config(root, **FAST)
     result = run("CRSPretrain", "tiny-crs", config_dict=config_dict, nproc=2, port=free_port())

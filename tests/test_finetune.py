@@ -19,7 +19,7 @@ from recbole_crs.data.windows import materialize
 from recbole_crs.model.crsfinetune import CRSFinetune, PretrainedCheckpointError
 from recbole_crs.model.crspretrain import CRSPretrain
 from recbole_crs.quick_start import create_dataset, run_recbole_crs
-from recbole_crs.trainer.pretrain import CRSFinetuneTrainer
+from recbole_crs.trainer.stages import CRSFinetuneTrainer
 from tiny_data import ITEM_ATTRIBUTES, USER_SEQUENCES, isolated_run_dir, tiny_config, tiny_run, write_tiny_dataset
 
 FAST = {"epochs": 2, "train_batch_size": 4, "pretrain_epochs": 1, "generator_epochs": 1}

@@ -12,7 +12,7 @@ as the authors do, makes one sample per dialogue turn:
   :func:`recbole_crs.data.turns.conversation_states`): attributes confirmed and items rejected at turns <= t. Rows of a dataset without turn columns stay one sample. ``conversation`` keeps one sample per
   row with the whole conversation.
 
-:func:`finetune_dataloader` is called by :class:`~recbole_crs.trainer.pretrain.CRSFinetuneTrainer` at the start
+:func:`finetune_dataloader` is called by :class:`~recbole_crs.trainer.stages.CRSFinetuneTrainer` at the start
 of ``fit``, which covers both the pipeline's fine-tuning stage and ``--model CRSFinetune``; the pipeline calls
 :func:`check_finetune_rows` before its first stage so that a dataset fine-tuning cannot use fails before the
 generator and pre-training spend their time.

@@ -126,11 +126,6 @@ class GeneratorSASRec(SASRec):
         return torch.nn.functional.cross_entropy(logits, labels[has_label])
 
 
-def sasrec_sequence_loss(sasrec, interaction):
-    """The generator's training loss (:meth:`GeneratorSASRec.calculate_loss`), for trainers that take a function."""
-    return sasrec.calculate_loss(interaction)
-
-
 class NegativeGenerator(nn.Module):
     """RecBole's SASRec as the negative generator; it samples MIP negatives from its next-item distribution.
 

@@ -59,11 +59,12 @@ def filesystem_errors(config, saved=True):
 def _path_is_read(config, key):
     if config["model"] != "CRSPretrain":
         return True
-    from recbole_crs.pipeline import check_stages
+    from recbole_crs.model.negatives import needs_generator
+    from recbole_crs.pipeline import stages_to_run
 
-    stages = check_stages(config["crs_stages"])
+    stages = stages_to_run(config)
     if key == "generator_path":
-        return "generator" in stages or "pretrain" in stages
+        return "generator" in stages or ("pretrain" in stages and needs_generator(config))
     return "finetune" in stages and "pretrain" not in stages
 
 

@@ -110,7 +110,7 @@ def _model_errors(config):
         _catch(errors, check_generator_overrides, config["generator_config"])
     if "negative_sampler" in model_keys or "generator_mode" in model_keys:
         from recbole_crs.model.negatives import NEGATIVE_SAMPLERS
-        from recbole_crs.trainer.pretrain import GENERATOR_MODES, checked_learning_rate
+        from recbole_crs.trainer.stages import GENERATOR_MODES, checked_learning_rate
 
         for key, options in (("negative_sampler", NEGATIVE_SAMPLERS), ("generator_mode", GENERATOR_MODES)):
             message = one_of(options).error(key, config[key])

@@ -1,11 +1,20 @@
-"""Conversation-aware evaluation for every trainer, RecBole's and ours.
+"""The trainer mixin that gives every trainer, RecBole's and ours, conversation-aware evaluation.
 
-:class:`CRSEvaluationMixin` sits in front of any RecBole trainer class. On a conversational dataset it scores
+:class:`CRSEvaluationMixin` sits in front of any RecBole trainer class (:func:`with_crs_evaluation`;
+:data:`TrainerWithCRSEvaluation` is RecBole's ``Trainer`` so wrapped). On a conversational dataset it scores
 every evaluated conversation state (one per turn, :mod:`recbole_crs.data.turns`) against the candidates of
 ``crs_candidates`` (:mod:`recbole_crs.evaluation.candidates`), ranks the target with the tie rule
 ``crs_ties`` (:mod:`recbole_crs.evaluation.ranking`) and reports all turns, turn 1, the last turn and the
 chance level of each (:mod:`recbole_crs.evaluation.summary`). It also loads checkpoints through
 :mod:`recbole_crs.compat` (RecBole's own loading fails under torch >= 2.6).
+
+Names: the package :mod:`recbole_crs.evaluation` is pure tensor -> metric code (candidate masks, tie counts,
+summaries; no model, no dataloader, no trainer). This module is the trainer side that drives it: it runs the
+model over the evaluation dataloader, gathers the rows across ranks and owns the checkpoints it evaluates, so it
+lives in ``trainer/`` and is named after the mixin (``crs_evaluation``: ``CRSEvaluationMixin``,
+``with_crs_evaluation``); it was ``trainer/evaluation.py``. The wrapped class is named after what it is,
+RecBole's trainer with CRS evaluation (``TrainerWithCRSEvaluation``, ``S3RecTrainerWithCRSEvaluation``, ...),
+not "the CRS trainer": the CRS models' own trainers are in :mod:`recbole_crs.trainer.stages`.
 
 Checkpoints (:mod:`recbole_crs.artifacts`): every trainer, RecBole's included, names its checkpoint per run
 (``<model>-<time>-<pid>-<random>.pth``: two runs started in the same second never share a file), writes it
@@ -240,9 +249,9 @@ def with_crs_evaluation(trainer_class):
         return trainer_class
     if trainer_class not in _wrapped_classes:
         _wrapped_classes[trainer_class] = type(
-            f"CRS{trainer_class.__name__}", (CRSEvaluationMixin, trainer_class), {}
+            f"{trainer_class.__name__}WithCRSEvaluation", (CRSEvaluationMixin, trainer_class), {}
         )
     return _wrapped_classes[trainer_class]
 
 
-CRSTrainer = with_crs_evaluation(Trainer)
+TrainerWithCRSEvaluation = with_crs_evaluation(Trainer)  # RecBole's Trainer with conversation-aware evaluation

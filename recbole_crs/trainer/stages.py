@@ -1,16 +1,21 @@
-"""Trainers of the CRSPretrain pipeline: negative-generator training, MIP/SAD pre-training, fine-tuning.
+"""The stage trainers of the CRSPretrain pipeline (:mod:`recbole_crs.pipeline`), one per stage.
 
-* :class:`CRSCheckpointMixin`: checkpoint files that never collide (RecBole names them by the second), and
-  checkpoints that hold the random state (global torch/numpy/python generators and the training
-  dataloader's shuffling generator), so that ``resume_checkpoint`` continues a run exactly.
-* :class:`CRSPretrainTrainer`: per batch, the negative sampler draws negatives (the SASRec generator in eval
-  mode under ``no_grad``, or uniform during ``uniform_warmup_epochs``), the discriminator takes one step on
-  ``L_MIP + sad_weight * L_SAD``; in ``generator_mode: joint`` the generator then takes one step on its own
-  loss with its own optimizer. With ``generator_phase_learning_rate`` the discriminator's learning rate switches
-  to that value at the first epoch with generator negatives (the paper's two-stage schedule). Losses are logged per part (mip, sad[, generator]), with the epoch's realised
-  SAD substitution: the fraction of real attribute slots substituted and of masked items whose whole subset was.
-* :class:`CRSFinetuneTrainer`: RecBole's trainer with conversation-aware evaluation for ``CRSFinetune``; it
-  trains on the conversational training rows, one sample per turn (``finetune_rows``, ``finetune_samples``).
+* :class:`CRSGeneratorTrainer` (stage ``generator``): RecBole's training loop for the SASRec negative generator.
+* :class:`CRSPretrainTrainer` (stage ``pretrain``): per batch, the negative sampler draws negatives (the SASRec
+  generator in eval mode under ``no_grad``, or uniform during ``uniform_warmup_epochs``), the discriminator takes
+  one step on ``L_MIP + sad_weight * L_SAD``; in ``generator_mode: joint`` the generator then takes one step on
+  its own loss with its own optimizer. With ``generator_phase_learning_rate`` the discriminator's learning rate
+  switches to that value at the first epoch with generator negatives (the paper's two-stage schedule). Losses
+  are logged per part (mip, sad[, generator]), with the epoch's realised SAD substitution: the fraction of real
+  attribute slots substituted and of masked items whose whole subset was.
+* :class:`CRSFinetuneTrainer` (stage ``finetune``, and ``--model CRSFinetune``): RecBole's trainer with
+  conversation-aware evaluation; it trains on the conversational training rows, one sample per turn
+  (``finetune_rows``, ``finetune_samples``).
+
+Named after what it holds, the pipeline's stages (the module was ``trainer/pretrain.py``, although it held the
+fine-tuning trainer too). Every stage trainer is ``CRSCheckpointMixin`` (:mod:`recbole_crs.trainer.checkpoint`:
+unique names, exact resumption) + ``CRSEvaluationMixin`` (:mod:`recbole_crs.trainer.crs_evaluation`) + RecBole's
+``Trainer``.
 
 Under DDP (``single_spec: False``, :mod:`recbole_crs.trainer.distributed`) the generator and fine-tuning trainers
 use RecBole's ``_train_epoch`` (sampler epochs, DDP gradient sync); pre-training sets the sampler's epoch and
@@ -20,81 +25,20 @@ on a model initialised identically everywhere (DDP broadcasts rank 0's discrimin
 rank 0's generator). Rank 0 names and writes the checkpoints; the others wait for them.
 """
 
-import os
-import random
 from time import time
 
-import numpy as np
-import torch
 from recbole.trainer import Trainer
 from recbole.utils import set_color
 from torch.nn.utils.clip_grad import clip_grad_norm_
 from tqdm import tqdm
 
-from recbole_crs.artifacts import run_id
 from recbole_crs.data.finetune import describe_counts, finetune_dataloader, finetune_options
-from recbole_crs.model.negative_generator import sasrec_sequence_loss
 from recbole_crs.model.negatives import NegativeSchedule
-from recbole_crs.trainer.distributed import (
-    average_gradients,
-    broadcast_parameters,
-    is_distributed,
-    reduce_epoch_stats,
-    seed_rank,
-    shared_value,
-)
-from recbole_crs.trainer.evaluation import CRSEvaluationMixin
+from recbole_crs.trainer.checkpoint import CRSCheckpointMixin
+from recbole_crs.trainer.crs_evaluation import CRSEvaluationMixin
+from recbole_crs.trainer.distributed import average_gradients, broadcast_parameters, is_distributed, reduce_epoch_stats
 
 GENERATOR_MODES = ("frozen", "joint")
-
-_handed_out = set()  # checkpoint paths named by this process
-
-
-def unique_checkpoint_file(checkpoint_dir, stem):
-    """``checkpoint_dir/<stem>-<local time>-<pid>-<random>.pth`` (:func:`recbole_crs.artifacts.run_id`),
-    suffixed ``-2``, ``-3``... if that name is taken.
-
-    A name counts as taken if the file exists or this process already handed it out; the pid and random part
-    keep two processes started in the same second apart.
-    """
-    base = os.path.join(checkpoint_dir, f"{stem}-{run_id()}")
-    path, n = f"{base}.pth", 1
-    while path in _handed_out or os.path.exists(path):
-        n += 1
-        path = f"{base}-{n}.pth"
-    _handed_out.add(path)
-    return path
-
-
-def random_state(train_data=None):
-    """The random generators' states as plain data and tensors (a checkpoint loads with ``weights_only=True``)."""
-    name, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
-    numpy_state = {
-        "name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-        "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian),
-    }
-    state = {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    if train_data is not None and getattr(train_data, "generator", None) is not None:
-        state["dataloader"] = train_data.generator.get_state()
-    return state
-
-
-def restore_random_state(state, train_data=None):
-    torch.set_rng_state(state["torch"])
-    numpy_state = state["numpy"]
-    if isinstance(numpy_state, dict):
-        numpy_state = (
-            numpy_state["name"], numpy_state["keys"].numpy().astype(np.uint32), numpy_state["pos"],
-            numpy_state["has_gauss"], numpy_state["cached_gaussian"],
-        )
-    np.random.set_state(numpy_state)
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    if "dataloader" in state and train_data is not None and getattr(train_data, "generator", None) is not None:
-        train_data.generator.set_state(state["dataloader"])
 
 
 def checked_learning_rate(value, key="generator_phase_learning_rate"):
@@ -106,92 +50,15 @@ def checked_learning_rate(value, key="generator_phase_learning_rate"):
     return float(value)
 
 
-class CRSCheckpointMixin:
-    """Collision-free checkpoint names and exact resumption. Mix in before :class:`CRSEvaluationMixin`.
-
-    Subclasses may add entries to the checkpoint with :meth:`_extra_checkpoint_state` and read them back in
-    :meth:`_load_extra_checkpoint_state`.
-    """
-
-    checkpoint_stage = None  # appended to the file stem, e.g. "pretrain"
-
-    def __init__(self, config, model):
-        super().__init__(config, model)
-        stem = f"{config['model']}-{config['dataset']}"
-        if self.checkpoint_stage:
-            stem += f"-{self.checkpoint_stage}"
-        # Rank 0 picks the name for every rank (DDP): one file, never one per process.
-        self.saved_model_file = shared_value(config, lambda: unique_checkpoint_file(self.checkpoint_dir, stem))
-        self._train_data = None
-        self._pending_random_state = None
-
-    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
-        self._train_data = train_data
-        if is_distributed(self.config):
-            # Each rank its own draws (negatives, masks, dropout); a resumed run moves on to fresh ones. The exact
-            # continuation of a checkpoint's random state is a single-process guarantee.
-            seed_rank(self.config, offset=self.start_epoch * self.config["world_size"])
-            self._pending_random_state = None
-        elif self._pending_random_state is not None:
-            restore_random_state(self._pending_random_state, train_data)
-            self._pending_random_state = None
-        return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
-
-    def _extra_checkpoint_state(self):
-        return {}
-
-    def _load_extra_checkpoint_state(self, checkpoint):
-        pass
-
-    def _checkpoint_state(self, epoch):
-        state = super()._checkpoint_state(epoch)
-        state["random_state"] = random_state(self._train_data)
-        state.update(self._extra_checkpoint_state())
-        return state
-
-    def resume_checkpoint(self, resume_file):
-        """Model, optimizer(s), counters and random state; training continues as if never interrupted."""
-        checkpoint = super().resume_checkpoint(resume_file)
-        self._load_extra_checkpoint_state(checkpoint)
-        self._pending_random_state = checkpoint.get("random_state")
-        return checkpoint
-
-
-class CRSFinetuneTrainer(CRSCheckpointMixin, CRSEvaluationMixin, Trainer):
-    """RecBole's training loop for :class:`~recbole_crs.model.crsfinetune.CRSFinetune`.
-
-    ``fit`` owns what fine-tuning trains on (``finetune_rows``, ``finetune_samples``;
-    :mod:`recbole_crs.data.finetune`): it swaps the training dataloader for one over those samples before the
-    first epoch, for the pipeline's fine-tuning stage and ``--model CRSFinetune`` alike. ``finetune_counts``
-    holds the last fit's (training rows, conversational rows, samples).
-    """
-
-    checkpoint_stage = "finetune"
-
-    def __init__(self, config, model):
-        super().__init__(config, model)
-        finetune_options(config)  # refuse unknown values before anything runs
-        self.finetune_counts = None
-
-    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
-        train_data, self.finetune_counts = finetune_dataloader(self.config, train_data)
-        if verbose:
-            self.logger.info(set_color(describe_counts(self.config, self.finetune_counts), "green"))
-        return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
-
-
 class CRSGeneratorTrainer(CRSCheckpointMixin, CRSEvaluationMixin, Trainer):
     """Trains RecBole's SASRec as the negative generator (its checkpoint is a plain SASRec checkpoint).
 
-    The loss is SASRec's next-item cross-entropy at every position of each training sequence
-    (:func:`~recbole_crs.model.negative_generator.sasrec_sequence_loss`); evaluation is SASRec's own.
+    RecBole's training loop unchanged: the model is a
+    :class:`~recbole_crs.model.negative_generator.GeneratorSASRec`, whose ``calculate_loss`` is SASRec's
+    next-item cross-entropy at every position of each training sequence; evaluation is SASRec's own.
     """
 
     checkpoint_stage = "generator"
-
-    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
-        loss_func = loss_func or (lambda interaction: sasrec_sequence_loss(self.model, interaction))
-        return super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
 
 
 class CRSPretrainTrainer(CRSCheckpointMixin, CRSEvaluationMixin, Trainer):
@@ -386,3 +253,26 @@ class CRSPretrainTrainer(CRSCheckpointMixin, CRSEvaluationMixin, Trainer):
         if verbose:
             self.logger.info(set_color("pre-training done", "green") + f" in {time() - started:.1f}s")
         return result
+
+
+class CRSFinetuneTrainer(CRSCheckpointMixin, CRSEvaluationMixin, Trainer):
+    """RecBole's training loop for :class:`~recbole_crs.model.crsfinetune.CRSFinetune`.
+
+    ``fit`` owns what fine-tuning trains on (``finetune_rows``, ``finetune_samples``;
+    :mod:`recbole_crs.data.finetune`): it swaps the training dataloader for one over those samples before the
+    first epoch, for the pipeline's fine-tuning stage and ``--model CRSFinetune`` alike. ``finetune_counts``
+    holds the last fit's (training rows, conversational rows, samples).
+    """
+
+    checkpoint_stage = "finetune"
+
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        finetune_options(config)  # refuse unknown values before anything runs
+        self.finetune_counts = None
+
+    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+        train_data, self.finetune_counts = finetune_dataloader(self.config, train_data)
+        if verbose:
+            self.logger.info(set_color(describe_counts(self.config, self.finetune_counts), "green"))
+        return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
