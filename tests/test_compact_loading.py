@@ -24,7 +24,7 @@ from recbole_crs.data.windows import WindowedInteraction
 from recbole_crs.quick_start import create_dataset, evaluate_test, train
 from recbole_crs.runtime import torch_threads
 from test_windows import all_rows, assert_same_batches, assert_same_interaction, write_with_split
-from tiny_data import tiny_config, write_tiny_dataset
+from tiny_data import isolated_run_dir, ml100k_config, tiny_config, write_tiny_dataset
 
 LOADERS = ("recbole", "compact")
 
@@ -180,18 +180,9 @@ def test_row_checks_in_chunks_report_every_bad_row(in_tmp, monkeypatch, loading)
 @pytest.fixture(scope="module")
 def ml100k(tmp_path_factory):
     root = tmp_path_factory.mktemp("ml100k-compact")
-    cwd, argv = os.getcwd(), sys.argv
-    os.chdir(root)
-    sys.argv = [sys.argv[0]]
-    config_dict = {"data_path": str(root), "checkpoint_dir": str(root / "saved"), "state": "WARNING",
-                   "show_progress": False, "use_gpu": False, "seed": 11, "MAX_ITEM_LIST_LENGTH": 20,
-                   "hidden_size": 8, "inner_size": 16, "n_layers": 1, "n_heads": 1, "epochs": 1,
-                   "train_batch_size": 2048, "eval_batch_size": 4096, "crs_test_modes": ["confirmed"]}
-    try:
+    config_dict = ml100k_config(root)
+    with isolated_run_dir(root):
         yield config_dict
-    finally:
-        os.chdir(cwd)
-        sys.argv = argv
 
 
 def test_ml100k_dataset_and_metrics_are_identical(ml100k):

@@ -20,7 +20,7 @@ from recbole_crs.data.windows import HISTORY_START_FIELD, WindowedInteraction
 from recbole_crs.pipeline import pretrain_dataloader, run_crs_pretrain_pipeline
 from recbole_crs.runtime import torch_threads
 from recbole_crs.quick_start import create_dataset, evaluate_test, run_recbole_crs, train
-from tiny_data import tiny_config, write_tiny_dataset
+from tiny_data import isolated_run_dir, ml100k_config, tiny_config, write_tiny_dataset
 
 MODES = ("materialized", "lazy")
 
@@ -164,23 +164,14 @@ def test_tiny_crspretrain_pipeline_gives_the_same_results(in_tmp):
 def ml100k(tmp_path_factory):
     """``{mode: (config, dataset, [train, valid, test] loaders)}`` of ml-100k-crs, built once for the module."""
     root = tmp_path_factory.mktemp("ml100k")
-    cwd, argv = os.getcwd(), sys.argv
-    os.chdir(root)
-    sys.argv = [sys.argv[0]]
-    config_dict = {"data_path": str(root), "checkpoint_dir": str(root / "saved"), "state": "WARNING",
-                   "show_progress": False, "use_gpu": False, "seed": 11, "MAX_ITEM_LIST_LENGTH": 20,
-                   "hidden_size": 8, "inner_size": 16, "n_layers": 1, "n_heads": 1, "epochs": 1,
-                   "train_batch_size": 2048, "eval_batch_size": 4096, "crs_test_modes": ["confirmed"]}
-    try:
+    config_dict = ml100k_config(root)
+    with isolated_run_dir(root):
         built = {}
         for mode in MODES:
             config, dataset = build("SASRec", "ml-100k-crs", config_dict, mode)
             init_seed(config["seed"], True)
             built[mode] = (config, dataset, data_preparation(config, dataset))
         yield built
-    finally:
-        os.chdir(cwd)
-        sys.argv = argv
 
 
 def test_ml100k_rows_per_turn_states_and_batches_are_identical(ml100k):

@@ -96,6 +96,14 @@ def isolated_run_dir(root):
         yield patch
 
 
+def ml100k_config(root):
+    """A small SASRec config on ml-100k-crs built under ``root``: the loader-equivalence tests' common ground."""
+    return {"data_path": str(root), "checkpoint_dir": str(root / "saved"), "state": "WARNING",
+            "show_progress": False, "use_gpu": False, "seed": 11, "MAX_ITEM_LIST_LENGTH": 20,
+            "hidden_size": 8, "inner_size": 16, "n_layers": 1, "n_heads": 1, "epochs": 1,
+            "train_batch_size": 2048, "eval_batch_size": 4096, "crs_test_modes": ["confirmed"]}
+
+
 def prepare_data(config):
     """(dataset, train, valid, test) of ``config``, seeded as quick_start seeds them."""
     from recbole.data import data_preparation
