@@ -34,7 +34,6 @@ interactions) into ``--out``, each atomically; ``--plot`` also writes the plot t
 
 import argparse
 import gc
-import itertools
 import json
 import math
 import os
@@ -47,13 +46,13 @@ import time
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
+from recbole_crs.benchmark.steps import STAGES, Batches, stage_trainer  # noqa: E402
 from recbole_crs.runtime import atomic_write, atomic_write_text  # noqa: E402
 
 BASE = "ml-100k-crs"
 USER_SHIFT = 10**6
 VARIANTS = ("compact/lazy", "recbole/lazy")
 GUARD_EXIT = 3
-STAGES = ("sasrec", "generator", "pretrain", "finetune")
 MODEL_KEYS = {"hidden_size": 32, "inner_size": 64, "n_layers": 1, "n_heads": 2}
 
 
@@ -168,49 +167,6 @@ def measure_load(dataset, data_dir, mode):
         "rows": len(built),
         "split_rows": [len(d) for d in splits],
     }
-
-
-class Batches:
-    """The first ``n`` batches of ``loader`` (cycling through epochs when it has fewer), as a dataloader."""
-
-    def __init__(self, loader, n):
-        self.loader, self.n = loader, n
-
-    def __iter__(self):
-        return itertools.islice(itertools.chain.from_iterable(itertools.repeat(self.loader)), self.n)
-
-    def __len__(self):
-        return self.n
-
-    def __getattr__(self, name):
-        return getattr(self.loader, name)
-
-
-def stage_trainer(stage, config, dataset, train_data):
-    """``(trainer, dataloader)`` of one stage, built as the pipeline builds it."""
-    from recbole_crs.data.finetune import finetune_dataloader
-    from recbole_crs.model.crsfinetune import CRSFinetune
-    from recbole_crs.model.crspretrain import CRSPretrain
-    from recbole_crs.model.negative_generator import NegativeGenerator, generator_config, stage_config
-    from recbole_crs.pipeline import pretrain_dataloader
-    from recbole_crs.quick_start import build_model
-    from recbole_crs.trainer.stages import CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer
-    from recbole_crs.utils import get_trainer
-
-    if stage == "sasrec":
-        model = build_model(config, train_data)
-        return get_trainer(type(model).type, config["model"])(config, model), train_data
-    generator = NegativeGenerator(config, dataset)
-    if stage == "generator":
-        sasrec_config = generator_config(config)
-        return CRSGeneratorTrainer(sasrec_config, generator.sasrec), pretrain_dataloader(sasrec_config, train_data)
-    if stage == "pretrain":
-        pretrain_config = stage_config(config, model="CRSPretrain")
-        trainer = CRSPretrainTrainer(pretrain_config, CRSPretrain(pretrain_config, dataset), generator=generator)
-        return trainer, pretrain_dataloader(pretrain_config, train_data)
-    finetune_config = stage_config(config, model="CRSFinetune", pretrained_path=None)
-    trainer = CRSFinetuneTrainer(finetune_config, CRSFinetune(finetune_config, dataset))
-    return trainer, finetune_dataloader(finetune_config, train_data)[0]
 
 
 def measure_steps(dataset, data_dir, mode, stages, steps, warmup, batch_size):

@@ -24,7 +24,6 @@ load average: on a machine shared with other jobs the figures are only indicativ
 """
 
 import argparse
-import itertools
 import json
 import os
 import socket
@@ -35,27 +34,10 @@ import time
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-STAGES = ("sasrec", "generator", "pretrain", "finetune")
+from recbole_crs.benchmark.steps import STAGES, Batches, stage_trainer  # noqa: E402
+
 MODEL_KEYS = {"hidden_size": 32, "inner_size": 64, "n_layers": 1, "attribute_n_layers": 1, "n_heads": 2,
               "MAX_ITEM_LIST_LENGTH": 50}
-
-
-class Batches:
-    """The first ``n`` batches of ``loader`` (cycling through epochs if it has fewer), counting the rows."""
-
-    def __init__(self, loader, n):
-        self.loader, self.n, self.rows = loader, n, 0
-
-    def __iter__(self):
-        for batch in itertools.islice(itertools.chain.from_iterable(itertools.repeat(self.loader)), self.n):
-            self.rows += len(batch)
-            yield batch
-
-    def __len__(self):
-        return self.n
-
-    def __getattr__(self, name):
-        return getattr(self.loader, name)
 
 
 def free_port():
@@ -71,34 +53,6 @@ def base_config(args, model):
         config["data_path"] = args.data_path
     config["checkpoint_dir"] = os.path.join(args.workdir, "saved")
     return config
-
-
-def stage_trainer(stage, config, dataset, train_data):
-    """``(trainer, dataloader)`` of one stage, built as the pipeline builds it."""
-    from recbole_crs.data.finetune import finetune_dataloader
-    from recbole_crs.model.crsfinetune import CRSFinetune
-    from recbole_crs.model.crspretrain import CRSPretrain
-    from recbole_crs.model.negative_generator import NegativeGenerator, generator_config, stage_config
-    from recbole_crs.pipeline import pretrain_dataloader
-    from recbole_crs.quick_start import build_model
-    from recbole_crs.trainer.stages import CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer
-    from recbole_crs.utils import get_trainer
-
-    if stage == "sasrec":
-        model = build_model(config, train_data)
-        return get_trainer(type(model).type, config["model"])(config, model), train_data
-    generator = NegativeGenerator(config, dataset).to(config["device"])
-    if stage == "generator":
-        sasrec_config = generator_config(config)
-        return CRSGeneratorTrainer(sasrec_config, generator.sasrec), pretrain_dataloader(sasrec_config, train_data)
-    if stage == "pretrain":
-        pretrain_config = stage_config(config, model="CRSPretrain")
-        model = CRSPretrain(pretrain_config, dataset).to(config["device"])
-        return CRSPretrainTrainer(pretrain_config, model, generator=generator), pretrain_dataloader(pretrain_config,
-                                                                                                   train_data)
-    finetune_config = stage_config(config, model="CRSFinetune", pretrained_path=None)
-    trainer = CRSFinetuneTrainer(finetune_config, CRSFinetune(finetune_config, dataset).to(config["device"]))
-    return trainer, finetune_dataloader(finetune_config, train_data)[0]
 
 
 def worker(rank, nproc, port, args, queue):

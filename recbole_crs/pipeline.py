@@ -163,19 +163,44 @@ def stage_checkpoint(trainer, saved):
     return trainer._checkpoint_state(trainer.start_epoch)
 
 
+def generator_stage(config, dataset, train_data):
+    """``(trainer, data)`` of the generator stage: RecBole's SASRec (:class:`GeneratorSASRec`) on the pre-training
+    sequences, seeded. The one place the stage is built (the pipeline and the benchmarks' step timings)."""
+    sasrec_config = generator_config(config)
+    sasrec_config["crs_candidates"] = "all"  # a generator is judged on plain next-item ranking
+    init_seed(config["seed"], config["reproducibility"])
+    # RecBole's trainers do not move the model: on a GPU machine the batches go to config["device"].
+    sasrec = GeneratorSASRec(sasrec_config, dataset).to(config["device"])
+    return CRSGeneratorTrainer(sasrec_config, sasrec), pretrain_dataloader(sasrec_config, train_data)
+
+
+def pretrain_stage(config, dataset, train_data, generator):
+    """``(trainer, data)`` of MIP/SAD pre-training with negatives from ``generator`` (or uniform), seeded."""
+    pretrain_config = stage_config(config, model="CRSPretrain")
+    init_seed(config["seed"], config["reproducibility"])
+    model = CRSPretrain(pretrain_config, dataset).to(config["device"])
+    trainer = CRSPretrainTrainer(pretrain_config, model, generator=generator)
+    return trainer, pretrain_dataloader(pretrain_config, train_data)
+
+
+def finetune_stage(config, dataset, pretrained=None):
+    """The fine-tuning trainer: CRSFinetune initialised from ``pretrained`` (``pretrained_path`` or
+    :func:`stage_checkpoint`; None = from scratch), seeded. Its ``fit`` picks the fine-tuning samples."""
+    finetune_config = stage_config(config, model="CRSFinetune", pretrained_path=None)
+    init_seed(config["seed"], config["reproducibility"])
+    model = CRSFinetune(finetune_config, dataset)
+    if pretrained is not None:
+        model.load_pretrained(pretrained)
+    return CRSFinetuneTrainer(finetune_config, model.to(config["device"]))
+
+
 def train_generator(config, dataset, train_data, valid_data, saved=True, verbose=True):
     """Train RecBole's SASRec as the negative generator; returns (trainer, NegativeGenerator, score, result).
 
     It learns from the pre-training sequences with the all-position next-item loss (see
     :mod:`recbole_crs.model.negative_generator`).
     """
-    sasrec_config = generator_config(config)
-    sasrec_config["crs_candidates"] = "all"  # a generator is judged on plain next-item ranking
-    init_seed(config["seed"], config["reproducibility"])
-    # RecBole's trainers do not move the model: on a GPU machine the batches go to config["device"].
-    sasrec = GeneratorSASRec(sasrec_config, dataset).to(config["device"])
-    trainer = CRSGeneratorTrainer(sasrec_config, sasrec)
-    data = pretrain_dataloader(sasrec_config, train_data)
+    trainer, data = generator_stage(config, dataset, train_data)
     _log(verbose, f"training the SASRec negative generator on {len(data._dataset)} sequences of the training split")
     show_progress = bool(config["show_progress"] and verbose)
     score, result = trainer.fit(data, valid_data, verbose=verbose, saved=saved, show_progress=show_progress)
@@ -186,13 +211,9 @@ def train_generator(config, dataset, train_data, valid_data, saved=True, verbose
 
 def pretrain(config, dataset, train_data, generator, saved=True, verbose=True):
     """MIP/SAD pre-training; returns the trainer (its model is the pre-trained CRSPretrain)."""
-    pretrain_config = stage_config(config, model="CRSPretrain")
-    init_seed(config["seed"], config["reproducibility"])
-    model = CRSPretrain(pretrain_config, dataset).to(config["device"])
+    trainer, data = pretrain_stage(config, dataset, train_data, generator)
     if verbose:
-        getLogger().info(model)
-    trainer = CRSPretrainTrainer(pretrain_config, model, generator=generator)
-    data = pretrain_dataloader(pretrain_config, train_data)
+        getLogger().info(trainer.model)
     _log(verbose, f"pre-training on {len(data._dataset)} sequences of the training split")
     show_progress = bool(config["show_progress"] and verbose)
     trainer.fit(data, None, verbose=verbose, saved=saved, show_progress=show_progress)
@@ -201,18 +222,13 @@ def pretrain(config, dataset, train_data, generator, saved=True, verbose=True):
 
 def finetune(config, dataset, train_data, valid_data, pretrained=None, saved=True, verbose=True):
     """Fine-tune CRSFinetune from ``pretrained`` (``pretrained_path`` or :func:`stage_checkpoint`; None = from scratch)."""
-    finetune_config = stage_config(config, model="CRSFinetune", pretrained_path=None)
-    init_seed(config["seed"], config["reproducibility"])
-    model = CRSFinetune(finetune_config, dataset)
+    trainer = finetune_stage(config, dataset, pretrained)
     if pretrained is not None:
-        model.load_pretrained(pretrained)
         _log(verbose, "fine-tuning from the pre-trained encoders")
     else:
         _log(verbose, "no pre-trained model: fine-tuning from scratch")
-    model = model.to(config["device"])
     if verbose:
-        getLogger().info(model)
-    trainer = CRSFinetuneTrainer(finetune_config, model)
+        getLogger().info(trainer.model)
     show_progress = bool(config["show_progress"] and verbose)
     score, result = trainer.fit(train_data, valid_data, verbose=verbose, saved=saved, show_progress=show_progress)
     return trainer, score, result
