@@ -16,9 +16,9 @@ from recbole.data import data_preparation
 from recbole.utils import init_seed
 
 from recbole_crs.config import Config
-from recbole_crs.data import dataset as dataset_module
+from recbole_crs.data import checks as checks_module
+from recbole_crs.data.checks import CRSDataError
 from recbole_crs.data.compact import inter_loading_mode
-from recbole_crs.data.dataset import CRSDataError
 from recbole_crs.data.finetune import finetune_samples
 from recbole_crs.data.windows import WindowedInteraction
 from recbole_crs.quick_start import create_dataset, evaluate_test, train
@@ -170,7 +170,7 @@ def test_row_checks_in_chunks_report_every_bad_row(in_tmp, monkeypatch, loading)
         item = sequences[user][2][0]
         sequences[user][2][2] = [item]
     write_tiny_dataset(str(in_tmp), user_sequences={u: [tuple(r) for r in rows] for u, rows in sequences.items()})
-    monkeypatch.setattr(dataset_module, "_CHECK_CHUNK_ROWS", 2)
+    monkeypatch.setattr(checks_module, "_CHECK_CHUNK_ROWS", 2)
     _, data = build("SASRec", "tiny-crs", tiny_config(in_tmp), loading)
     with pytest.raises(CRSDataError, match=r"^3 rows of tiny-crs.inter list their own target") as error:
         data._change_feat_format()

@@ -13,7 +13,7 @@ from recbole.utils import init_seed
 from torch.utils.tensorboard import SummaryWriter
 
 from recbole_crs.config import Config
-from recbole_crs.data.dataset import CRSDataError
+from recbole_crs.data.checks import CRSDataError
 from recbole_crs.data.finetune import finetune_dataloader
 from recbole_crs.data.windows import materialize
 from recbole_crs.model.crsfinetune import CRSFinetune, PretrainedCheckpointError

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 from recbole.data.dataloader import TrainDataLoader
 
-from recbole_crs.data.dataset import CRSDataError
+from recbole_crs.data.checks import CRSDataError
 
 FINETUNE_ROWS = ("conversations", "all")
 FINETUNE_SAMPLES = ("per_turn", "conversation")

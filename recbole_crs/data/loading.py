@@ -1,0 +1,136 @@
+"""How a :class:`~recbole_crs.data.dataset.CRSDataset` reads its files: RecBole's loading hooks, overridden.
+
+With ``inter_loading: compact`` (the default) the ``.inter`` file goes through :mod:`recbole_crs.data.compact`:
+:meth:`CRSLoading._load_feat` reads it (sequence columns dictionary-encoded, their tables in ``_seq_tables``),
+:meth:`CRSLoading._remap` remaps on those tables, ``_fill_nan`` and ``_del_col`` leave the codes alone, and
+:meth:`CRSLoading._dataframe_to_interaction` pads the columns as RecBole pads them (``history_windows:
+materialized``) or keeps them encoded in a :class:`~recbole_crs.data.windows.WindowedInteraction` (``lazy``).
+Where the compact loader cannot give RecBole's result (:func:`recbole_crs.data.compact.compact_blockers`), and
+for the ``.item`` / ``.user`` files, every hook is RecBole's own.
+"""
+
+import numpy as np
+from recbole.data.interaction import Interaction
+from recbole.utils import FeatureSource, FeatureType
+
+from recbole_crs.data import compact
+from recbole_crs.data.windows import WindowedInteraction, history_windows_mode
+
+
+class CRSLoading:
+    """RecBole ``Dataset`` loading hooks for the compact ``.inter`` loader, mixed into ``CRSDataset``."""
+
+    def _get_preset(self):
+        super()._get_preset()
+        self._seq_tables = {}  # compact .inter sequence columns: {field: compact.SeqTable}, until formatted
+        self._compact_inter = False
+
+    def _load_feat(self, filepath, source):
+        """The ``.inter`` file through :mod:`recbole_crs.data.compact` (``inter_loading: compact``), else RecBole's."""
+        if source != FeatureSource.INTERACTION or compact.inter_loading_mode(self.config) != "compact":
+            return super()._load_feat(filepath, source)
+        header = self._read_header(filepath, source)
+        if header is None:
+            return super()._load_feat(filepath, source)
+        seq_fields = [field for field, _, ftype in header if ftype in compact.SEQ_TYPES]
+        blockers = compact.compact_blockers(self.config, seq_fields)
+        if blockers:
+            self.logger.info(f"inter_loading: RecBole's loader for {filepath} ({'; '.join(blockers)})")
+            return super()._load_feat(filepath, source)
+        columns, usecols = [], []
+        for field, field_type, ftype in header:  # the properties RecBole's _load_feat sets
+            self.field2source[field] = source
+            self.field2type[field] = ftype
+            if not ftype.value.endswith("seq"):
+                self.field2seqlen[field] = 1
+            if "float" in ftype.value:
+                self.field2bucketnum[field] = 2
+            columns.append(field)
+            usecols.append(field_type)
+        df, self._seq_tables = compact.read_inter(self, filepath, columns, usecols, self.config["seq_separator"])
+        self._compact_inter = True
+        return df
+
+    def _read_header(self, filepath, source):
+        """``[(field, 'field:type', FeatureType)]`` of the columns RecBole would load; None: let RecBole decide
+        (no column to load, or a type it rejects: its own error)."""
+        load_col, unload_col = self._get_load_and_unload_col(source)
+        if load_col == set():
+            return None
+        separator = self.config["field_separator"]
+        with open(filepath, "r", encoding=self.config["encoding"]) as f:
+            head = f.readline()[:-1]
+        header = []
+        for field_type in head.split(separator):
+            field, _, type_name = field_type.partition(":")
+            try:
+                ftype = FeatureType(type_name)
+            except ValueError:
+                return None
+            if (load_col is not None and field not in load_col) or (unload_col is not None and field in unload_col):
+                continue
+            header.append((field, field_type, ftype))
+        return header or None
+
+    def _remap(self, remap_list):
+        if not self._compact_inter:
+            return super()._remap(remap_list)
+        if remap_list:
+            compact.remap(self, remap_list, self._seq_tables)
+
+    def _filter_by_inter_num(self):
+        """RecBole counts every row's user and item in Python Counters even when the intervals (default
+        ``[0,inf)``) cannot drop anything; skip it then."""
+        keep_all = [("[", 0.0, float("inf"), ")")]
+        intervals = [self._parse_intervals_str(self.config[key])
+                     for key in ("user_inter_num_interval", "item_inter_num_interval")]
+        if all(interval is None or interval == keep_all for interval in intervals):
+            return
+        super()._filter_by_inter_num()
+
+    def _fill_nan(self):
+        """RecBole's, except for compact sequence columns (codes; an empty cell is already an empty sequence)."""
+        if not self._seq_tables:
+            return super()._fill_nan()
+        for feat_name in self.feat_name_list:
+            feat = getattr(self, feat_name)
+            for field in feat:
+                ftype = self.field2type[field]
+                if ftype == FeatureType.TOKEN:
+                    feat[field] = feat[field].fillna(value=0)
+                elif ftype == FeatureType.FLOAT:
+                    feat[field] = feat[field].fillna(value=feat[field].mean())
+                elif not (feat is self.inter_feat and field in self._seq_tables):
+                    dtype = np.int64 if ftype == FeatureType.TOKEN_SEQ else float
+                    feat[field] = feat[field].apply(
+                        lambda x: np.array([], dtype=dtype) if isinstance(x, float) else x
+                    )
+
+    def _del_col(self, feat, field):
+        super()._del_col(feat, field)
+        if feat is self.inter_feat:
+            self._seq_tables.pop(field, None)
+
+    def _dataframe_to_interaction(self, data):
+        """Compact sequence columns become RecBole's padded tensors (``history_windows: materialized``) or stay
+        encoded in a :class:`WindowedInteraction` (``lazy``); the other columns are converted by RecBole."""
+        encoded_fields = [k for k in data if k in self._seq_tables] if data is self.inter_feat else []
+        if not encoded_fields:
+            return super()._dataframe_to_interaction(data)
+        lazy = history_windows_mode(self.config) == "lazy"
+        columns, tables = {}, {}
+        for field in list(data):
+            if field in encoded_fields:
+                codes, table = compact.encoded_column(self._seq_tables[field], data[field].to_numpy(),
+                                                      self.field2type[field])
+                if lazy:
+                    columns[field], tables[field] = codes, table
+                else:
+                    columns[field] = table[codes.long()]
+            else:
+                columns[field] = super()._dataframe_to_interaction(data[[field]]).interaction[field]
+        self._seq_tables = {}
+        return WindowedInteraction(columns, encoded=tables) if tables else Interaction(columns)
+
+
+__all__ = ["CRSLoading"]
