@@ -19,8 +19,8 @@ from recbole_crs.config import Config
 from recbole_crs.data import checks as checks_module
 from recbole_crs.data.checks import CRSDataError
 from recbole_crs.data.compact import inter_loading_mode
-from recbole_crs.data.finetune import finetune_samples
-from recbole_crs.data.windows import WindowedInteraction
+from recbole_crs.data.finetune import conversational_rows, finetune_samples
+from recbole_crs.data.windows import WindowedInteraction, materialize
 from recbole_crs.quick_start import create_dataset, evaluate_test, train
 from recbole_crs.runtime import torch_threads
 from test_windows import all_rows, assert_same_batches, assert_same_interaction, write_with_split
@@ -120,6 +120,40 @@ def test_crspretrain_batches_and_per_turn_finetune_samples_are_identical(in_tmp)
     assert samples["recbole"][1] == samples["compact"][1]
     assert samples["compact"][1].samples > samples["compact"][1].rows / 2  # several states per conversation
     assert_same_interaction(samples["recbole"][0], samples["compact"][0])
+
+
+def test_conversational_rows_of_an_encoded_column_match_the_decoded_column(in_tmp, monkeypatch):
+    """Fine-tuning's conversational rows: decided per distinct confirmed list and mapped by code when the column
+    is encoded, the same rows as the decoded column (and as RecBole's loader), without decoding the column."""
+    write_awkward(in_tmp)
+    path = os.path.join(str(in_tmp), "tiny-crs", "tiny-crs.inter")
+    header, *lines = open(path).read().splitlines()
+    for row in (11, 12):  # two training rows of u3 without a conversation: a history row each
+        cells = lines[row].split("\t")
+        assert cells[0] == "u3" and cells[5] == "train"
+        cells[3] = cells[4] = cells[6] = cells[7] = ""
+        lines[row] = "\t".join(cells)
+    open(path, "w").write("\n".join([header] + lines) + "\n")
+    config_dict = tiny_config(in_tmp, finetune_rows="conversations")
+    train = {}
+    for loading in LOADERS:
+        config, data = build("CRSPretrain", "tiny-crs", config_dict, loading)
+        train[loading] = data_preparation(config, data)[0]._dataset
+    encoded = train["compact"]
+    assert "confirmed_attributes" in encoded.inter_feat.encoded
+    decoded = encoded.copy(materialize(encoded.inter_feat))
+    assert not isinstance(decoded.inter_feat, WindowedInteraction)
+    expected = conversational_rows(decoded)
+    recbole = conversational_rows(train["recbole"])
+
+    def no_decoding(self, field):
+        raise AssertionError(f"decoded the whole column {field}")
+
+    monkeypatch.setattr(WindowedInteraction, "_decode", no_decoding)
+    found = conversational_rows(encoded)
+    assert found.dtype == torch.bool and found.shape == (len(encoded),)
+    assert torch.equal(found, expected) and torch.equal(found, recbole)
+    assert 0 < int(found.sum()) < len(found)  # rows with and without a conversation
 
 
 def test_lazy_compact_columns_stay_encoded(in_tmp):

@@ -23,6 +23,7 @@ from typing import NamedTuple
 from recbole.data.dataloader import TrainDataLoader
 
 from recbole_crs.data.checks import CRSDataError
+from recbole_crs.data.windows import WindowedInteraction, decode
 
 FINETUNE_ROWS = ("conversations", "all")
 FINETUNE_SAMPLES = ("per_turn", "conversation")
@@ -47,9 +48,22 @@ def finetune_options(config):
     return rows, samples
 
 
+def _confirms_any(confirmed):
+    """[K] bool: which rows of a ``[K, C]`` confirmed-attribute tensor hold at least one attribute."""
+    return (confirmed != 0).any(dim=1)
+
+
 def conversational_rows(dataset):
-    """[N] bool: the rows of ``dataset`` whose conversation confirms at least one attribute."""
-    return (dataset.inter_feat[dataset.confirmed_field] != 0).any(dim=1)
+    """[N] bool: the rows of ``dataset`` whose conversation confirms at least one attribute.
+
+    When the column is dictionary-encoded (the compact loader, :mod:`recbole_crs.data.compact`) each distinct
+    list is decided once and the answer mapped to the rows by their codes: ``inter_feat[field]`` would decode
+    a ``[N, C]`` int64 tensor (hundreds of MB at 10M rows) for an answer that depends on ~172 lists.
+    """
+    inter, field = dataset.inter_feat, dataset.confirmed_field
+    if isinstance(inter, WindowedInteraction) and field in inter.encoded:
+        return decode(_confirms_any(inter.encoded[field]), inter.interaction[field])
+    return _confirms_any(inter[field])
 
 
 def check_finetune_rows(config, dataset):
