@@ -47,8 +47,10 @@ def measure(variant, dataset, data_path):
 
 
 def main():
+    from recbole_crs.data.ml100k import ML100K_CRS
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="ml-100k-crs")
+    parser.add_argument("--dataset", default=ML100K_CRS)
     parser.add_argument("--data_path", default="dataset/")
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -47,9 +47,10 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
 from recbole_crs.benchmark.steps import STAGES, Batches, stage_trainer  # noqa: E402
+from recbole_crs.data.ml100k import ML100K_CRS  # noqa: E402
 from recbole_crs.runtime import atomic_write, atomic_write_text  # noqa: E402
 
-BASE = "ml-100k-crs"
+BASE = ML100K_CRS  # the base: a conversation on every row, the loader's hardest case
 USER_SHIFT = 10**6
 VARIANTS = ("compact/lazy", "recbole/lazy")
 GUARD_EXIT = 3

@@ -35,6 +35,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
 from recbole_crs.benchmark.steps import STAGES, Batches, stage_trainer  # noqa: E402
+from recbole_crs.data.ml100k import DEFAULT_DATASET  # noqa: E402
 
 MODEL_KEYS = {"hidden_size": 32, "inner_size": 64, "n_layers": 1, "attribute_n_layers": 1, "n_heads": 2,
               "MAX_ITEM_LIST_LENGTH": 50}
@@ -139,7 +140,7 @@ def prepare_dataset(args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="ml-100k-crs-targets")
+    parser.add_argument("--dataset", default=DEFAULT_DATASET)
     parser.add_argument("--data_path", default=None, help="folder holding the dataset folder (default: the config's)")
     parser.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated, of {', '.join(STAGES)}")
     parser.add_argument("--nprocs", default="1,2", help="process counts to compare; the first is the baseline")
