@@ -33,7 +33,6 @@ interactions) into ``--out``, each atomically; ``--plot`` also writes the plot t
 """
 
 import argparse
-import gc
 import json
 import math
 import os
@@ -46,7 +45,7 @@ import time
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-from recbole_crs.benchmark.steps import STAGES, Batches, stage_trainer  # noqa: E402
+from recbole_crs.benchmark.steps import STAGES, Batches, stage_trainers  # noqa: E402
 from recbole_crs.data.ml100k import ML100K_CRS  # noqa: E402
 from recbole_crs.runtime import atomic_write, atomic_write_text  # noqa: E402
 
@@ -171,34 +170,16 @@ def measure_load(dataset, data_dir, mode):
 
 
 def measure_steps(dataset, data_dir, mode, stages, steps, warmup, batch_size):
-    from recbole.data import data_preparation
-    from recbole.utils import init_seed
-
-    from recbole_crs.quick_start import create_dataset
-
     results = {}
     extra = {"train_batch_size": batch_size, "pretrain_batch_size": batch_size}
-    for model in ("SASRec", "CRSPretrain"):
-        wanted = [s for s in stages if (s == "sasrec") == (model == "SASRec")]
-        if not wanted:
-            continue
-        config = config_for(model, dataset, data_dir, mode, extra)
-        init_seed(config["seed"], config["reproducibility"])
-        built = create_dataset(config)
-        train_data, _, _ = data_preparation(config, built)
-        for stage in wanted:
-            init_seed(config["seed"], config["reproducibility"])
-            trainer, loader = stage_trainer(stage, config, built, train_data)
-            trainer._train_epoch(Batches(loader, warmup), 0)
-            started = time.perf_counter()
-            trainer._train_epoch(Batches(loader, steps), 1)
-            seconds = time.perf_counter() - started
-            results[stage] = {"s_per_1000_steps": seconds / steps * 1000, "steps": steps,
-                              "batches_per_epoch": len(loader), "samples": len(loader._dataset)}
-            del trainer, loader  # before the next stage builds its own: peaks do not add up
-            gc.collect()
-        del built, train_data
-        gc.collect()
+    for stage, _, trainer, loader in stage_trainers(stages, lambda model: config_for(model, dataset, data_dir, mode,
+                                                                                      extra)):
+        trainer._train_epoch(Batches(loader, warmup), 0)
+        started = time.perf_counter()
+        trainer._train_epoch(Batches(loader, steps), 1)
+        seconds = time.perf_counter() - started
+        results[stage] = {"s_per_1000_steps": seconds / steps * 1000, "steps": steps,
+                          "batches_per_epoch": len(loader), "samples": len(loader._dataset)}
     results["peak_rss_MiB"] = vm_kib("VmHWM") / 1024
     return results
 

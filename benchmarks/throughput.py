@@ -34,7 +34,7 @@ import time
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-from recbole_crs.benchmark.steps import STAGES, Batches, stage_trainer  # noqa: E402
+from recbole_crs.benchmark.steps import STAGES, Batches, stage_trainers  # noqa: E402
 from recbole_crs.data.ml100k import DEFAULT_DATASET  # noqa: E402
 
 MODEL_KEYS = {"hidden_size": 32, "inner_size": 64, "n_layers": 1, "attribute_n_layers": 1, "n_heads": 2,
@@ -60,10 +60,8 @@ def worker(rank, nproc, port, args, queue):
     """One process: every stage's timed steps; rank 0 puts ``{stage: {...}}`` into ``queue``."""
     import torch
     import torch.distributed as dist
-    from recbole.data import data_preparation
-    from recbole.utils import init_seed
 
-    from recbole_crs.quick_start import build_config, create_dataset
+    from recbole_crs.quick_start import build_config
     from recbole_crs.runtime import isolated_argv
 
     torch.set_num_threads(args.threads)
@@ -72,32 +70,25 @@ def worker(rank, nproc, port, args, queue):
                 "offset": 0} if nproc > 1 else {}
     results = {}
     config = None
-    for model_name in ("SASRec", "CRSPretrain"):
-        wanted = [stage for stage in args.stages if (stage == "sasrec") == (model_name == "SASRec")]
-        if not wanted:
-            continue
+    def config_of(model_name):
         with isolated_argv():
-            config = build_config(model_name, args.dataset, config_dict={**base_config(args, model_name), **launched})
-        init_seed(config["seed"], config["reproducibility"])
-        dataset = create_dataset(config)
-        train_data, _, _ = data_preparation(config, dataset)
-        for stage in wanted:
-            init_seed(config["seed"], config["reproducibility"])
-            trainer, loader = stage_trainer(stage, config, dataset, train_data)
-            trainer._train_epoch(Batches(loader, args.warmup), 0)
-            timed = Batches(loader, args.steps)
-            if nproc > 1:
-                dist.barrier()
-            started = time.perf_counter()
-            trainer._train_epoch(timed, 1)
-            if nproc > 1:
-                dist.barrier()
-            seconds = time.perf_counter() - started
-            rows = torch.tensor([timed.rows], dtype=torch.float64)
-            if nproc > 1:
-                dist.all_reduce(rows)
-            results[stage] = {"seconds": seconds, "samples": int(rows.item()), "steps": args.steps,
-                              "samples_per_s": rows.item() / seconds, "batches_per_epoch_per_rank": len(loader)}
+            return build_config(model_name, args.dataset, config_dict={**base_config(args, model_name), **launched})
+
+    for stage, config, trainer, loader in stage_trainers(args.stages, config_of):
+        trainer._train_epoch(Batches(loader, args.warmup), 0)
+        timed = Batches(loader, args.steps)
+        if nproc > 1:
+            dist.barrier()
+        started = time.perf_counter()
+        trainer._train_epoch(timed, 1)
+        if nproc > 1:
+            dist.barrier()
+        seconds = time.perf_counter() - started
+        rows = torch.tensor([timed.rows], dtype=torch.float64)
+        if nproc > 1:
+            dist.all_reduce(rows)
+        results[stage] = {"seconds": seconds, "samples": int(rows.item()), "steps": args.steps,
+                          "samples_per_s": rows.item() / seconds, "batches_per_epoch_per_rank": len(loader)}
     if nproc > 1 and config is not None:
         dist.destroy_process_group()
     if rank == 0:

@@ -5,6 +5,7 @@ A stage's trainer and dataloader come from the pipeline's own builders (:func:`r
 what a run trains; :class:`Batches` feeds a trainer's ``_train_epoch`` a fixed number of batches.
 """
 
+import gc
 import itertools
 
 STAGES = ("sasrec", "generator", "pretrain", "finetune")
@@ -52,3 +53,33 @@ def stage_trainer(stage, config, dataset, train_data):
         trainer = finetune_stage(config, dataset)
         return trainer, finetune_dataloader(trainer.config, train_data)[0]
     raise ValueError(f"unknown stage {stage!r}: use one of {', '.join(STAGES)}")
+
+
+def stage_trainers(stages, config_of):
+    """Yield ``(stage, config, trainer, dataloader)`` for each stage of ``stages`` in :data:`STAGES` order.
+
+    ``config_of(model)`` builds the config of ``"SASRec"`` (stage ``sasrec``) or ``"CRSPretrain"`` (the others); the
+    dataset and its dataloaders are built once per model, each stage seeded as a run seeds it. A stage's trainer and
+    the model's dataset are freed before the next is built, so memory peaks do not add up.
+    """
+    from recbole.data import data_preparation
+    from recbole.utils import init_seed
+
+    from recbole_crs.quick_start import create_dataset
+
+    for model in ("SASRec", "CRSPretrain"):
+        wanted = [stage for stage in STAGES if stage in stages and (stage == "sasrec") == (model == "SASRec")]
+        if not wanted:
+            continue
+        config = config_of(model)
+        init_seed(config["seed"], config["reproducibility"])
+        dataset = create_dataset(config)
+        train_data, _, _ = data_preparation(config, dataset)
+        for stage in wanted:
+            init_seed(config["seed"], config["reproducibility"])
+            trainer, loader = stage_trainer(stage, config, dataset, train_data)
+            yield stage, config, trainer, loader
+            del trainer, loader
+            gc.collect()
+        del dataset, train_data
+        gc.collect()
