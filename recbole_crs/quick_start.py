@@ -45,10 +45,7 @@ def build_config(model=None, dataset=None, config_file_list=None, config_dict=No
 def create_dataset(config):
     """The dataset for ``config``: builds a built-in dataset (ml-100k-crs, ml-100k-crs-targets[-X]) on first
     use, CRSDataset for sequential models."""
-    from recbole_crs.data.ml100k import ensure_builtin, is_builtin
-
-    if is_builtin(config["dataset"]):
-        ensure_builtin(config["dataset"], os.path.dirname(os.path.normpath(config["data_path"])))
+    prepare_builtin_dataset(config)
     dataset_class = get_dataset_class(config)
     if dataset_class.__module__.startswith("recbole."):
         return create_recbole_dataset(config)
@@ -183,7 +180,7 @@ def run(
     errors = gpu_errors(config.final_config_dict, nproc, uses_cuda(config.final_config_dict))
     if errors:
         raise CRSConfigError(errors)
-    _prepare_builtin_dataset(config)  # once, not by every process at the same time
+    prepare_builtin_dataset(config)  # once, not by every process at the same time
     config_dict.update({"world_size": world_size, "ip": ip, "port": port, "nproc": nproc, "offset": group_offset})
 
     import torch.multiprocessing as mp
@@ -215,7 +212,8 @@ def _drain(queue, items):
     return items
 
 
-def _prepare_builtin_dataset(config):
+def prepare_builtin_dataset(config):
+    """Build ``config``'s dataset on first use if it is a built-in one (ml-100k-crs, ml-100k-crs-targets[-X])."""
     from recbole_crs.data.ml100k import ensure_builtin, is_builtin
 
     if is_builtin(config["dataset"]):

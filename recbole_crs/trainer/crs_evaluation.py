@@ -205,7 +205,7 @@ class CRSEvaluationMixin:
         order = sampler_rows(eval_data)
         if order is not None and is_distributed(self.config):
             # Every rank scored its share; the metrics are computed once over every row, as in one process.
-            rows = gather_rows(self.config, rows, order, len(eval_data._dataset))
+            rows = gather_rows(rows, order, len(eval_data._dataset))
         greater, equal, n, turn, last = rows.unbind(1)
         values, chance = self.rank_metrics.values(greater, equal, n)
         last = last.bool()

@@ -25,6 +25,8 @@ import torch
 import torch.distributed as dist
 from recbole.utils import init_seed
 
+from recbole_crs.validation.distributed import LAUNCHED_KEYS
+
 
 def is_distributed(config):
     """Whether ``config`` belongs to a multi-process run (RecBole's ``single_spec: False``) with a live group."""
@@ -40,10 +42,6 @@ def rank():
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
-def world_size():
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
 def is_main_process(config=None):
     """Rank 0 of a multi-process run, or the one process of a single-process run."""
     if config is not None and not is_distributed(config):
@@ -51,10 +49,10 @@ def is_main_process(config=None):
     return rank() == 0
 
 
-def _device(config):
+def _collective_device():
     """Where this process's collectives run: gloo works on CPU tensors, NCCL on the rank's GPU."""
     if dist.get_backend() == "nccl":
-        return config["device"]
+        return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
 
 
@@ -126,8 +124,7 @@ def reduce_epoch_stats(losses, counts=None):
     values = torch.tensor([float(x) for x in losses], dtype=torch.float64)
     if counts is not None:
         values = torch.cat([values, counts.detach().cpu().double().reshape(-1)])
-    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
-    values = values.to(device)
+    values = values.to(_collective_device())
     dist.all_reduce(values)
     values = values.cpu()
     reduced = (values[: len(losses)] / size).tolist()
@@ -171,11 +168,6 @@ def wait_for_file(config, path):
         )
 
 
-def barrier(config):
-    if is_distributed(config):
-        dist.barrier()
-
-
 # ------------------------------------------------------------------------------------------- evaluation rows
 def sampler_rows(eval_data):
     """The dataset rows this rank's evaluation dataloader yields, in order (None when not distributed).
@@ -191,7 +183,7 @@ def sampler_rows(eval_data):
     return torch.as_tensor(list(iter(sampler)), dtype=torch.long)
 
 
-def gather_rows(config, columns, rows, n_rows):
+def gather_rows(columns, rows, n_rows):
     """All ranks' per-row results, each dataset row once, in dataset order.
 
     Args:
@@ -206,8 +198,7 @@ def gather_rows(config, columns, rows, n_rows):
     ``j * world_size + r``, and the entries from ``n_rows`` on are the padding (repeats of the first rows). Those
     are dropped by position, so each row keeps the result of the rank that owns it.
     """
-    device = _device(config)
-    local = torch.cat([rows.view(-1, 1).long(), columns.long()], dim=1).to(device)
+    local = torch.cat([rows.view(-1, 1).long(), columns.long()], dim=1).to(_collective_device())
     size = dist.get_world_size()
     gathered = [torch.empty_like(local) for _ in range(size)]
     dist.all_gather(gathered, local)
@@ -228,9 +219,6 @@ def gather_rows(config, columns, rows, n_rows):
 
 
 # ------------------------------------------------------------------------------------------- checkpoints
-LAUNCH_KEYS = ("nproc", "world_size", "ip", "port", "offset")
-
-
 def single_process_values(config):
     """``config``'s final values as a single-process run's: what a checkpoint stores, so that the model it holds
     reloads in one process (``load_data_and_model``) with no process group to join. Rank-0 logging settings
@@ -238,7 +226,7 @@ def single_process_values(config):
     values = dict(getattr(config, "final_config_dict", config))
     if values.get("single_spec", True) is not False:
         return values
-    for key in LAUNCH_KEYS:
+    for key in LAUNCHED_KEYS:
         values.pop(key, None)
     values["single_spec"], values["local_rank"] = True, 0
     device = values.get("device")
