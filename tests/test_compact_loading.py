@@ -21,10 +21,9 @@ from recbole_crs.data.checks import CRSDataError
 from recbole_crs.data.compact import inter_loading_mode
 from recbole_crs.data.finetune import conversational_rows, finetune_samples
 from recbole_crs.data.windows import WindowedInteraction, materialize
-from recbole_crs.quick_start import create_dataset, evaluate_test, train
-from recbole_crs.runtime import torch_threads
+from recbole_crs.quick_start import create_dataset
 from test_windows import all_rows, assert_same_batches, assert_same_interaction, write_with_split
-from tiny_data import isolated_run_dir, ml100k_config, tiny_config, write_tiny_dataset
+from tiny_data import isolated_run_dir, ml100k_config, tiny_config, unsaved_run_results, write_tiny_dataset
 
 LOADERS = ("recbole", "compact")
 
@@ -226,10 +225,7 @@ def test_ml100k_dataset_and_metrics_are_identical(ml100k):
         config, dataset = build("SASRec", "ml-100k-crs", ml100k, loading)
         init_seed(config["seed"], True)
         train_data, valid_data, test_data = data_preparation(config, dataset)
-        with torch_threads(1):
-            trainer, score, valid_result = train(config, dataset, train_data, valid_data, saved=False, verbose=False)
-            test_results, _ = evaluate_test(config, trainer, test_data, saved=False)
-        results.append((score, valid_result, test_results))
+        results.append(unsaved_run_results(config, dataset, train_data, valid_data, test_data))
     assert results[0] == results[1]
 
 

@@ -18,9 +18,8 @@ from recbole_crs.config import Config
 from recbole_crs.data.finetune import finetune_samples
 from recbole_crs.data.windows import HISTORY_START_FIELD, WindowedInteraction
 from recbole_crs.pipeline import pretrain_dataloader, run_crs_pretrain_pipeline
-from recbole_crs.runtime import torch_threads
-from recbole_crs.quick_start import create_dataset, evaluate_test, run_recbole_crs, train
-from tiny_data import isolated_run_dir, ml100k_config, tiny_config, write_tiny_dataset
+from recbole_crs.quick_start import create_dataset, run_recbole_crs
+from tiny_data import isolated_run_dir, ml100k_config, tiny_config, unsaved_run_results, write_tiny_dataset
 
 MODES = ("materialized", "lazy")
 
@@ -198,10 +197,7 @@ def test_ml100k_sasrec_gives_the_same_metrics(ml100k):
     results = []
     for mode in MODES:
         config, dataset, (train_data, valid_data, test_data) = ml100k[mode]
-        with torch_threads(1):  # small ops on a shared machine: one thread is faster, and as deterministic
-            trainer, score, valid_result = train(config, dataset, train_data, valid_data, saved=False, verbose=False)
-            test_results, _ = evaluate_test(config, trainer, test_data, saved=False)
-        results.append((score, valid_result, test_results))
+        results.append(unsaved_run_results(config, dataset, train_data, valid_data, test_data))
     assert results[0] == results[1]
 
 

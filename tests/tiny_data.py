@@ -104,6 +104,18 @@ def ml100k_config(root):
             "train_batch_size": 2048, "eval_batch_size": 4096, "crs_test_modes": ["confirmed"]}
 
 
+def unsaved_run_results(config, dataset, train_data, valid_data, test_data):
+    """(best valid score, best valid result, test results by mode) of a run that writes nothing, on one torch
+    thread (small ops on a shared machine: faster, and as deterministic)."""
+    from recbole_crs.quick_start import evaluate_test, train
+    from recbole_crs.runtime import torch_threads
+
+    with torch_threads(1):
+        trainer, score, valid_result = train(config, dataset, train_data, valid_data, saved=False, verbose=False)
+        test_results, _ = evaluate_test(config, trainer, test_data, saved=False)
+    return score, valid_result, test_results
+
+
 def prepare_data(config):
     """(dataset, train, valid, test) of ``config``, seeded as quick_start seeds them."""
     from recbole.data import data_preparation
