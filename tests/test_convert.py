@@ -671,21 +671,30 @@ def test_ml100k_crs_is_built_once_and_byte_identical(tmp_path):
     assert file_bytes(folders[0], "ml-100k-crs") == file_bytes(folders[1], "ml-100k-crs")
     items, rows = check_format(folders[0], "ml-100k-crs")
     assert len(rows) == 100000 and len(items) == 1682 and len({a for v in items.values() for a in v}) == 19
-    assert sorted(os.listdir(folders[0])) == ["ml-100k-crs.inter", "ml-100k-crs.item", "ml-100k-crs.manifest.json"]
+    built = [".build-version", "ml-100k-crs.inter", "ml-100k-crs.item", "ml-100k-crs.manifest.json"]
+    assert sorted(os.listdir(folders[0])) == built
     inter = os.path.join(folders[0], "ml-100k-crs.inter")
     modified = os.stat(inter).st_mtime_ns
     assert ensure_ml100k_crs(str(tmp_path / "a")) == folders[0]
     assert os.stat(inter).st_mtime_ns == modified  # present files are not rebuilt
-    # Files of an older version (no turn columns) are rebuilt, to the same bytes.
+    # Files of an older build (here: no turn columns, no build version, manifest of those files) are rebuilt,
+    # to the same bytes.
     old_inter = os.path.join(folders[1], "ml-100k-crs.inter")
     with open(old_inter, encoding="utf-8") as handle:
         lines = handle.read().split("\n")
     with open(old_inter, "w", encoding="utf-8", newline="\n") as handle:
         handle.write("\n".join("\t".join(line.split("\t")[:5]) for line in lines))
+    os.remove(os.path.join(folders[1], "ml-100k-crs.manifest.json"))
+    os.remove(os.path.join(folders[1], ".build-version"))
     assert "confirmed_turns" not in open(old_inter, encoding="utf-8").readline()
     assert ensure_ml100k_crs(str(tmp_path / "b")) == folders[1]
     assert file_bytes(folders[0], "ml-100k-crs") == file_bytes(folders[1], "ml-100k-crs")
-    assert sorted(os.listdir(folders[1])) == ["ml-100k-crs.inter", "ml-100k-crs.item", "ml-100k-crs.manifest.json"]
+    assert sorted(os.listdir(folders[1])) == built
+    # A build of another version (same files, other version) is rebuilt too.
+    with open(os.path.join(folders[1], ".build-version"), "w", encoding="utf-8") as handle:
+        handle.write("1\n")
+    assert ensure_ml100k_crs(str(tmp_path / "b")) == folders[1]
+    assert open(os.path.join(folders[1], ".build-version"), encoding="utf-8").read() == "2\n"
 
 
 # ------------------------------------------------------------------------------- --conversations targets
@@ -1022,3 +1031,25 @@ def test_converter_os_errors_are_one_line_conversion_errors(tmp_path, capsys):
     assert code == 2 and error.count("\n") == 1 and "cannot read item file" in error and "toy.item" in error
     with pytest.raises(ConversionError, match=r"cannot read item dict file '.*': Is a directory"):
         convert_precrs_lastfm(str(tmp_path), records=[str(tmp_path)], holdout="valid=0.2,test=0.2", out_dir=str(tmp_path / "o"))
+
+
+@pytest.mark.parametrize("conversations", ["all", "targets"])
+def test_recbole_simulator_popularity_counts_training_rows_only(tmp_path, monkeypatch, conversations):
+    """The simulator recommends popular items first; held-out targets must not shape its popularity."""
+    import recbole_crs.data.convert.common as common
+
+    seen = {}
+    real_simulator = common.ConversationSimulator
+
+    def spy(*args, item_popularity=None, **kwargs):
+        seen["popularity"] = dict(item_popularity)
+        return real_simulator(*args, item_popularity=item_popularity, **kwargs)
+
+    monkeypatch.setattr(common, "ConversationSimulator", spy)
+    # Every user: two training rows of i1, then i3 (valid) and i3 (test): i3 is the most frequent item overall.
+    inter = ["user_id:token\titem_id:token\ttimestamp:float"]
+    for user in range(5):
+        inter += [f"u{user}\t{item}\t{t}" for t, item in enumerate(["i1", "i1", "i3", "i3"])]
+    source = write_recbole(tmp_path / "src", inter_lines=inter)
+    convert_recbole(source, "toy", "genre", str(tmp_path / "out" / "toy-crs"), conversations=conversations)
+    assert seen["popularity"] == {"i1": 10}

@@ -11,8 +11,7 @@
 
 All of them share ``properties/dataset/ml-100k-crs.yaml`` (:func:`builtin_base`), and the evaluated rows and
 their conversations are the same in every one. The result is byte-identical on every machine with the same
-recbole copy. Files left by an older version of the plugin (another ``.inter`` header, e.g. without the turn
-columns) are rebuilt.
+recbole copy. Files built by an older version of the plugin (another :data:`BUILD_VERSION`) are rebuilt.
 """
 
 import logging
@@ -28,10 +27,10 @@ from recbole_crs.data.convert import (
     TARGET_CONVERSATIONS,
     ConversionError,
     convert_recbole,
-    inter_header,
     parse_train_conversations,
 )
 from recbole_crs.data.simulator import DEFAULT_MAX_TURNS, DEFAULT_REC_LIST_SIZE, DEFAULT_SEED
+from recbole_crs.runtime import atomic_write_text
 
 ML100K_CRS = "ml-100k-crs"
 ML100K_CRS_TARGETS = "ml-100k-crs-targets"
@@ -48,6 +47,10 @@ _TARGETS_FRACTION = re.compile(re.escape(ML100K_CRS_TARGETS) + r"-(?P<x>[0-9][0-
 # The ml-100k copy shipped inside the recbole package, and its genre field.
 RECBOLE_ML100K = "ml-100k"
 ML100K_ATTRIBUTE_FIELD = "class"
+# What a built folder was built by: bump whenever the same name would now be built into other bytes, so that
+# folders built before are rebuilt, not silently reused. 2: the simulator's popularity counts training rows only.
+BUILD_VERSION = "2"
+BUILD_VERSION_FILE = ".build-version"
 
 logger = logging.getLogger(__name__)
 
@@ -101,22 +104,30 @@ def ml100k_crs_files(data_path):
     return builtin_files(ML100K_CRS, data_path)
 
 
-def _is_current(name, data_path, options):
-    """Both files exist and the ``.inter`` header is the one this version writes.
+def _is_current(name, data_path):
+    """Both files exist, match their manifest, and were built by this :data:`BUILD_VERSION`.
 
-    Files written by an older version (e.g. before ``confirmed_turns``/``rejected_turns``) have another
-    header and are rebuilt; the build is deterministic, so a rebuild gives the same bytes everywhere.
+    Files built by an older version (e.g. before ``confirmed_turns``/``rejected_turns``, or with the simulator's
+    popularity counted over held-out rows) are rebuilt; the build is deterministic, so a rebuild gives the same
+    bytes everywhere.
     """
+    folder = os.path.join(data_path, name)
     inter_path, item_path = builtin_files(name, data_path)
     if not (os.path.isfile(inter_path) and os.path.isfile(item_path)):
         return False
-    if manifest_problems(os.path.join(data_path, name), name):
+    if manifest_problems(folder, name):
         logger.info("rebuilding %s: its files do not match its manifest (an interrupted build)", name)
         return False
-    with open(inter_path, encoding="utf-8", newline="") as handle:
-        first_line = handle.readline()
-    with_split = options["conversations"] == TARGET_CONVERSATIONS  # the recbole converter adds a split column
-    return first_line == "\t".join(inter_header(with_split=with_split, with_candidates=False)) + "\n"
+    try:
+        with open(os.path.join(folder, BUILD_VERSION_FILE), encoding="utf-8") as handle:
+            built_by = handle.read().strip()
+    except FileNotFoundError:
+        built_by = None
+    if built_by != BUILD_VERSION:
+        logger.info("rebuilding %s: built by an older version of recbole-crs (build %s, now %s)",
+                    folder, built_by or "1", BUILD_VERSION)
+        return False
+    return True
 
 
 def ensure_ml100k_crs(data_path, force=False):
@@ -140,10 +151,8 @@ def ensure_builtin(name, data_path, force=False):
             f"{ML100K_CRS_TARGETS}-<X> (X a fraction such as 0.05 or a count of training users)."
         )
     folder = os.path.join(data_path, name)
-    if not force and _is_current(name, data_path, options):
+    if not force and _is_current(name, data_path):
         return folder
-    if not force and os.path.isfile(builtin_files(name, data_path)[0]):
-        logger.info("rebuilding %s: its .inter header is from an older version of recbole-crs", folder)
     source = recbole_dataset_example_path()
     if not os.path.isfile(os.path.join(source, RECBOLE_ML100K, f"{RECBOLE_ML100K}.inter")):
         raise FileNotFoundError(
@@ -165,6 +174,7 @@ def ensure_builtin(name, data_path, force=False):
         rec_list_size=DEFAULT_REC_LIST_SIZE,
         **options,
     )
+    atomic_write_text(os.path.join(folder, BUILD_VERSION_FILE), BUILD_VERSION + "\n")
     logger.info(
         "built %s in %.1f s (%d interactions, %d with a conversation, %d items, %d genres)",
         folder,

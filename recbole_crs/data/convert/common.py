@@ -80,14 +80,14 @@ class Conversion:
         catalogue,
         targets_note,
         with_split=True,
-        popularity_splits=(TRAIN_SPLIT,),
+        item_popularity=None,
         keep_simulated=True,
         candidate_notes=None,
     ):
         """Simulate the missing conversations, add the candidate lists, apply the regime, write; return the report.
 
         ``rows``: in the order to write, every split set when ``with_split``. The simulator recommends popular
-        items first, by interaction counts over the rows of ``popularity_splits`` (None: all rows).
+        items first, by ``item_popularity`` (default: interaction counts over the training rows, :func:`popularity`).
         ``candidate_notes(sizes, candidates)``: the report's notes on the candidate lists (``--candidates``).
         With ``--conversations targets``, ``keep_simulated=False`` lets only real conversations stay on training
         rows (:func:`~recbole_crs.data.convert.regimes.keep_target_conversations`); ``targets_note`` is the
@@ -97,7 +97,7 @@ class Conversion:
         report.simulated_conversations = simulate_rows(
             rows,
             catalogue.item_attributes,
-            popularity(rows, popularity_splits),
+            popularity(rows) if item_popularity is None else item_popularity,
             self.simulation_seed,
             options.max_turns,
             options.rec_list_size,
@@ -174,13 +174,14 @@ def check_candidates(candidates):
         raise ConversionError(f"--candidates must be an integer >= 0, got {candidates!r}.")
 
 
-def popularity(rows, splits=(TRAIN_SPLIT,)):
-    """Interaction counts over rows of the given splits, or all rows if ``splits`` is None.
+def popularity(rows, splits=None):
+    """Interaction counts over the training rows: ``splits[i]`` is row i's split (default: each row's own).
 
     The simulator recommends popular candidates first; counting training rows only keeps held-out targets
     from shaping the simulated conversations.
     """
-    return Counter(row.item for row in rows if splits is None or row.split in splits)
+    splits = [row.split for row in rows] if splits is None else splits
+    return Counter(row.item for row, split in zip(rows, splits) if split == TRAIN_SPLIT)
 
 
 def dataset_name(out_dir, name):

@@ -9,10 +9,10 @@ import os
 
 import numpy as np
 
-from recbole_crs.data.convert.common import Conversion
+from recbole_crs.data.convert.common import Conversion, popularity
 from recbole_crs.data.convert.errors import WITHOUT_ATTRIBUTES, ConversionError, Invalid, Problems
 from recbole_crs.data.convert.reading import Catalogue, check_without_attributes
-from recbole_crs.data.convert.regimes import TARGET_CONVERSATIONS, leave_one_out_splits
+from recbole_crs.data.convert.regimes import TARGET_CONVERSATIONS, leave_one_out_split_values, leave_one_out_splits
 from recbole_crs.data.convert.writing import Row
 from recbole_crs.data.tokens import natural_key
 
@@ -64,16 +64,19 @@ def convert_recbole(
     )
     order = sorted(range(len(rows)), key=lambda i: (natural_key(rows[i].user), rows[i].timestamp, i))
     rows = [rows[i] for i in order]
+    # The simulator's popularity counts the rows the default eval_args train on, never held-out targets; the
+    # split column is written only where the regime needs it (without it, RecBole's eval_args split on load).
+    splits = leave_one_out_split_values(rows)
     with_split = options.conversations == TARGET_CONVERSATIONS
     if with_split:
-        leave_one_out_splits(rows)  # the simulation does not read the splits: it counts every row's item
+        leave_one_out_splits(rows)
     return conversion.close(
         rows,
         Catalogue(item_attributes, without, os.path.basename(item_path)),
         "--conversations targets: split column = leave-one-out by time as the default eval_args evaluate "
         "(a user's first row is never a target); the simulated statistics cover every row before blanking",
         with_split=with_split,
-        popularity_splits=None,
+        item_popularity=popularity(rows, splits),
     )
 
 

@@ -103,7 +103,14 @@ def keep_target_conversations(rows, train_conversations, rng, report, keep_simul
 
 
 def leave_one_out_splits(rows):
-    """Set ``row.split`` as the plugin's default ``eval_args`` (leave-one-out by time) evaluates ``rows``.
+    """Set ``row.split`` as the plugin's default ``eval_args`` (leave-one-out by time) evaluates ``rows``
+    (:func:`leave_one_out_split_values`)."""
+    for row, split in zip(rows, leave_one_out_split_values(rows)):
+        row.split = split
+
+
+def leave_one_out_split_values(rows):
+    """The split the plugin's default ``eval_args`` (leave-one-out by time) gives each of ``rows``, in order.
 
     ``rows`` are sorted by user, then time. A user's first row has no history and is never a sequential
     target, so RecBole's leave-one-out applies to rows 2..n: the last is ``test`` if there are at least 2
@@ -111,16 +118,18 @@ def leave_one_out_splits(rows):
     For every user with n >= 4 rows (all of ml-100k) that is: last test, second-to-last valid, rest train.
     """
     train, valid, test = SPLITS
+    values = []
     start = 0
     while start < len(rows):
         end = start
         while end < len(rows) and rows[end].user == rows[start].user:
             end += 1
         n = end - start
-        for row in rows[start:end]:
-            row.split = train
+        user_values = [train] * n
         if n >= 3:
-            rows[end - 1].split = test
+            user_values[-1] = test
         if n >= 4:
-            rows[end - 2].split = valid
+            user_values[-2] = valid
+        values += user_values
         start = end
+    return values
