@@ -7,6 +7,7 @@ loader cannot reproduce fall back to RecBole's loader, and row checks give the s
 """
 
 import os
+import re
 import sys
 
 import numpy as np
@@ -104,6 +105,77 @@ def test_tiny_with_split_turns_and_truncation_is_identical(in_tmp, windows):
     assert data.field2seqlen["rejected_items"] == 1
     # per-turn states of the evaluated rows come from the encoded columns too
     assert data.has_turn_columns
+
+
+# What the tiny data adds so that RecBole's filters remove the last row of some token: u5's four rows (an item i7
+# and an attribute d nobody else has, a rejected item i8 nobody interacts with, a duplicate (u5, i7) pair, a row
+# without a channel).
+FILTERED_ITEMS = {"i7": ["d"], "i8": ["d"]}
+FILTERED_EXTRA_ROWS = [
+    "u5\ti7\t10\td\ti8\tweb",
+    "u5\ti1\t11\ta\t\tweb",
+    "u5\ti7\t12\td\t\t",
+    "u5\ti2\t13\ta\ti7\tweb",
+]
+# Missing values: a row without a user (RecBole drops it) whose channel 'phone' no other row has, a row without
+# a timestamp (RecBole fills in the mean).
+MISSING_VALUE_ROWS = ["\ti1\t3\ta\t\tphone", "u2\ti4\t\tc\t\tweb"]
+
+
+def write_filterable(root, extra_rows=FILTERED_EXTRA_ROWS):
+    """The tiny data with a ``channel`` token column, items i7 and i8, and ``extra_rows``."""
+    from tiny_data import ITEM_ATTRIBUTES
+
+    folder = write_tiny_dataset(str(root), item_attributes={**ITEM_ATTRIBUTES, **FILTERED_ITEMS})
+    path = os.path.join(folder, "tiny-crs.inter")
+    header, *lines = open(path).read().splitlines()
+    lines = [f"{line}\tweb" for line in lines] + list(extra_rows)
+    open(path, "w").write("\n".join([header + "\tchannel:token"] + lines) + "\n")
+
+
+@pytest.mark.parametrize("windows", ["lazy", "materialized"])
+def test_missing_values_give_the_same_dataset(in_tmp, windows):
+    write_filterable(in_tmp, FILTERED_EXTRA_ROWS + MISSING_VALUE_ROWS)
+    data = check_same_dataset("SASRec", "tiny-crs", tiny_config(in_tmp), windows)
+    assert len(data) == 20  # 25 rows of 5 users: the row without a user is gone, the one without a timestamp kept
+    assert "phone" not in data.field2token_id["channel"]
+
+
+@pytest.mark.parametrize("filters, targets", [
+    ({}, 19),  # 24 rows of 5 users: a user's first row is no target
+    ({"user_inter_num_interval": "[5,inf)"}, 16),  # drops u5, and with it every row of u5
+    ({"item_inter_num_interval": "[3,inf)"}, 13),  # drops i4, i6, i7, i8 and their rows: attribute d is gone
+    ({"user_inter_num_interval": "[4,inf)", "item_inter_num_interval": "[3,inf)"}, 12),  # then u5 (2 rows left)
+    ({"val_interval": {"timestamp": "[0,9]"}}, 16),  # a float interval drops u5
+    ({"val_interval": {"channel": ["web"]}}, 18),  # a token set drops the row without a channel
+    ({"rm_dup_inter": "first"}, 17),  # u4's second i3 and u5's second i7
+    ({"rm_dup_inter": "last"}, 17),  # u4's first i3 and u5's first i7, the only row rejecting i8
+], ids=lambda value: ",".join(value) if isinstance(value, dict) else None)
+@pytest.mark.parametrize("windows", ["lazy", "materialized"])
+def test_every_recbole_filter_gives_the_same_dataset(in_tmp, filters, targets, windows):
+    """RecBole's filters drop rows after loading; a token whose last row they drop has no id any more."""
+    write_filterable(in_tmp)
+    data = check_same_dataset("SASRec", "tiny-crs", tiny_config(in_tmp, **filters), windows)
+    assert len(data) == targets
+    if "item_inter_num_interval" in filters:
+        assert "d" not in data.field2token_id["attributes"]
+    if "user_inter_num_interval" in filters or "timestamp" in filters.get("val_interval", {}):
+        assert "u5" not in data.field2token_id["user_id"]
+
+
+@pytest.mark.parametrize("loading", LOADERS)
+@pytest.mark.parametrize("field, interval, problem", [
+    ("confirmed_turns", "[1,1]", "a float_seq field: RecBole filters rows by the value of a token or float field"),
+    ("confirmed_attributes", ["a"], "a token_seq field"),
+    ("rating", "[3,5]", "which tiny-crs's atomic files do not have"),
+])
+def test_a_val_interval_recbole_cannot_apply_is_refused(in_tmp, loading, field, interval, problem):
+    """RecBole fails on a float_seq interval and drops every row for a token_seq one; the compact loader compared
+    codes. Both loaders refuse them in one line."""
+    write_awkward(in_tmp)
+    with pytest.raises(CRSDataError, match=f"^val_interval names '{field}', {re.escape(problem)}") as error:
+        build("SASRec", "tiny-crs", tiny_config(in_tmp, val_interval={field: interval}), loading)
+    assert "\n" not in str(error.value)
 
 
 def test_crspretrain_batches_and_per_turn_finetune_samples_are_identical(in_tmp):
@@ -227,6 +299,13 @@ def test_ml100k_dataset_and_metrics_are_identical(ml100k):
         train_data, valid_data, test_data = data_preparation(config, dataset)
         results.append(unsaved_run_results(config, dataset, train_data, valid_data, test_data))
     assert results[0] == results[1]
+
+
+def test_ml100k_k_core_filtering_gives_the_same_dataset(ml100k):
+    """The default loader under k-core filtering on ml-100k-crs (it raised KeyError: '103'): RecBole's dataset."""
+    config = {**ml100k, "user_inter_num_interval": "[30,inf)", "item_inter_num_interval": "[10,inf)"}
+    data = check_same_dataset("Pop", "ml-100k-crs", config, "lazy", seed=3)
+    assert data.user_num - 1 < 943 and data.item_num - 1 < 1682  # users and items were filtered out
 
 
 def test_ml100k_compact_inter_feat_is_smaller(ml100k):

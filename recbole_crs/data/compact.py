@@ -193,7 +193,9 @@ def remap(dataset, remap_list, tables):
     """RecBole's ``Dataset._remap`` for pieces that may be compact: the same ``mp`` and ids.
 
     ``pd.factorize`` over the concatenation numbers tokens by first appearance; the first appearances of each
-    piece, concatenated in piece order, have the same first appearances in the same order.
+    piece, concatenated in piece order, have the same first appearances in the same order. RecBole's filters
+    (k-core, ``val_interval``, ``rm_dup_inter``, missing ids) drop rows, not categories or table cells: a token
+    whose rows are all gone has no id, so only the categories and cells still in use are remapped.
     """
     streams = [_first_appearances(feat, field, ftype, tables.get(field) if feat is dataset.inter_feat else None)
                for feat, field, ftype in remap_list]
@@ -208,10 +210,13 @@ def remap(dataset, remap_list, tables):
         table = tables.get(field) if feat is dataset.inter_feat else None
         column = feat[field]
         if table is not None:
-            table.seqs = [np.array([token_id[t] for t in seq], dtype=np.int64) for seq in table.seqs]
+            used = set(table.used(column.to_numpy()).tolist())
+            table.seqs = [np.array([token_id[t] for t in seq] if code in used else [], dtype=np.int64)
+                          for code, seq in enumerate(table.seqs)]
         elif ftype == FeatureType.TOKEN_SEQ:
             feat[field] = [np.array([token_id.get(t, 0) for t in seq], dtype=np.int64) for seq in column.values]
         elif isinstance(column.dtype, pd.CategoricalDtype):
+            column = column.cat.remove_unused_categories()
             ids = np.array([token_id[t] for t in column.cat.categories] + [0], dtype=np.int64)
             feat[field] = ids[column.cat.codes.to_numpy()]  # code -1 (NaN) -> the appended 0, as factorize's -1 + 1
         else:

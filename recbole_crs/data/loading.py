@@ -14,6 +14,7 @@ from recbole.data.interaction import Interaction
 from recbole.utils import FeatureSource, FeatureType
 
 from recbole_crs.data import compact
+from recbole_crs.data.checks import CRSDataError
 from recbole_crs.data.windows import WindowedInteraction, history_windows_mode
 
 
@@ -87,6 +88,23 @@ class CRSLoading:
         if all(interval is None or interval == keep_all for interval in intervals):
             return
         super()._filter_by_inter_num()
+
+    def _filter_by_field_value(self):
+        """RecBole's ``val_interval`` filter, for the fields it can filter: on a sequence field RecBole fails (a
+        ``float_seq`` compares whole arrays) or drops every row (``token_seq``), and a compact column holds codes,
+        not values; a field the data lacks is RecBole's bare ValueError. Both are refused with the fix."""
+        for field in self.config["val_interval"] or {}:
+            if field not in self.field2type:
+                raise CRSDataError(
+                    f"val_interval names '{field}', which {self.dataset_name}'s atomic files do not have (fields: "
+                    f"{', '.join(self.field2type)}): fix the name or remove it from val_interval."
+                )
+            if self.field2type[field] in compact.SEQ_TYPES:
+                raise CRSDataError(
+                    f"val_interval names '{field}', a {self.field2type[field].value} field: RecBole filters rows by "
+                    "the value of a token or float field only. Remove it from val_interval."
+                )
+        super()._filter_by_field_value()
 
     def _fill_nan(self):
         """RecBole's, except for compact sequence columns (codes; an empty cell is already an empty sequence)."""
