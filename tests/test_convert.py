@@ -625,6 +625,28 @@ def test_recbole_bad_fields_and_paths(tmp_path, options, message):
         )
 
 
+def prepend_byte_order_mark(*paths):
+    for path in paths:
+        data = open(path, "rb").read()
+        open(path, "wb").write(b"\xef\xbb\xbf" + data)
+
+
+def test_recbole_reads_files_that_start_with_a_byte_order_mark(tmp_path):
+    plain = write_recbole(tmp_path / "plain")
+    marked = write_recbole(tmp_path / "marked")
+    prepend_byte_order_mark(*(os.path.join(marked, "toy", f"toy.{suffix}") for suffix in ("inter", "item")))
+    convert_recbole(plain, "toy", "genre", str(tmp_path / "a" / "toy-crs"))
+    convert_recbole(marked, "toy", "genre", str(tmp_path / "b" / "toy-crs"))
+    assert file_bytes(tmp_path / "a" / "toy-crs", "toy-crs") == file_bytes(tmp_path / "b" / "toy-crs", "toy-crs")
+
+
+def test_json_that_starts_with_a_byte_order_mark_is_read(tmp_path, precrs_files):
+    convert_precrs_lastfm(precrs_files["item_dict"], str(tmp_path / "a" / "toy"), train=precrs_files["train"])
+    prepend_byte_order_mark(precrs_files["item_dict"], *precrs_files["train"])
+    convert_precrs_lastfm(precrs_files["item_dict"], str(tmp_path / "b" / "toy"), train=precrs_files["train"])
+    assert file_bytes(tmp_path / "a" / "toy", "toy") == file_bytes(tmp_path / "b" / "toy", "toy")
+
+
 # ---------------------------------------------------------------------------------------------- CLI
 def test_cli_success_and_error(tmp_path, capsys, precrs_files):
     out = tmp_path / "cli"

@@ -7,7 +7,7 @@ of it per-row Python objects (``benchmarks/scale.py``). ``inter_loading: compact
 file into the same dataset with
 
 * pandas' C parser, every column read as a ``category``: a small integer code per row, each distinct string
-  stored once; ``float`` columns then become the ``float64`` values RecBole's Python engine gives them
+  stored once (text read by the rules of :mod:`recbole_crs.data.atomic`, as RecBole's loader reads it here); ``float`` columns then become the ``float64`` values RecBole's Python engine gives them
   (:func:`python_engine_floats`);
 * each sequence column kept **dictionary-encoded**: per row, the index of its (distinct) sequence in a table
   :class:`SeqTable`; only the distinct cells are split into tokens. A conversation column has few distinct
@@ -31,6 +31,8 @@ import numpy as np
 import pandas as pd
 import torch
 from recbole.utils import FeatureType
+
+from recbole_crs.data.atomic import read_csv_options, text_encoding
 
 INTER_LOADINGS = ("compact", "recbole")
 DEFAULT_INTER_LOADING = "compact"
@@ -117,8 +119,9 @@ def read_inter(dataset, filepath, columns, usecols, seq_separator):
         delimiter=config["field_separator"],
         usecols=usecols,
         dtype={column: "category" for column in usecols},
-        encoding=config["encoding"],
+        encoding=text_encoding(config["encoding"]),
         engine="c",
+        **read_csv_options(usecols),
     )
     df.columns = columns
     for field, header in zip(columns, usecols):

@@ -14,6 +14,7 @@ from recbole.data.interaction import Interaction
 from recbole.utils import FeatureSource, FeatureType
 
 from recbole_crs.data import compact
+from recbole_crs.data.atomic import recbole_reads_text, text_encoding
 from recbole_crs.data.checks import CRSDataError
 from recbole_crs.data.windows import WindowedInteraction, history_windows_mode
 
@@ -27,17 +28,18 @@ class CRSLoading:
         self._compact_inter = False
 
     def _load_feat(self, filepath, source):
-        """The ``.inter`` file through :mod:`recbole_crs.data.compact` (``inter_loading: compact``), else RecBole's."""
+        """The ``.inter`` file through :mod:`recbole_crs.data.compact` (``inter_loading: compact``), else RecBole's;
+        both read the text by :mod:`recbole_crs.data.atomic` (a byte-order mark, tokens such as ``NA``)."""
         if source != FeatureSource.INTERACTION or compact.inter_loading_mode(self.config) != "compact":
-            return super()._load_feat(filepath, source)
+            return self._recbole_load_feat(filepath, source)
         header = self._read_header(filepath, source)
         if header is None:
-            return super()._load_feat(filepath, source)
+            return self._recbole_load_feat(filepath, source)
         seq_fields = [field for field, _, ftype in header if ftype in compact.SEQ_TYPES]
         blockers = compact.compact_blockers(self.config, seq_fields)
         if blockers:
             self.logger.info(f"inter_loading: RecBole's loader for {filepath} ({'; '.join(blockers)})")
-            return super()._load_feat(filepath, source)
+            return self._recbole_load_feat(filepath, source)
         columns, usecols = [], []
         for field, field_type, ftype in header:  # the properties RecBole's _load_feat sets
             self.field2source[field] = source
@@ -52,6 +54,10 @@ class CRSLoading:
         self._compact_inter = True
         return df
 
+    def _recbole_load_feat(self, filepath, source):
+        with recbole_reads_text(self.config):
+            return super()._load_feat(filepath, source)
+
     def _read_header(self, filepath, source):
         """``[(field, 'field:type', FeatureType)]`` of the columns RecBole would load; None: let RecBole decide
         (no column to load, or a type it rejects: its own error)."""
@@ -59,7 +65,7 @@ class CRSLoading:
         if load_col == set():
             return None
         separator = self.config["field_separator"]
-        with open(filepath, "r", encoding=self.config["encoding"]) as f:
+        with open(filepath, "r", encoding=text_encoding(self.config["encoding"])) as f:
             head = f.readline()[:-1]
         header = []
         for field_type in head.split(separator):

@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 
+from recbole_crs.data.atomic import UTF8_TEXT
 from recbole_crs.data.convert.errors import EXAMPLES, WITHOUT_ATTRIBUTES, ConversionError, Invalid, Problems
 from recbole_crs.data.tokens import natural_key
 
@@ -89,7 +90,7 @@ def _int_range(tokens):
 def load_json(path, what):
     """Parse a JSON file, turning I/O and syntax errors into messages that name the file."""
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding=UTF8_TEXT) as handle:
             return json.load(handle)
     except FileNotFoundError:
         raise ConversionError(f"{what} file '{path}' does not exist.") from None

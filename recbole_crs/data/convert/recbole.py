@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 
+from recbole_crs.data.atomic import UTF8_TEXT
 from recbole_crs.data.convert.common import Conversion, popularity
 from recbole_crs.data.convert.errors import WITHOUT_ATTRIBUTES, ConversionError, Invalid, Problems
 from recbole_crs.data.convert.reading import Catalogue, check_without_attributes
@@ -154,7 +155,7 @@ def _parse_time(text, path, number):
 def _read_atomic(path, what):
     """Read a RecBole atomic file: ({field: column index}, {field: type}, rows as lists of strings)."""
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding=UTF8_TEXT) as handle:
             lines = handle.read().split("\n")
     except FileNotFoundError:
         raise ConversionError(
