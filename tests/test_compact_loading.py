@@ -335,12 +335,23 @@ def test_float_columns_parse_to_the_same_float64_as_recboles_python_engine(in_tm
 
 
 @pytest.mark.parametrize("loading", LOADERS)
-def test_a_float_column_that_is_not_numeric_gives_recboles_error(in_tmp, loading):
+@pytest.mark.parametrize("suffix, column, cell, expected", [
+    ("inter", 2, "yesterday", "column 'timestamp:float' holds 'yesterday', which is not a number"),
+    ("inter", 5, "1 two", "column 'confirmed_turns:float_seq' holds '1 two', and 'two' in it is not a number"),
+    ("item", 2, "cheap", "column 'price:float' holds 'cheap', which is not a number"),
+])
+def test_a_float_cell_that_is_not_a_number_is_named(in_tmp, loading, suffix, column, cell, expected):
+    """A text cell in a float or float_seq column: one line naming the file, the line, the column and the value
+    (pandas' error named neither the file nor the value; float() named no column)."""
     write_tiny_dataset(str(in_tmp))
-    path = os.path.join(str(in_tmp), "tiny-crs", "tiny-crs.inter")
-    header, first, *rest = open(path).read().splitlines()
-    cells = first.split("\t")
-    cells[2] = "yesterday"
-    open(path, "w").write("\n".join([header, "\t".join(cells)] + rest) + "\n")
-    with pytest.raises(ValueError, match="^Unable to convert column timestamp:float to type float64"):
+    path = os.path.join(str(in_tmp), "tiny-crs", f"tiny-crs.{suffix}")
+    header, *lines = open(path).read().splitlines()
+    header += "\tconfirmed_turns:float_seq" if suffix == "inter" else "\tprice:float"
+    rows = [line.split("\t") + ["1"] for line in lines]
+    rows[1][column] = cell  # line 3 of the file
+    open(path, "w").write("\n".join([header] + ["\t".join(row) for row in rows]) + "\n")
+    with pytest.raises(CRSDataError) as error:
         build("SASRec", "tiny-crs", tiny_config(in_tmp), loading)
+    assert str(error.value) == f"'{path}' line 3: {expected}" + (
+        ". Fix it, or leave the cell empty for a missing value." if "which" in expected
+        else " (a float_seq cell is numbers separated by ' '). Fix the cell.")

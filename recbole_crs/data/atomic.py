@@ -42,6 +42,31 @@ def read_csv_options(usecols):
     }
 
 
+def first_bad_number(filepath, columns, config):
+    """``(line, 'name:type', cell, value)`` of the first cell of the ``float`` / ``float_seq`` columns ``columns``
+    (``name:type`` headers of ``filepath``) that is not a number (``value``: the bad part of a sequence cell), or
+    None. A plain scan of the text, run only once a loader has failed, to name the place.
+    """
+    separator, seq_separator = config["field_separator"] or "\t", config["seq_separator"] or " "
+    missing = set(_FLOAT_MISSING)
+    with open(filepath, encoding=text_encoding(config["encoding"]), errors="replace") as handle:
+        header = handle.readline().rstrip("\r\n").split(separator)
+        where = [(header.index(column), column) for column in columns if column in header]
+        for number, line in enumerate(handle, start=2):
+            cells = line.rstrip("\r\n").split(separator)
+            for index, column in where:
+                cell = cells[index] if index < len(cells) else ""
+                is_seq = column.endswith(":float_seq")
+                for value in filter(None, cell.split(seq_separator)) if is_seq else [cell]:
+                    if value in missing and (not is_seq or value == cell):
+                        continue
+                    try:
+                        float(value)
+                    except ValueError:
+                        return number, column, cell, value
+    return None
+
+
 class _TextPandas:
     """pandas, except that ``read_csv`` reads atomic-file columns by :func:`read_csv_options`."""
 
@@ -73,4 +98,4 @@ def recbole_reads_text(config):
         config["encoding"] = encoding
 
 
-__all__ = ["FLOAT_TYPES", "UTF8_TEXT", "read_csv_options", "recbole_reads_text", "text_encoding"]
+__all__ = ["FLOAT_TYPES", "UTF8_TEXT", "first_bad_number", "read_csv_options", "recbole_reads_text", "text_encoding"]

@@ -6,7 +6,9 @@ With ``inter_loading: compact`` (the default) the ``.inter`` file goes through :
 :meth:`CRSLoading._dataframe_to_interaction` pads the columns as RecBole pads them (``history_windows:
 materialized``) or keeps them encoded in a :class:`~recbole_crs.data.windows.WindowedInteraction` (``lazy``).
 Where the compact loader cannot give RecBole's result (:func:`recbole_crs.data.compact.compact_blockers`), and
-for the ``.item`` / ``.user`` files, every hook is RecBole's own.
+for the ``.item`` / ``.user`` files, every hook is RecBole's own. Either way every file is read by the text rules
+of :mod:`recbole_crs.data.atomic`, a cell of a float column that is not a number is named (file, line, column),
+and a ``val_interval`` RecBole cannot apply is refused.
 """
 
 import numpy as np
@@ -14,9 +16,10 @@ from recbole.data.interaction import Interaction
 from recbole.utils import FeatureSource, FeatureType
 
 from recbole_crs.data import compact
-from recbole_crs.data.atomic import recbole_reads_text, text_encoding
+from recbole_crs.data.atomic import FLOAT_TYPES, first_bad_number, recbole_reads_text, text_encoding
 from recbole_crs.data.checks import CRSDataError
 from recbole_crs.data.windows import WindowedInteraction, history_windows_mode
+from recbole_crs.errors import CRSInputError
 
 
 class CRSLoading:
@@ -29,7 +32,27 @@ class CRSLoading:
 
     def _load_feat(self, filepath, source):
         """The ``.inter`` file through :mod:`recbole_crs.data.compact` (``inter_loading: compact``), else RecBole's;
-        both read the text by :mod:`recbole_crs.data.atomic` (a byte-order mark, tokens such as ``NA``)."""
+        both read the text by :mod:`recbole_crs.data.atomic` (a byte-order mark, tokens such as ``NA``). A cell of a
+        float column that is not a number fails either with pandas' words: the error names the file, line and cell."""
+        try:
+            return self._load_atomic_file(filepath, source)
+        except ValueError as error:
+            if isinstance(error, CRSInputError):
+                raise
+            header = self._read_header(filepath, source) or []
+            floats = [field_type for _, field_type, ftype in header if ftype.value in FLOAT_TYPES]
+            bad = first_bad_number(filepath, floats, self.config) if floats else None
+            if bad is None:
+                raise
+        line, column, cell, value = bad
+        if value == cell:
+            problem = f"{cell!r}, which is not a number. Fix it, or leave the cell empty for a missing value."
+        else:
+            problem = (f"{cell!r}, and {value!r} in it is not a number (a float_seq cell is numbers separated by "
+                       f"{self.config['seq_separator']!r}). Fix the cell.")
+        raise CRSDataError(f"'{filepath}' line {line}: column '{column}' holds {problem}")
+
+    def _load_atomic_file(self, filepath, source):
         if source != FeatureSource.INTERACTION or compact.inter_loading_mode(self.config) != "compact":
             return self._recbole_load_feat(filepath, source)
         header = self._read_header(filepath, source)
