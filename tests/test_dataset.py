@@ -205,8 +205,36 @@ def test_duplicate_rows_are_an_error_with_count_examples_and_fix(tmp_path):
 
 def test_duplicate_rows_are_removed_when_rm_dup_inter_asks_for_it(tmp_path):
     folder = write_tiny_dataset(str(tmp_path))
-    append_inter_lines(folder, ["u1\ti2\t1\ta\ti1"])
-    build(tmp_path, rm_dup_inter="first").build()
+    append_inter_lines(folder, ["u1\ti2\t1\ta\ti1"])  # repeats u1's (i2, t=1); u4 has i3 at t=1 and t=4
+    dataset = build(tmp_path, rm_dup_inter="first")
+    rows = [(dataset.id2token("user_id", user), dataset.id2token("item_id", item), time)
+            for user, item, time in dataset.inter_feat[["user_id", "item_id", "timestamp"]].itertuples(index=False)]
+    assert len(rows) == 19 and len(set(rows)) == 19  # 21 lines, two repeated (user, item) pairs removed
+    assert [time for user, item, time in rows if (user, item) == ("u4", "i3")] == [1.0]  # the first one kept
+    train, valid, test = dataset.build()
+    assert len(train) + len(valid) + len(test) == 15  # each user's first row is no target
+
+
+def test_an_item_listed_twice_is_an_error_naming_both_lines(tmp_path):
+    folder = write_tiny_dataset(str(tmp_path))
+    with open(os.path.join(folder, "tiny-crs.item"), "a") as handle:
+        handle.write("i2\tb\n")  # line 8; i2 is on line 3
+    message = one_line_error(tmp_path, r"^'.*tiny-crs.item' lists item_id 'i2' more than once \(lines 3, 8; 1 ids ")
+    assert "keep one line per id" in message
+
+
+@pytest.mark.parametrize("loading", ["compact", "recbole"])
+@pytest.mark.parametrize("line, problem", [
+    ("u1\ti6\t9\tb", "line 23: 4"),  # no rejected_items cell: it would be read as empty
+    ("u1\ti6\t9", "line 23: 3"),  # no conversation: it would be an empty one
+    ("u1\ti6\t9\tb\t\textra", "line 23: 6"),  # one field too many: pandas' error named no file
+])
+def test_a_line_without_every_field_is_an_error_naming_it(tmp_path, loading, line, problem):
+    folder = write_tiny_dataset(str(tmp_path))
+    append_inter_lines(folder, ["", line, ""])  # blank lines are skipped, as pandas skips them
+    message = one_line_error(tmp_path, rf"^1 lines of '.*tiny-crs.inter' do not have the header's 5 fields \({problem}\)",
+                             inter_loading=loading)
+    assert "Write every field" in message
 
 
 def test_inter_item_missing_from_item_file_is_an_error_not_a_silent_drop(tmp_path):

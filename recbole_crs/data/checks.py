@@ -4,7 +4,9 @@ Each failure is one :class:`CRSDataError` whose message is one line: the problem
 dataset runs them at three points of its life cycle, always in this order:
 
 * :meth:`CRSDataChecks._check_files`, before the ``.inter`` file is read: readable (a missing file and an
-  unreadable one are different problems), consistent with a converter's manifest, not empty;
+  unreadable one are different problems), consistent with a converter's manifest, not empty, every line with the
+  header's number of fields;
+* :meth:`CRSDataChecks._check_no_duplicate_ids`, as ``.item`` / ``.user`` is read: one line per id;
 * :meth:`CRSDataChecks._check_loaded_rows`, right after loading (raw tokens, before remapping): the
   conversation fields present with the right types, known tokens, every interacted item in ``.item`` with
   attributes, no duplicate (user, item, timestamp) rows;
@@ -23,6 +25,7 @@ import torch
 from recbole.utils import FeatureType
 
 from recbole_crs.artifacts import MANIFEST_SUFFIX, file_digests, manifest_problems
+from recbole_crs.data.atomic import UTF8_TEXT, ragged_lines, text_encoding
 from recbole_crs.data.fields import SPLITS
 from recbole_crs.errors import CRSInputError
 
@@ -54,6 +57,7 @@ class CRSDataChecks:
         self._check_readable(dataset_path, inter_file, token)
         self._check_manifest(token, dataset_path)
         self._check_not_empty(inter_file)
+        self._check_line_widths(inter_file)
 
     def _check_loaded_rows(self):
         """After loading, on the raw tokens."""
@@ -121,6 +125,36 @@ class CRSDataChecks:
             f"'{inter_file}' {problem}: it needs a 'name:type' header line and one line per interaction "
             "(docs/data-format.md). Re-run the conversion or fill the file."
         )
+
+    def _check_line_widths(self, inter_file):
+        """A line with missing trailing fields would be read as empty cells (an empty conversation), a longer one
+        fails in pandas without naming the file."""
+        separator = self.config["field_separator"] or "\t"
+        if len(separator) != 1 or text_encoding(self.config["encoding"]) != UTF8_TEXT:
+            return  # a regular-expression separator, or an encoding whose bytes ragged_lines cannot count
+        expected, bad, found = ragged_lines(inter_file, separator)
+        if bad:
+            examples = ", ".join(f"line {line}: {fields}" for line, fields in found)
+            raise CRSDataError(
+                f"{bad} lines of '{inter_file}' do not have the header's {expected} fields ({examples}): a missing "
+                "cell would be read as empty. Write every field of every line (an empty cell is nothing between "
+                "two tabs)."
+            )
+
+    def _check_no_duplicate_ids(self, feat, field, filepath):
+        """RecBole keeps the first line of an item (user) listed twice in .item (.user) and drops the other without
+        a word; run on the file as read, before that."""
+        if feat is None or field not in feat:
+            return
+        ids = feat[field]
+        repeated = ids[ids.duplicated(keep=False) & ids.notna()]
+        if len(repeated):
+            first = repeated.iloc[0]
+            lines = [int(index) + 2 for index in repeated.index[repeated == first]]  # RecBole's line numbers
+            raise CRSDataError(
+                f"'{filepath}' lists {field} {first!r} more than once (lines {', '.join(map(str, lines))}; "
+                f"{repeated.nunique()} ids repeated): keep one line per id, with all its values."
+            )
 
     def _check_items_known(self):
         """RecBole silently drops interactions whose item is not in .item (filter_inter_by_user_or_item)."""

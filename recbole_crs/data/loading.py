@@ -33,9 +33,10 @@ class CRSLoading:
     def _load_feat(self, filepath, source):
         """The ``.inter`` file through :mod:`recbole_crs.data.compact` (``inter_loading: compact``), else RecBole's;
         both read the text by :mod:`recbole_crs.data.atomic` (a byte-order mark, tokens such as ``NA``). A cell of a
-        float column that is not a number fails either with pandas' words: the error names the file, line and cell."""
+        float column that is not a number fails either with pandas' words: the error names the file, line and cell.
+        An item (user) listed twice in .item (.user), which RecBole would drop, is refused."""
         try:
-            return self._load_atomic_file(filepath, source)
+            feat = self._load_atomic_file(filepath, source)
         except ValueError as error:
             if isinstance(error, CRSInputError):
                 raise
@@ -44,13 +45,19 @@ class CRSLoading:
             bad = first_bad_number(filepath, floats, self.config) if floats else None
             if bad is None:
                 raise
-        line, column, cell, value = bad
+            raise self._bad_number_error(filepath, *bad) from None
+        id_field = {FeatureSource.ITEM: self.iid_field, FeatureSource.USER: self.uid_field}.get(source)
+        if id_field:
+            self._check_no_duplicate_ids(feat, id_field, filepath)
+        return feat
+
+    def _bad_number_error(self, filepath, line, column, cell, value):
         if value == cell:
             problem = f"{cell!r}, which is not a number. Fix it, or leave the cell empty for a missing value."
         else:
             problem = (f"{cell!r}, and {value!r} in it is not a number (a float_seq cell is numbers separated by "
                        f"{self.config['seq_separator']!r}). Fix the cell.")
-        raise CRSDataError(f"'{filepath}' line {line}: column '{column}' holds {problem}")
+        return CRSDataError(f"'{filepath}' line {line}: column '{column}' holds {problem}")
 
     def _load_atomic_file(self, filepath, source):
         if source != FeatureSource.INTERACTION or compact.inter_loading_mode(self.config) != "compact":
