@@ -21,7 +21,9 @@ from recbole_crs.data.convert import (
 from recbole_crs.data.fields import CANDIDATE_COLUMN, CONFIRMED_TURNS_COLUMN, REJECTED_TURNS_COLUMN
 from recbole_crs.data.ml100k import builtin_base, builtin_options, ensure_builtin, ensure_ml100k_crs
 
-PRECRS_REAL = "/work/shared/data/precrs-lastfm"
+# The authors' Last.fm files: ../shared/data next to the repository root (where CI's clean checkout finds them too).
+PRECRS_REAL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data",
+                           "precrs-lastfm")
 
 # ---------------------------------------------------------------------------------------------- helpers
 PRECRS_ITEMS = {"1": [1, 2], "2": [1, 3], "3": [2, 3], "5": [1, 2, 3], "6": [4], "8": [1]}  # no item 4 or 7
@@ -410,7 +412,7 @@ def test_parse_holdout_and_float_format():
     assert [format_float(v) for v in (3, 881250949.0, 0.5, -2.0)] == ["3", "881250949", "0.5", "-2"]
 
 
-@pytest.mark.skipif(not os.path.isdir(PRECRS_REAL), reason="the authors' Last.fm files are not available")
+@pytest.mark.skipif(not os.path.isdir(PRECRS_REAL), reason=f"the authors' Last.fm files are not in {PRECRS_REAL}")
 def test_precrs_real_files(tmp_path):
     out = tmp_path / "lastfm-precrs"
     report = convert_precrs_lastfm(
@@ -687,6 +689,24 @@ def test_cli_help_as_a_module():
         assert option in result.stdout
 
 
+def dead_pid():
+    """The pid of a process that has ended."""
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(child.stdout)
+
+
+def test_a_rerun_removes_the_temporaries_of_killed_conversions(tmp_path):
+    source = write_recbole(tmp_path / "src")
+    out = tmp_path / "toy-crs"
+    out.mkdir()
+    dead = [out / f"toy-crs.{suffix}.tmp-{dead_pid()}-0a1b" for suffix in ("inter", "item", "manifest.json")]
+    live = out / f"toy-crs.inter.tmp-{os.getppid()}-2c3d"  # a conversion still running: left alone
+    for path in dead + [live]:
+        path.write_text("partial")
+    convert_recbole(source, "toy", "genre", str(out))
+    assert sorted(os.listdir(out)) == sorted(["toy-crs.inter", "toy-crs.item", "toy-crs.manifest.json", live.name])
+
+
 # ---------------------------------------------------------------------------------------------- ml-100k-crs
 def test_ml100k_crs_is_built_once_and_byte_identical(tmp_path):
     folders = [ensure_ml100k_crs(str(tmp_path / run)) for run in ("a", "b")]
@@ -697,8 +717,12 @@ def test_ml100k_crs_is_built_once_and_byte_identical(tmp_path):
     assert sorted(os.listdir(folders[0])) == built
     inter = os.path.join(folders[0], "ml-100k-crs.inter")
     modified = os.stat(inter).st_mtime_ns
+    stale = [os.path.join(folders[0], f"{name}.tmp-{dead_pid()}-0a1b") for name in ("ml-100k-crs.inter", ".build-version")]
+    for path in stale:  # what a build killed mid-write leaves
+        open(path, "w").write("partial")
     assert ensure_ml100k_crs(str(tmp_path / "a")) == folders[0]
     assert os.stat(inter).st_mtime_ns == modified  # present files are not rebuilt
+    assert sorted(os.listdir(folders[0])) == built  # but the dead build's temporaries are gone
     # Files of an older build (here: no turn columns, no build version, manifest of those files) are rebuilt,
     # to the same bytes.
     old_inter = os.path.join(folders[1], "ml-100k-crs.inter")

@@ -30,7 +30,7 @@ from recbole_crs.data.convert import (
     parse_train_conversations,
 )
 from recbole_crs.data.simulator import DEFAULT_MAX_TURNS, DEFAULT_REC_LIST_SIZE, DEFAULT_SEED
-from recbole_crs.runtime import atomic_write_text
+from recbole_crs.runtime import atomic_write_text, clean_stale_temporaries
 
 ML100K_CRS = "ml-100k-crs"
 ML100K_CRS_TARGETS = "ml-100k-crs-targets"
@@ -151,6 +151,7 @@ def ensure_builtin(name, data_path, force=False):
             f"{ML100K_CRS_TARGETS}-<X> (X a fraction such as 0.05 or a count of training users)."
         )
     folder = os.path.join(data_path, name)
+    clean_stale_temporaries(folder)  # of builds killed mid-write, even when the files are current
     if not force and _is_current(name, data_path):
         return folder
     source = recbole_dataset_example_path()

@@ -24,7 +24,7 @@ from recbole_crs.data.fields import (
     USER_COLUMN,
 )
 from recbole_crs.data.tokens import natural_key
-from recbole_crs.runtime import atomic_write_bytes, temporary_path
+from recbole_crs.runtime import atomic_write_bytes, clean_stale_temporaries, temporary_path
 
 
 @dataclass
@@ -126,6 +126,8 @@ def write_crs_dataset(out_dir, name, item_attributes, rows, with_split, with_can
 def publish_dataset(out_dir, name, contents):
     """Make ``contents`` ({path: bytes}) visible as a whole, with ``<name>.manifest.json`` describing them.
 
+    0. temporary files that conversions killed before their end left in ``out_dir`` are removed
+       (:func:`~recbole_crs.runtime.clean_stale_temporaries`: those of processes no longer running);
     1. every file is written to a temporary name and fsynced (a failure leaves the previous dataset as it was);
     2. the manifest (size and sha256 of each new file) replaces the old one, atomically;
     3. the temporary files are renamed onto the final names.
@@ -133,6 +135,7 @@ def publish_dataset(out_dir, name, contents):
     ("re-run the conversion") instead of training on a new .item with an old .inter. Before 2, the previous
     dataset and its manifest are untouched.
     """
+    clean_stale_temporaries(out_dir)
     temporaries = {}
     try:
         for path, data in contents.items():
