@@ -649,6 +649,16 @@ def test_json_that_starts_with_a_byte_order_mark_is_read(tmp_path, precrs_files)
     assert file_bytes(tmp_path / "a" / "toy", "toy") == file_bytes(tmp_path / "b" / "toy", "toy")
 
 
+@pytest.mark.parametrize("option, value, minimum", [
+    ("--seed", "-5", 0), ("--max-turns", "0", 1), ("--rec-list-size", "-1", 1), ("--candidates", "-1", 0),
+])
+def test_cli_numeric_options_are_named_before_any_input_is_read(tmp_path, capsys, option, value, minimum):
+    argv = ["scpr-lastfm-star", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"), option, value]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == f"error: {option} must be an integer >= {minimum}, got {value}.\n"
+    assert not (tmp_path / "out").exists()
+
+
 # ---------------------------------------------------------------------------------------------- CLI
 def test_cli_success_and_error(tmp_path, capsys, precrs_files):
     out = tmp_path / "cli"

@@ -4,13 +4,14 @@ simulation of missing conversations, candidate lists, the conversation regime, w
 A converter ``convert_<format>(<its inputs>, out_dir, <its options>, **options)``:
 
 1. starts a :class:`Conversion` (checks the options of :class:`ConversionOptions` and ``--candidates``, before
-   any input is read, and splits ``--seed`` into independent streams);
+   any input is read, each error naming its option, and splits ``--seed`` into independent streams);
 2. reads its input into a :class:`~recbole_crs.data.convert.reading.Catalogue` and
    :class:`~recbole_crs.data.convert.writing.Row` objects: a real conversation where the format has one, ``None``
    (to simulate) elsewhere, and the split where the format decides it;
 3. returns :meth:`Conversion.close`: the closing steps, the same for every format.
 """
 
+import numbers
 import os
 import time
 from collections import Counter
@@ -67,7 +68,10 @@ class Conversion:
         self.options = ConversionOptions(**options)
         self.out_dir = out_dir
         self.name = dataset_name(out_dir, self.options.name)
-        check_candidates(candidates)
+        check_integer("--seed", self.options.seed, 0)
+        check_integer("--max-turns", self.options.max_turns, 1)
+        check_integer("--rec-list-size", self.options.rec_list_size, 1)
+        check_integer("--candidates", candidates, 0)
         self.candidates = candidates
         self.train_conversations = check_conversation_regime(
             self.options.conversations, self.options.train_conversations
@@ -169,9 +173,10 @@ def add_candidates(rows, catalogue, n_candidates, rng):
     return sizes
 
 
-def check_candidates(candidates):
-    if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 0:
-        raise ConversionError(f"--candidates must be an integer >= 0, got {candidates!r}.")
+def check_integer(option, value, minimum):
+    """The numeric options, checked before any input is read, each error naming its option."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ConversionError(f"{option} must be an integer >= {minimum}, got {value!r}.")
 
 
 def popularity(rows, splits=None):
