@@ -8,6 +8,7 @@ known to be right, so that nothing is created on disk for a config that is wrong
 """
 
 import os
+import stat
 import tempfile
 
 from recbole_crs.validation.keys import plugin_model_keys, yaml_keys
@@ -41,11 +42,16 @@ def filesystem_errors(config, saved=True):
         parts = config["benchmark_filename"]
         if parts:
             inter = os.path.join(folder, f"{dataset}.{parts[0]}.inter")
-        if not os.path.isfile(inter) or not os.access(inter, os.R_OK):
+        problem = _read_problem(inter)
+        if problem == "does not exist":
             errors.append(
-                f"data_path: dataset '{dataset}' needs the readable file '{inter}', which "
-                f"{'is not readable' if os.path.isfile(inter) else 'does not exist'}: set --data_path to the folder "
-                f"that holds {dataset}/ (or convert the data first, see docs/data-format.md)."
+                f"data_path: dataset '{dataset}' needs the readable file '{inter}', which does not exist: set "
+                f"--data_path to the folder that holds {dataset}/ (or convert the data first, see docs/data-format.md)."
+            )
+        elif problem:
+            errors.append(
+                f"data_path: dataset '{dataset}' needs the readable file '{inter}', which {problem}: fix the "
+                f"permissions of '{os.path.dirname(inter)}' and its files, or set --data_path to a readable copy."
             )
     for key in ("generator_path", "pretrained_path"):
         path = config[key] if key in plugin_model_keys(config["model"]) else None
@@ -54,6 +60,22 @@ def filesystem_errors(config, saved=True):
     if saved:
         errors += _checkpoint_dir_errors(config["checkpoint_dir"])
     return errors
+
+
+def _read_problem(path):
+    """Why ``path`` cannot be read as a file (None if it can): a missing file and an unreadable folder or file
+    have different fixes."""
+    try:
+        is_file = stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as error:  # e.g. no permission to enter its folder
+        return f"cannot be reached ({error.strerror or error})"
+    if not is_file:
+        return "is not a regular file"
+    if not os.access(path, os.R_OK):
+        return "is not readable (permission denied)"
+    return None
 
 
 def _path_is_read(config, key):
