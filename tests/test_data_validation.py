@@ -72,3 +72,72 @@ def test_an_unreadable_dataset_folder_is_not_reported_as_missing(open_root):
     assert errors and "which is not readable (permission denied): fix the permissions" in errors[0]
     os.remove(inter)
     assert "which does not exist: set --data_path" in filesystem_errors(config, saved=False)[0]
+
+
+def config_errors(root, model="SASRec", dataset="tiny-crs", **overrides):
+    with pytest.raises(CRSConfigError) as error:
+        validate(Config(model=model, dataset=dataset, config_dict=tiny_config(root, **overrides)), saved=False)
+    return error.value.errors
+
+
+@pytest.mark.parametrize("model", ["SASRec", "Pop"])
+@pytest.mark.parametrize("mode, given", [("uni100", "valid: uni100, test: uni100"),
+                                         ({"valid": "full", "test": "pop100"}, "test: pop100")])
+def test_sampled_evaluation_is_refused_before_training(tiny_root, model, mode, given):
+    """It failed at the first evaluation, after an epoch (Pop: a general model, evaluated per conversation too)."""
+    eval_args = {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": mode}
+    assert config_errors(tiny_root, model, eval_args=eval_args) == [
+        f"eval_args mode must be full for conversation-aware evaluation, got {{{given}}}: every candidate mode "
+        "(crs_candidates, crs_test_modes) ranks all items and keeps each conversation's candidates, which sampled "
+        "candidates cannot give. Set eval_args: {mode: full}."
+    ]
+
+
+def add_candidate_column(folder):
+    path = os.path.join(folder, "tiny-crs.inter")
+    header, *lines = open(path).read().splitlines()
+    rows = [f"{line}\ti1 i2 i3" for line in lines]
+    open(path, "w").write("\n".join([header + "\tcandidate_items:token_seq"] + rows) + "\n")
+
+
+@pytest.mark.parametrize("overrides, keys", [
+    ({"crs_candidates": "authors"}, "crs_candidates"),
+    ({"crs_test_modes": ["all", "authors"]}, "crs_test_modes"),
+    ({"crs_candidates": "authors", "crs_test_modes": ["authors"]}, "crs_candidates and crs_test_modes"),
+])
+def test_authors_mode_without_candidate_lists_is_refused_before_training(tiny_root, overrides, keys):
+    """It failed at the first evaluation of fine-tuning, after the generator and pre-training stages."""
+    inter = os.path.join(str(tiny_root), "tiny-crs", "tiny-crs.inter")
+    assert config_errors(tiny_root, "CRSPretrain", **overrides) == [
+        f"{keys}: 'authors' ranks each target against its row's 'candidate_items' list, but '{inter}' has no such "
+        "column: convert the data with `python -m recbole_crs.data.convert ... --candidates 100`, or use the modes "
+        "all, first, confirmed."
+    ]
+    add_candidate_column(os.path.dirname(inter))
+    validate(Config(model="CRSPretrain", dataset="tiny-crs", config_dict=tiny_config(tiny_root, **overrides)),
+             saved=False)
+    load_col = {"inter": ["user_id", "item_id", "timestamp", "confirmed_attributes"], "item": ["item_id", "attributes"]}
+    assert "has that column unloaded (load_col / unload_col)" in config_errors(
+        tiny_root, "CRSPretrain", load_col=load_col, **overrides)[0]
+
+
+def test_authors_mode_on_a_built_in_dataset_is_refused_without_building_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    errors = config_errors(tmp_path / "data", "Pop", "ml-100k-crs-targets", crs_candidates="authors")
+    assert errors == [
+        "crs_candidates: 'authors' ranks each target against its row's 'candidate_items' list, but the built-in "
+        "dataset 'ml-100k-crs-targets' has no such column: convert the data with `python -m "
+        "recbole_crs.data.convert ... --candidates 100`, or use the modes all, first, confirmed."
+    ]
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_run_refusing_authors_exits_2_with_one_line(tiny_root, capsys):
+    import run_recbole_crs
+
+    argv = ["--model=CRSPretrain", "--dataset=tiny-crs", f"--data_path={tiny_root}", "--crs_candidates=authors",
+            f"--checkpoint_dir={tiny_root / 'saved'}"]
+    assert run_recbole_crs.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: crs_candidates: 'authors' ranks each target") and err.count("\n") == 1
+    assert not (tiny_root / "saved").exists() and not (tiny_root / "log").exists()

@@ -43,6 +43,12 @@ def read_csv_options(usecols):
     }
 
 
+def header_columns(filepath, config):
+    """The ``name:type`` columns of an atomic file's header, split as RecBole splits them."""
+    with open(filepath, "r", encoding=text_encoding(config["encoding"])) as handle:
+        return handle.readline()[:-1].split(config["field_separator"] or "\t")
+
+
 def first_bad_number(filepath, columns, config):
     """``(line, 'name:type', cell, value)`` of the first cell of the ``float`` / ``float_seq`` columns ``columns``
     (``name:type`` headers of ``filepath``) that is not a number (``value``: the bad part of a sequence cell), or
@@ -143,4 +149,4 @@ def recbole_reads_text(config):
         config["encoding"] = encoding
 
 
-__all__ = ["FLOAT_TYPES", "UTF8_TEXT", "first_bad_number", "ragged_lines", "read_csv_options", "recbole_reads_text", "text_encoding"]
+__all__ = ["FLOAT_TYPES", "UTF8_TEXT", "first_bad_number", "header_columns", "ragged_lines", "read_csv_options", "recbole_reads_text", "text_encoding"]

@@ -16,7 +16,7 @@ from recbole.data.interaction import Interaction
 from recbole.utils import FeatureSource, FeatureType
 
 from recbole_crs.data import compact
-from recbole_crs.data.atomic import FLOAT_TYPES, first_bad_number, recbole_reads_text, text_encoding
+from recbole_crs.data.atomic import FLOAT_TYPES, first_bad_number, header_columns, recbole_reads_text
 from recbole_crs.data.checks import CRSDataError
 from recbole_crs.data.windows import WindowedInteraction, history_windows_mode
 from recbole_crs.errors import CRSInputError
@@ -94,11 +94,8 @@ class CRSLoading:
         load_col, unload_col = self._get_load_and_unload_col(source)
         if load_col == set():
             return None
-        separator = self.config["field_separator"]
-        with open(filepath, "r", encoding=text_encoding(self.config["encoding"])) as f:
-            head = f.readline()[:-1]
         header = []
-        for field_type in head.split(separator):
+        for field_type in header_columns(filepath, self.config):
             field, _, type_name = field_type.partition(":")
             try:
                 ftype = FeatureType(type_name)

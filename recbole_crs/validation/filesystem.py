@@ -1,6 +1,7 @@
 """The file system a run reads and writes: ``data_path`` holds the dataset (or a built-in one can be built under
-it, or RecBole can download it), the checkpoints named by ``generator_path`` / ``pretrained_path`` exist when
-the run's stages read them, and ``checkpoint_dir`` is a writable folder (created here).
+it, or RecBole can download it) and its ``.inter`` header has the candidate column the ``authors`` mode needs,
+the checkpoints named by ``generator_path`` / ``pretrained_path`` exist when the run's stages read them, and
+``checkpoint_dir`` is a writable folder (created here).
 
 A missing file or an unwritable folder would otherwise fail after the dataset was loaded or a stage had
 trained (a checkpoint is first written once training has begun); these checks run last, once every value is
@@ -11,6 +12,7 @@ import os
 import stat
 import tempfile
 
+from recbole_crs.data.atomic import header_columns
 from recbole_crs.validation.keys import plugin_model_keys, yaml_keys
 
 
@@ -25,7 +27,8 @@ def _existing_ancestor(path):
 
 
 def filesystem_errors(config, saved=True):
-    """``data_path`` readable, ``checkpoint_dir`` writable (created here), checkpoint inputs present."""
+    """``data_path`` readable (with a candidate column for ``authors``), ``checkpoint_dir`` writable (created here),
+    checkpoint inputs present."""
     from recbole_crs.data.ml100k import is_builtin
 
     errors = []
@@ -37,12 +40,16 @@ def filesystem_errors(config, saved=True):
                 f"data_path: cannot build the built-in dataset '{dataset}' under '{os.path.dirname(folder)}' "
                 f"('{parent}' is not a writable folder): set --data_path to a writable folder."
             )
+        errors += _candidate_column_errors(config, columns=())  # the built-in datasets have no candidate lists
     elif dataset != "ml-100k" and not _recbole_downloads(dataset):
         inter = os.path.join(folder, f"{dataset}.inter")
         parts = config["benchmark_filename"]
         if parts:
             inter = os.path.join(folder, f"{dataset}.{parts[0]}.inter")
         problem = _read_problem(inter)
+        header = None if problem else _header_or_none(inter, config)
+        if header is not None:
+            errors += _candidate_column_errors(config, header, inter)
         if problem == "does not exist":
             errors.append(
                 f"data_path: dataset '{dataset}' needs the readable file '{inter}', which does not exist: set "
@@ -57,9 +64,47 @@ def filesystem_errors(config, saved=True):
         path = config[key] if key in plugin_model_keys(config["model"]) else None
         if isinstance(path, str) and path and _path_is_read(config, key) and not os.path.isfile(path):
             errors.append(f"{key}: no file '{path}': give the path of an existing checkpoint, or remove {key}.")
-    if saved:
+    if saved and not errors:  # it is created: not for a run that fails anyway
         errors += _checkpoint_dir_errors(config["checkpoint_dir"])
     return errors
+
+
+def _candidate_column_errors(config, columns, inter=None):
+    """``authors`` (in ``crs_candidates`` or ``crs_test_modes``) ranks each target against the row's
+    ``CANDIDATE_FIELD`` list; without that column (in the header ``columns`` of ``inter``, and loaded) it would fail
+    at the first evaluation, after the generator and pre-training stages."""
+    from recbole.utils import ModelType
+
+    modes = config["crs_test_modes"] if isinstance(config["crs_test_modes"], (list, tuple)) else []
+    keys = [key for key, asks in (("crs_candidates", config["crs_candidates"] == "authors"),
+                                  ("crs_test_modes", "authors" in modes)) if asks]
+    if not keys or config["MODEL_TYPE"] != ModelType.SEQUENTIAL:
+        return []
+    field = config["CANDIDATE_FIELD"]
+    present = field in [column.partition(":")[0] for column in columns]
+    if present and _is_loaded(config, field):
+        return []
+    where = f"'{inter}'" if inter else f"the built-in dataset '{config['dataset']}'"
+    return [
+        f"{' and '.join(keys)}: 'authors' ranks each target against its row's '{field}' list, but {where} has "
+        f"{'that column unloaded (load_col / unload_col)' if present else 'no such column'}: convert the data with "
+        "`python -m recbole_crs.data.convert ... --candidates 100`, or use the modes all, first, confirmed."
+    ]
+
+
+def _is_loaded(config, field):
+    """Whether RecBole loads the .inter column ``field`` under ``load_col`` / ``unload_col``."""
+    load_col, unload_col = config["load_col"], config["unload_col"]
+    if isinstance(load_col, dict) and load_col.get("inter") not in (None, "*") and field not in load_col["inter"]:
+        return False
+    return not (isinstance(unload_col, dict) and field in (unload_col.get("inter") or []))
+
+
+def _header_or_none(path, config):
+    try:
+        return header_columns(path, config)
+    except (OSError, UnicodeError, LookupError):  # the loader reports a file it cannot read, in its own words
+        return None
 
 
 def _read_problem(path):

@@ -80,6 +80,7 @@ def _evaluation_errors(config):
     metrics, topk = config["metrics"], config["topk"]
     if config["MODEL_TYPE"] == ModelType.SEQUENTIAL:  # conversation-aware evaluation computes the metrics
         _catch(errors, metric_keys, metrics, topk)
+        errors += _full_ranking_errors(config)
     valid_metric = config["valid_metric"]
     if isinstance(valid_metric, str) and isinstance(metrics, (list, tuple)):
         ks = topk if isinstance(topk, (list, tuple)) else [topk]
@@ -91,6 +92,22 @@ def _evaluation_errors(config):
                 f"use one of {', '.join(choices)}, or add its metric/k."
             )
     return errors
+
+
+def _full_ranking_errors(config):
+    """Conversation-aware evaluation restricts RecBole's full ranking to each state's candidates: a sampled
+    ``eval_args`` mode (``uni100``, ``pop100``, ``labeled``) would fail at the first evaluation, after an epoch."""
+    modes = (config["eval_args"] or {}).get("mode")
+    modes = modes if isinstance(modes, dict) else {"valid": modes, "test": modes}
+    sampled = {phase: mode for phase, mode in modes.items() if mode != "full"}
+    if not sampled:
+        return []
+    given = ", ".join(f"{phase}: {mode}" for phase, mode in sampled.items())
+    return [
+        f"eval_args mode must be full for conversation-aware evaluation, got {{{given}}}: every candidate mode "
+        "(crs_candidates, crs_test_modes) ranks all items and keeps each conversation's candidates, which sampled "
+        "candidates cannot give. Set eval_args: {mode: full}."
+    ]
 
 
 def _model_errors(config):
