@@ -292,13 +292,19 @@ def test_command_line_exits_2_and_writes_nothing(tiny_root):
     assert set(os.listdir(tiny_root)) == before  # no log/, no saved/, no dataset cache
 
 
-def test_run_hyper_exits_2_before_any_trial(tiny_root, capsys):
+@pytest.mark.parametrize("params, message", [
+    ("learning_rate choice [0.01, -1]", "learning_rate must be a number > 0, got -1"),
+    # RecBole's SASRec has the key: its KeyError came from the first trial that used the value
+    ("hidden_act choice ['gelu', 'leaky']", "hidden_act must be one of gelu, relu, swish, tanh, sigmoid, got 'leaky'"),
+])
+def test_run_hyper_exits_2_before_any_trial(tiny_root, capsys, params, message):
     params_file = tiny_root / "p.hyper"
-    params_file.write_text("learning_rate choice [0.01, -1]\n")
+    params_file.write_text(params + "\n")
     argv = ["--model", "SASRec", "--dataset", "tiny-crs", "--params_file", str(params_file),
             f"--data_path={tiny_root}", f"--checkpoint_dir={tiny_root / 'saved'}"]
     with pytest.raises(SystemExit) as exit_info:
         tuning.main(argv)
     assert exit_info.value.code == 2
-    assert "error: params file: learning_rate must be a number > 0, got -1" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"error: params file: {message}" in err and "Traceback" not in err
     assert not os.path.exists(tiny_root / "hyper_SASRec.result")

@@ -11,6 +11,32 @@ from recbole_crs.data.windows import HISTORY_WINDOWS
 from recbole_crs.errors import CRSConfigError
 from recbole_crs.validation.rules import RemovedRule, Rule, boolean, integer, is_int, is_number, number, one_of, text
 
+class _AnyAttribute:
+    """Stands for a layer: every attribute the activation table reads (``self.gelu``, ...) exists."""
+
+    def __getattr__(self, name):
+        return None
+
+
+def recbole_activations():
+    """The ``hidden_act`` values RecBole accepts: the keys of the table in ``FeedForward.get_hidden_act``
+    (recbole.model.layers), read from RecBole, not copied. The table is a dict literal inside the method, so its
+    keys are string constants of the method's code; each is confirmed by a lookup through the method itself."""
+    from recbole.model.layers import FeedForward
+
+    lookup = FeedForward.get_hidden_act
+    constants = [c for const in lookup.__code__.co_consts
+                 for c in (const if isinstance(const, tuple) else (const,)) if isinstance(c, str)]
+    accepted = []
+    for name in dict.fromkeys(constants):
+        try:
+            lookup(_AnyAttribute(), name)
+        except KeyError:
+            continue
+        accepted.append(name)
+    return tuple(accepted)
+
+
 # Keys every run reads (RecBole's training loop and the plugin's evaluation): checked for every model.
 GENERAL_RULES = {
     "epochs": integer(1, 20),
@@ -37,6 +63,9 @@ GENERAL_RULES = {
     # how CRSDataset loads the .inter file and builds history windows
     "history_windows": one_of(HISTORY_WINDOWS, none_ok=True),
     "inter_loading": one_of(INTER_LOADINGS, none_ok=True),
+    # the feed-forward activation of RecBole's transformer models (SASRec, BERT4Rec, S3Rec, ...) and of the
+    # plugin's encoders: RecBole looks it up with a bare KeyError; a run without a transformer never has the key
+    "hidden_act": one_of(recbole_activations()),
 }
 
 _PROBABILITY = dict(low=0, high=1, low_open=False, high_open=True, example=0.2)
@@ -52,7 +81,6 @@ PLUGIN_MODEL_RULES = {
     "n_heads": integer(1, 2),
     "hidden_dropout_prob": number(**_PROBABILITY),
     "attn_dropout_prob": number(**_PROBABILITY),
-    "hidden_act": one_of(("gelu", "relu", "swish", "tanh", "sigmoid")),
     "layer_norm_eps": number(0, example=1e-12),
     "initializer_range": number(0, example=0.02),
     "max_attribute_length": integer(1, 10),

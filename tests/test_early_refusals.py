@@ -1,4 +1,4 @@
-"""What ``validate`` knows about the data before anything is trained: an unreadable dataset folder is not a missing
+"""What is refused before anything is trained: an unreadable dataset folder is not a missing
 one, the candidate modes need full ranking and ``authors`` a candidate column, ``hidden_act`` is one of RecBole's
 activations."""
 
@@ -141,3 +141,23 @@ def test_a_run_refusing_authors_exits_2_with_one_line(tiny_root, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: crs_candidates: 'authors' ranks each target") and err.count("\n") == 1
     assert not (tiny_root / "saved").exists() and not (tiny_root / "log").exists()
+
+
+def test_hidden_act_is_one_of_recboles_activations_for_every_transformer(tiny_root):
+    """RecBole's own models too (SASRec's yaml has the key): a bare KeyError from RecBole's table before."""
+    from recbole.model.layers import FeedForward
+
+    from recbole_crs.validation.key_rules import recbole_activations
+
+    allowed = recbole_activations()
+    assert allowed == ("gelu", "relu", "swish", "tanh", "sigmoid")
+    for name in allowed:  # the table RecBole builds its feed-forward layers with
+        FeedForward(8, 16, 0.1, name, 1e-12)
+    with pytest.raises(KeyError):
+        FeedForward(8, 16, 0.1, "leaky", 1e-12)
+    for model in ("SASRec", "CRSPretrain"):
+        assert config_errors(tiny_root, model, hidden_act="leaky") == [
+            "hidden_act must be one of gelu, relu, swish, tanh, sigmoid, got 'leaky': fix it, e.g. hidden_act: gelu"
+        ]
+    validate(Config(model="BPR", dataset="tiny-crs", config_dict=tiny_config(tiny_root)), saved=False)
+
