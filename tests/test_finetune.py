@@ -366,6 +366,19 @@ def test_bad_finetune_values_are_refused(mixed):
         CRSFinetuneTrainer(config, CRSFinetune(config, dataset))
 
 
+def test_the_default_of_an_unset_finetune_key_is_the_yaml_default():
+    """``finetune_rows: ~`` means the documented default (the yaml's ``all``), not another value."""
+    import yaml
+
+    from recbole_crs.config import PROPERTIES_DIR
+    from recbole_crs.data.finetune import finetune_options
+
+    with open(os.path.join(PROPERTIES_DIR, "model", "CRSFinetune.yaml"), encoding="utf-8") as handle:
+        defaults = yaml.safe_load(handle)
+    assert finetune_options({"finetune_rows": None, "finetune_samples": None}) == (
+        defaults["finetune_rows"], defaults["finetune_samples"]) == ("all", "per_turn")
+
+
 @pytest.mark.parametrize("model", ["CRSFinetune", "CRSPretrain"])
 def test_no_conversational_training_row_fails_before_any_training(here, monkeypatch, model):
     tmp_path = here

@@ -1,12 +1,13 @@
 """What CRSFinetune trains on: which training rows (``finetune_rows``) and how many samples each (``finetune_samples``).
 
 The paper's regime is few conversations and much history. The generator and pre-training read every training
-row (their sequences are the interaction history); fine-tuning learns conversational recommendation, so by
-default it reads only the training rows that carry a conversation (a non-empty confirmed-attribute list) and,
-as the authors do, makes one sample per dialogue turn:
+row (their sequences are the interaction history); fine-tuning learns conversational recommendation from every
+training row by default (with one conversation per user, the conversations alone are too few: chosen on
+validation, docs/method.md) and, as the authors do, makes one sample per dialogue turn:
 
-* ``finetune_rows: conversations`` (default) keeps the training rows with a non-empty conversation;
-  ``all`` also keeps the history rows whose conversation is empty (one sample each, no attributes);
+* ``finetune_rows: all`` (default, ``properties/model/CRSFinetune.yaml``) keeps every training row: the history
+  rows, whose conversation is empty, give one sample each with no attributes; ``conversations`` keeps only the
+  training rows with a non-empty conversation (the authors' fine-tuning data);
 * ``finetune_samples: per_turn`` (default) turns each kept row into its states at turns t = 1..T, the same
   states evaluation scores (:meth:`CRSDataset.conversation_states_of`, i.e.
   :func:`recbole_crs.data.turns.conversation_states`): attributes confirmed and items rejected at turns <= t. Rows of a dataset without turn columns stay one sample. ``conversation`` keeps one sample per
@@ -25,7 +26,7 @@ from recbole.data.dataloader import TrainDataLoader
 from recbole_crs.data.checks import CRSDataError
 from recbole_crs.data.windows import WindowedInteraction, decode
 
-FINETUNE_ROWS = ("conversations", "all")
+FINETUNE_ROWS = ("all", "conversations")  # the first is the default (as in the yaml)
 FINETUNE_SAMPLES = ("per_turn", "conversation")
 
 
