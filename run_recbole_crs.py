@@ -20,7 +20,7 @@ import argparse
 import sys
 
 from recbole_crs.data.ml100k import DEFAULT_DATASET
-from recbole_crs.errors import CRSInputError
+from recbole_crs.errors import CRSInputError, print_error
 
 
 def build_parser():
@@ -79,8 +79,7 @@ def main(argv=None):
             model=args.model, dataset=args.dataset, config_file_list=config_file_list, **_launch_options(args)
         )
     except CRSInputError as error:
-        for line in str(error).splitlines():
-            print(f"error: {line}", file=sys.stderr)
+        print_error(error)
         return 2
     finally:
         sys.argv = saved_argv

@@ -9,6 +9,7 @@ import importlib
 import logging
 import os
 import sys
+import tempfile
 from logging import getLogger
 
 from recbole.data import data_preparation
@@ -18,7 +19,7 @@ from recbole.utils import get_environment, init_logger, init_seed, set_color
 from recbole_crs.artifacts import check_data_fingerprint, config_from_checkpoint
 from recbole_crs.compat import load_checkpoint, trusted_torch_load
 from recbole_crs.config import Config
-from recbole_crs.errors import CRSConfigError, CRSInputError
+from recbole_crs.errors import CRSConfigError, CRSInputError, OutputError
 from recbole_crs.evaluation import format_results_table
 from recbole_crs.trainer.distributed import is_distributed
 from recbole_crs.utils import get_dataset_class, get_model, get_trainer
@@ -235,6 +236,23 @@ def run_recbole_crses(rank, *args):
         raise
 
 
+def prepare_log_folders(model=None):
+    """RecBole writes tensorboard events to ``./log_tensorboard/`` and (with ``model``) its log to
+    ``./log/<model>/``, relative to the working folder: create them, or say in one line that the working folder
+    does not take them."""
+    folders = ["log_tensorboard"] + ([os.path.join("log", str(model))] if model is not None else [])
+    for folder in folders:
+        try:
+            # exist_ok: RecBole's ensure_dir checks, then creates: processes started together race there.
+            os.makedirs(folder, exist_ok=True)
+            tempfile.TemporaryFile(dir=folder).close()
+        except OSError as error:
+            raise OutputError(
+                f"cannot write RecBole's log folder '{os.path.abspath(folder)}' ({error.strerror or error}): RecBole "
+                "writes ./log and ./log_tensorboard in the working folder; run from a folder you can write to."
+            ) from None
+
+
 def run_recbole_crs(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True, queue=None):
     """Train and test a model (ours or RecBole's) with conversation-aware evaluation.
 
@@ -247,8 +265,7 @@ def run_recbole_crs(model=None, dataset=None, config_file_list=None, config_dict
     config = build_config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
     validate(config, saved=saved)
     init_seed(config["seed"], config["reproducibility"])
-    # RecBole's init_logger checks, then creates ./log/<model>: processes started together race there.
-    os.makedirs(os.path.join("log", str(config["model"])), exist_ok=True)
+    prepare_log_folders(config["model"])
     init_logger(config)
     logger = getLogger()
     logger.info(sys.argv)
@@ -272,6 +289,7 @@ def objective_function(config_dict=None, config_file_list=None, saved=True):
     """RecBole ``HyperTuning`` objective: train and test quietly, return the keys HyperTuning reads."""
     config = build_config(config_dict=config_dict, config_file_list=config_file_list)
     init_seed(config["seed"], config["reproducibility"])
+    prepare_log_folders()  # the trainers' tensorboard writers
     logging.basicConfig(level=logging.ERROR)
     return train_and_test(config, saved=saved, verbose=False)
 

@@ -14,13 +14,13 @@ from logging import getLogger
 
 import torch
 
-from recbole_crs.artifacts.checkpoints import to_plain
+from recbole_crs.artifacts.checkpoints import checked_atomic_write, to_plain
 from recbole_crs.artifacts.fingerprints import data_fingerprint_of, file_digests
-from recbole_crs.runtime import atomic_write
+from recbole_crs.errors import CRSInputError
 
 
 def atomic_pickle_dump(obj, path):
-    return atomic_write(path, lambda handle: pickle.dump(obj, handle))
+    return checked_atomic_write(path, lambda handle: pickle.dump(obj, handle), what="cache")
 
 
 def _cache_key(config, model=None):
@@ -42,7 +42,7 @@ def _trusted_pickle_load(path, what):
         with open(path, "rb") as handle:
             return pickle.load(handle)
     except Exception as error:  # truncated, not a pickle, unreadable
-        raise ValueError(
+        raise CRSInputError(
             f"cannot read {what} '{path}': {type(error).__name__}: {error}. Delete it (it will be rebuilt) or name "
             "another file."
         ) from error
@@ -167,13 +167,7 @@ def safe_load_split_dataloaders(config):
         return None
     if not os.path.exists(named):
         return None
-    dataloaders = []
-    for data_loader, generator_state in _trusted_pickle_load(named, "dataloaders_save_path"):
-        generator = torch.Generator()
-        generator.set_state(generator_state)
-        data_loader.generator = generator
-        data_loader.sampler.generator = generator
-        dataloaders.append(data_loader)
+    dataloaders = _saved_dataloaders(named)
     train_data, valid_data, test_data = dataloaders
     for arg in data_utils.dataset_arguments + ["seed", "repeatable", "eval_args"]:
         if config[arg] != train_data.config[arg]:
@@ -186,6 +180,32 @@ def safe_load_split_dataloaders(config):
         data.update_config(config)
     getLogger().info(set_color("Load split dataloaders from", "pink") + f": [{named}]")
     return train_data, valid_data, test_data
+
+
+def _saved_dataloaders(path):
+    """The (train, valid, test) dataloaders pickled in ``path`` by :func:`safe_save_split_dataloaders`, with their
+    shuffling generators restored."""
+    from recbole.data.dataloader import AbstractDataLoader
+
+    content = _trusted_pickle_load(path, "dataloaders_save_path")
+    try:
+        pairs = [(loader, state) for loader, state in content]
+    except (TypeError, ValueError):
+        pairs = []
+    if len(pairs) != 3 or not all(isinstance(loader, AbstractDataLoader) for loader, _ in pairs):
+        raise CRSInputError(
+            f"dataloaders_save_path '{path}' does not hold the train, valid and test dataloaders that "
+            "save_dataloaders writes: name a file written with save_dataloaders: True (its name ends in "
+            "'-dataloader-<key>.pth'), or delete it to rebuild."
+        )
+    dataloaders = []
+    for data_loader, generator_state in pairs:
+        generator = torch.Generator()
+        generator.set_state(generator_state)
+        data_loader.generator = generator
+        data_loader.sampler.generator = generator
+        dataloaders.append(data_loader)
+    return dataloaders
 
 
 _installed = False
