@@ -21,9 +21,11 @@ from recbole_crs.compat import load_checkpoint, trusted_torch_load
 from recbole_crs.config import Config
 from recbole_crs.errors import CRSConfigError, CRSInputError, OutputError
 from recbole_crs.evaluation import format_results_table
+from recbole_crs.launcher import end_with_launcher, launch, report_input_error
 from recbole_crs.trainer.distributed import is_distributed
 from recbole_crs.utils import get_dataset_class, get_model, get_trainer
-from recbole_crs.validation import check_launch, gpu_errors, validate
+from recbole_crs.validation import check_launch, validate
+from recbole_crs.validation.distributed import device_errors
 
 from recbole_crs.data.ml100k import DEFAULT_DATASET  # noqa: F401  (re-exported for callers of quick_start)
 
@@ -163,6 +165,10 @@ def run(
     on the CPU (:meth:`recbole_crs.config.Config._init_device`). Returns the result of this machine's first
     process (local rank 0, as RecBole): every rank computes the same metrics (gathered evaluation).
 
+    :func:`recbole_crs.launcher.launch` starts and joins the processes: an input error in any of them is raised
+    here as that one :class:`CRSInputError`, a process killed by a signal as a ``WorkerDiedError``; the processes
+    end with this one, and the rendezvous with ``rendezvous_timeout``.
+
     Args:
         nproc: processes on this machine. world_size: processes of all machines together (-1: ``nproc``).
         ip, port: address of the machine of rank 0 (the same on every machine).
@@ -178,39 +184,15 @@ def run(
     validate(config, saved=saved)
     from recbole_crs.config import uses_cuda
 
-    errors = gpu_errors(config.final_config_dict, nproc, uses_cuda(config.final_config_dict))
+    errors = device_errors(config.final_config_dict, nproc, uses_cuda(config.final_config_dict))
     if errors:
         raise CRSConfigError(errors)
     prepare_builtin_dataset(config)  # once, not by every process at the same time
     config_dict.update({"world_size": world_size, "ip": ip, "port": port, "nproc": nproc, "offset": group_offset})
-
-    import torch.multiprocessing as mp
-
-    queue = mp.get_context("spawn").SimpleQueue()
-    kwargs = {"config_dict": config_dict, "saved": saved, "queue": queue}
-    context = mp.spawn(run_recbole_crses, args=(model, dataset, config_file_list, kwargs), nprocs=nproc, join=False)
-    items = []
-    try:
-        # Read while the processes run: a result larger than the pipe's buffer (every mode's metrics by turn)
-        # would otherwise block rank 0 in put() while this process waits for it to exit (RecBole reads after).
-        while not context.join(timeout=0.2):
-            _drain(queue, items)
-    except Exception:
-        # A process that refused its input put the message here; the others were stopped by spawn.
-        _drain(queue, items)
-        for kind, value in items:
-            if kind == "error":
-                raise CRSInputError(value) from None
-        raise
-    _drain(queue, items)
+    kwargs = {"config_dict": config_dict, "saved": saved}
+    items = launch(run_recbole_crses, (model, dataset, config_file_list), kwargs, nproc, first_rank=group_offset)
     results = [value for kind, value in items if kind == "result"]
     return results[0] if results else None
-
-
-def _drain(queue, items):
-    while not queue.empty():
-        items.append(queue.get())
-    return items
 
 
 def prepare_builtin_dataset(config):
@@ -223,17 +205,18 @@ def prepare_builtin_dataset(config):
 
 def run_recbole_crses(rank, *args):
     """One process of :func:`run` (RecBole's ``run_recboles``): ``args`` = (model, dataset, config_file_list,
-    kwargs) with kwargs holding ``config_dict``, ``saved`` and ``queue``; ``rank`` becomes ``local_rank``."""
+    kwargs) with kwargs holding ``config_dict``, ``saved`` and what :func:`recbole_crs.launcher.launch` adds
+    (``queue``, ``launcher_pid``); ``rank`` becomes ``local_rank``. The process ends with its launcher, and hands
+    an input error to it (exit status 2)."""
     kwargs = dict(args[-1])
+    end_with_launcher(kwargs.get("launcher_pid"))
     config_dict = dict(kwargs.get("config_dict") or {})
     config_dict["local_rank"] = rank
     queue = kwargs.get("queue")
     try:
         run_recbole_crs(*args[:3], config_dict=config_dict, saved=kwargs.get("saved", True), queue=queue)
     except CRSInputError as error:
-        if queue is not None:
-            queue.put(("error", str(error)))
-        raise
+        report_input_error(queue, error)
 
 
 def prepare_log_folders(model=None):

@@ -7,7 +7,8 @@
 * one pre-training step on 2 ranks with different shards leaves identical parameters on both (discriminator and
   joint-mode generator), even from different initialisations; so does an epoch of the generator and fine-tuning
   trainers (RecBole's loop);
-* bad launcher options fail in the parent with one line (exit 2), before any process starts.
+* bad launcher options (an address that does not resolve, more CPU processes than cores) fail in the parent
+  with one line (exit 2), before any process starts.
 
 Every spawned process imports torch and RecBole again: the tests share few spawns and small configs.
 """
@@ -258,6 +259,9 @@ def test_one_pretraining_step_leaves_identical_parameters_on_every_rank(root):
         (["--nproc=2", "--world_size=1"], "error: world_size=1 is smaller than group_offset + nproc = 0 + 2"),
         (["--nproc=2", "--group_offset=2"], "error: group_offset=2 places this machine's processes after others"),
         (["--nproc=2", "--port=99999"], "error: port must be a port number in [1, 65535], got 99999"),
+        (["--nproc=2", "--ip=no-such-host.invalid"], "error: ip 'no-such-host.invalid' does not resolve to an address"),
+        (["--nproc=1000"], "error: nproc=1000 CPU processes on a machine with "),
+        (["--nproc=2", "--rendezvous_timeout=0"], "error: rendezvous_timeout must be a number > 0 (or ~), got 0"),
     ],
 )
 def test_bad_launcher_options_exit_2_before_any_process(root, argv, message, capsys, monkeypatch):
@@ -280,18 +284,25 @@ def test_a_bad_config_fails_in_the_parent_before_any_process(root, capsys, monke
     assert "error: epoch (on the command line) is not a setting" in capsys.readouterr().err
 
 
-def test_a_data_error_in_the_processes_is_one_line_and_exit_2(tiny_root, capsys):
+def test_a_data_error_in_the_processes_is_one_line_and_exit_2(tiny_root, capsys, monkeypatch):
     """What only the processes find (here: the dataset's files, read after the launch) still ends as one
-    `error:` line and status 2, with both processes stopped."""
+    `error:` line and status 2, with both processes stopped, and no temporary file left (torch's spawn writes a
+    process's traceback to <tmp>/pytorch-errorfile-*, which nothing removed)."""
+    import tempfile
+
     import run_recbole_crs
 
     header = "user_id:token\titem_id:token\ttimestamp:float\tconfirmed:token_seq\trejected_items:token_seq"
     write_tiny_dataset(str(tiny_root), inter_header=header)  # no confirmed_attributes column
+    (tiny_root / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tiny_root / "tmp"))
     argv = ["--model=SASRec", "--dataset=tiny-crs", "--nproc=2", f"--port={free_port()}", f"--data_path={tiny_root}",
             f"--checkpoint_dir={tiny_root / 'saved'}", "--epochs=1", "--use_gpu=False", "--state=ERROR"]
     assert run_recbole_crs.main(argv) == 2
-    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "Conversation field 'confirmed_attributes' not found" in errors[0]
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Conversation field 'confirmed_attributes' not found" in lines[0], err
+    assert lines[0].startswith("error: ") and os.listdir(tiny_root / "tmp") == []
 
 
 def test_launcher_options_go_to_the_launcher_and_config_values_to_every_process(root, monkeypatch):
