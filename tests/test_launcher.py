@@ -100,7 +100,8 @@ def test_a_killed_launcher_takes_its_processes_along(tiny_root):
     assert os.stat(checkpoint).st_mtime_ns == written  # nothing trains on
 
     # A process killed while it wrote leaves its temporary file (as runtime.atomic_write names it); the next run in
-    # that checkpoint_dir removes it.
+    # that checkpoint_dir removes it once the process no longer exists (init has collected the killed processes).
+    wait_for(lambda: all(_stat(pid) is None for pid in descendants), 30, "init to collect the processes")
     leftover = checkpoint_dir / f"{os.path.basename(checkpoint)}.tmp-{descendants[0]}-0a1b2c3d"
     leftover.write_bytes(b"half a checkpoint")
     from recbole_crs.quick_start import run_recbole_crs
