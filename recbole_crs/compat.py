@@ -65,10 +65,7 @@ def load_checkpoint(path, map_location="cpu"):
     except pickle.UnpicklingError:
         pass  # RecBole's format: a pickled Config; read below with the restricted unpickler
     except Exception as error:
-        raise CheckpointError(
-            f"Could not read checkpoint '{path}': {error}. The file is not a checkpoint written by "
-            "RecBole or recbole-crs, or it is truncated."
-        ) from error
+        raise _unreadable(path, error) from error
     try:
         return _original_torch_load(
             path, map_location=map_location, weights_only=False, pickle_module=_restricted_pickle_module
@@ -76,10 +73,15 @@ def load_checkpoint(path, map_location="cpu"):
     except UnsafeCheckpointError as error:
         raise UnsafeCheckpointError(f"Refusing checkpoint '{path}': {error}") from None
     except Exception as error:  # pickle/zip errors have unhelpful messages on their own
-        raise CheckpointError(
-            f"Could not read checkpoint '{path}': {error}. The file is not a checkpoint written by "
-            "RecBole or recbole-crs, or it is truncated."
-        ) from error
+        raise _unreadable(path, error) from error
+
+
+def _unreadable(path, error):
+    reason = " ".join(str(error).split())  # one line: torch's and pickle's messages may span several
+    return CheckpointError(
+        f"Could not read checkpoint '{path}': {reason}. The file is not a checkpoint written by RecBole or "
+        "recbole-crs, or it is truncated."
+    )
 
 
 class UnsafeCheckpointError(CheckpointError):

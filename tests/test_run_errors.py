@@ -77,6 +77,16 @@ def _truncated(trained, key):
     return path
 
 
+def _corrupted(trained, key):
+    """A zip whose directory is intact but whose pickle is not (bytes overwritten)."""
+    path = os.path.join(trained["root"], f"{key}-corrupted.pth")
+    data = bytearray(open(trained[key], "rb").read())
+    data[200:400] = b"A" * 200
+    with open(path, "wb") as target:
+        target.write(data)
+    return path
+
+
 def _refused_pickle(trained, _):
     path = os.path.join(trained["root"], "payload.pth")
     torch.save({"config": _Marker(os.path.join(trained["root"], "pwned")), "state_dict": {}}, path)
@@ -113,6 +123,7 @@ def _wider_items(checkpoint):
 GENERATOR_CASES = [
     (_not_a_checkpoint, r"is not a checkpoint: it is not a zip-format file"),
     (_truncated, r"is not a checkpoint: it is not a zip-format file"),
+    (_corrupted, r"^Could not read checkpoint '.*': [^\n]*The file is not a checkpoint written by RecBole"),
     (_refused_pickle, r"references io.open, which no RecBole"),
     (_edit_config(model="Pop"), r"holds a Pop model; the negative generator must be a SASRec checkpoint"),
     (_edit_config(dataset="other"), r"was trained on dataset 'other', not 'tiny-crs'"),
@@ -134,7 +145,7 @@ PRETRAINED_CASES = [
 
 
 def _checkpoint_file(trained, key, make):
-    if make in (_not_a_checkpoint, _truncated, _refused_pickle):
+    if make in (_not_a_checkpoint, _truncated, _corrupted, _refused_pickle):
         return make(trained, key)
     return _variant(trained, key, make)
 
@@ -196,15 +207,23 @@ def test_a_checkpoint_that_does_not_fit_ends_the_command_with_one_line(trained, 
 
 
 # ---------------------------------------------------------------------------------------------- caches
-@pytest.mark.parametrize("content, message", [
-    (pickle.dumps(list(range(1000)))[:50], r"error: cannot read dataloaders_save_path '.*cache.pth': UnpicklingError"),
-    (pickle.dumps({"not": "loaders"}), r"error: dataloaders_save_path '.*cache.pth' does not hold the train, valid"),
-], ids=["truncated", "other-pickle"])
-def test_a_dataloaders_save_path_that_is_no_cache_is_one_line(trained, content, message, capsys):
+CACHES = {
+    "truncated": (lambda trained: pickle.dumps(list(range(1000)))[:50],
+                  r"error: cannot read dataloaders_save_path '.*cache.pth': UnpicklingError: pickle data was truncated"),
+    "a-checkpoint": (lambda trained: open(trained["generator"], "rb").read(),  # pickle's message spans 2 lines
+                     r"error: cannot read dataloaders_save_path '.*cache.pth': UnpicklingError: .*Delete it"),
+    "other-pickle": (lambda trained: pickle.dumps({"not": "loaders"}),
+                     r"error: dataloaders_save_path '.*cache.pth' does not hold the train, valid"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CACHES))
+def test_a_dataloaders_save_path_that_is_no_cache_is_one_line(trained, case, capsys):
     import re
 
+    content, message = CACHES[case]
     path = trained["root"] / "cache.pth"
-    path.write_bytes(content)
+    path.write_bytes(content(trained))
     status = _main(trained["root"], "--model=SASRec", f"--dataloaders_save_path={path}",
                    f"--checkpoint_dir={trained['root'] / 'cli'}")
     assert status == 2 and re.match(message, _one_error_line(capsys))

@@ -72,8 +72,9 @@ def _trusted_pickle_load(path, what):
         with open(path, "rb") as handle:
             return pickle.load(handle)
     except Exception as error:  # truncated, not a pickle, unreadable
+        reason = " ".join(str(error).split())  # one line: pickle's messages may span several
         raise CRSInputError(
-            f"cannot read {what} '{path}': {type(error).__name__}: {error}. Delete it (it will be rebuilt) or name "
+            f"cannot read {what} '{path}': {type(error).__name__}: {reason}. Delete it (it will be rebuilt) or name "
             "another file."
         ) from error
 
