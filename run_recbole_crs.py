@@ -6,7 +6,9 @@
 Like RecBole's run_recbole.py, any other ``--key=value`` overrides the config. Values are parsed as YAML
 (``--crs_stages=[pretrain,finetune]``, ``--learning_rate=1e-3``), never evaluated. A wrong configuration
 (unknown key, bad value, unreadable data_path, ...) prints ``error: <what to fix>`` and exits with status 2
-before anything is trained or written.
+before anything is trained or written; so does a wrong checkpoint, data file or launch found later, in any
+process. A process of a multi-process run that is killed (e.g. by the out-of-memory killer) is one ``error:`` line
+too, and the exit status is 128 + the signal number, as a shell reports a killed command.
 
 Several processes, RecBole's way (``torch.distributed``; gloo on CPUs, NCCL on GPUs; see the README section
 "Multi-process and multi-machine training"):
@@ -20,7 +22,7 @@ import argparse
 import sys
 
 from recbole_crs.data.ml100k import DEFAULT_DATASET
-from recbole_crs.errors import CRSInputError
+from recbole_crs.errors import CRSInputError, print_error
 
 
 def build_parser():
@@ -68,6 +70,7 @@ def main(argv=None):
         return 2
     config_file_list = args.config_files.strip().split(" ") if args.config_files else None
     from recbole_crs import quick_start
+    from recbole_crs.launcher import WorkerDiedError
 
     program = sys.argv[0] if sys.argv else "run_recbole_crs.py"
     saved_argv = sys.argv
@@ -79,9 +82,11 @@ def main(argv=None):
             model=args.model, dataset=args.dataset, config_file_list=config_file_list, **_launch_options(args)
         )
     except CRSInputError as error:
-        for line in str(error).splitlines():
-            print(f"error: {line}", file=sys.stderr)
+        print_error(error)
         return 2
+    except WorkerDiedError as error:
+        print_error(error)
+        return error.exit_status
     finally:
         sys.argv = saved_argv
     return 0

@@ -28,6 +28,8 @@ import zipfile
 
 import torch
 
+from recbole_crs.errors import CheckpointError
+
 _original_torch_load = torch.load
 
 
@@ -50,9 +52,9 @@ def load_checkpoint(path, map_location="cpu"):
     try:
         is_zip = zipfile.is_zipfile(path)
     except OSError as error:
-        raise ValueError(f"cannot read checkpoint '{path}': {error.strerror or error}.") from error
+        raise CheckpointError(f"cannot read checkpoint '{path}': {error.strerror or error}.") from error
     if not is_zip:
-        raise ValueError(
+        raise CheckpointError(
             f"'{path}' is not a checkpoint: it is not a zip-format file written by torch.save (a truncated "
             "file or a raw pickle). Pass a .pth file written by RecBole or recbole-crs."
         )
@@ -63,10 +65,7 @@ def load_checkpoint(path, map_location="cpu"):
     except pickle.UnpicklingError:
         pass  # RecBole's format: a pickled Config; read below with the restricted unpickler
     except Exception as error:
-        raise ValueError(
-            f"Could not read checkpoint '{path}': {error}. The file is not a checkpoint written by "
-            "RecBole or recbole-crs, or it is truncated."
-        ) from error
+        raise _unreadable(path, error) from error
     try:
         return _original_torch_load(
             path, map_location=map_location, weights_only=False, pickle_module=_restricted_pickle_module
@@ -74,13 +73,18 @@ def load_checkpoint(path, map_location="cpu"):
     except UnsafeCheckpointError as error:
         raise UnsafeCheckpointError(f"Refusing checkpoint '{path}': {error}") from None
     except Exception as error:  # pickle/zip errors have unhelpful messages on their own
-        raise ValueError(
-            f"Could not read checkpoint '{path}': {error}. The file is not a checkpoint written by "
-            "RecBole or recbole-crs, or it is truncated."
-        ) from error
+        raise _unreadable(path, error) from error
 
 
-class UnsafeCheckpointError(ValueError):
+def _unreadable(path, error):
+    reason = " ".join(str(error).split())  # one line: torch's and pickle's messages may span several
+    return CheckpointError(
+        f"Could not read checkpoint '{path}': {reason}. The file is not a checkpoint written by RecBole or "
+        "recbole-crs, or it is truncated."
+    )
+
+
+class UnsafeCheckpointError(CheckpointError):
     """A checkpoint whose pickle references code no RecBole checkpoint needs; it was not unpickled."""
 
 

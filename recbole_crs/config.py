@@ -237,13 +237,16 @@ class Config(RecBoleConfig):
         return self._convert_config_dict(cmd_config_dict)
 
     def _init_device(self):
-        """RecBole's device choice and process group, with two changes.
+        """RecBole's device choice and process group, with three changes.
 
         * ``use_gpu: False`` means the CPU (RecBole 1.2.1 ignores ``use_gpu`` and picks CUDA whenever it is
           available).
         * A process of a multi-process run (``local_rank`` set by the launcher, :func:`recbole_crs.quick_start.run`)
           that does not use CUDA joins a **gloo** process group on the CPU; RecBole hard-codes NCCL, which needs
           GPUs. With CUDA it is RecBole's NCCL group, one GPU per process.
+        * The rendezvous waits at most ``rendezvous_timeout`` seconds for every rank, then ends with one line
+          naming the ranks that did not join (:func:`recbole_crs.launcher.join_process_group`); RecBole's waits
+          forever.
 
         The multi-process keys are checked first (:func:`recbole_crs.validation.check_distributed`). Build the
         Config once per process: building it starts the process group (a second build in the same process
@@ -253,36 +256,32 @@ class Config(RecBoleConfig):
 
         final = self.final_config_dict
         check_distributed(final)
-        if "local_rank" in final:
-            _normalize_gpu_id(final)
-            cuda = uses_cuda(final)
-            errors = gpu_errors(final, final["nproc"], cuda)
-            if errors:
-                raise CRSConfigError(errors)
-            if not cuda:
-                self._init_gloo()
-                return
-            if _process_group_ready(final):  # RecBole would start it a second time
-                self._init_cuda_rank()
-                return
-        super()._init_device()
-        if final.get("use_gpu") is False:
-            import torch
+        if "local_rank" not in final:
+            super()._init_device()
+            if final.get("use_gpu") is False:
+                import torch
 
-            final["device"] = torch.device("cpu")
+                final["device"] = torch.device("cpu")
+            return
+        _normalize_gpu_id(final)
+        cuda = uses_cuda(final)
+        errors = gpu_errors(final, final["nproc"], cuda)
+        if errors:
+            raise CRSConfigError(errors)
+        if not _process_group_ready(final):
+            from recbole_crs.launcher import join_process_group  # torch.distributed only in such processes
 
-    def _init_gloo(self):
+            join_process_group("nccl" if cuda else "gloo", final["local_rank"] + final["offset"],
+                               final["world_size"], final["ip"], final["port"], final.get("rendezvous_timeout"))
+        if cuda:
+            self._init_cuda_rank()
+        else:
+            self._init_cpu_rank()
+
+    def _init_cpu_rank(self):
         import torch
-        import torch.distributed as dist
 
         final = self.final_config_dict
-        if not _process_group_ready(final):
-            dist.init_process_group(
-                backend="gloo",
-                rank=final["local_rank"] + final["offset"],
-                world_size=final["world_size"],
-                init_method=f"tcp://{final['ip']}:{final['port']}",
-            )
         final["device"] = torch.device("cpu")
         final["single_spec"] = False
         self._quiet_other_ranks()

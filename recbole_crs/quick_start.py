@@ -9,6 +9,7 @@ import importlib
 import logging
 import os
 import sys
+import tempfile
 from logging import getLogger
 
 from recbole.data import data_preparation
@@ -18,11 +19,13 @@ from recbole.utils import get_environment, init_logger, init_seed, set_color
 from recbole_crs.artifacts import check_data_fingerprint, config_from_checkpoint
 from recbole_crs.compat import load_checkpoint, trusted_torch_load
 from recbole_crs.config import Config
-from recbole_crs.errors import CRSConfigError, CRSInputError
+from recbole_crs.errors import CRSConfigError, CRSInputError, OutputError
 from recbole_crs.evaluation import format_results_table
+from recbole_crs.launcher import end_with_launcher, launch, report_input_error
 from recbole_crs.trainer.distributed import is_distributed
 from recbole_crs.utils import get_dataset_class, get_model, get_trainer
-from recbole_crs.validation import check_launch, gpu_errors, validate
+from recbole_crs.validation import check_launch, validate
+from recbole_crs.validation.distributed import device_errors
 
 from recbole_crs.data.ml100k import DEFAULT_DATASET  # noqa: F401  (re-exported for callers of quick_start)
 
@@ -162,6 +165,10 @@ def run(
     on the CPU (:meth:`recbole_crs.config.Config._init_device`). Returns the result of this machine's first
     process (local rank 0, as RecBole): every rank computes the same metrics (gathered evaluation).
 
+    :func:`recbole_crs.launcher.launch` starts and joins the processes: an input error in any of them is raised
+    here as that one :class:`CRSInputError`, a process killed by a signal as a ``WorkerDiedError``; the processes
+    end with this one, and the rendezvous with ``rendezvous_timeout``.
+
     Args:
         nproc: processes on this machine. world_size: processes of all machines together (-1: ``nproc``).
         ip, port: address of the machine of rank 0 (the same on every machine).
@@ -177,39 +184,15 @@ def run(
     validate(config, saved=saved)
     from recbole_crs.config import uses_cuda
 
-    errors = gpu_errors(config.final_config_dict, nproc, uses_cuda(config.final_config_dict))
+    errors = device_errors(config.final_config_dict, nproc, uses_cuda(config.final_config_dict))
     if errors:
         raise CRSConfigError(errors)
     prepare_builtin_dataset(config)  # once, not by every process at the same time
     config_dict.update({"world_size": world_size, "ip": ip, "port": port, "nproc": nproc, "offset": group_offset})
-
-    import torch.multiprocessing as mp
-
-    queue = mp.get_context("spawn").SimpleQueue()
-    kwargs = {"config_dict": config_dict, "saved": saved, "queue": queue}
-    context = mp.spawn(run_recbole_crses, args=(model, dataset, config_file_list, kwargs), nprocs=nproc, join=False)
-    items = []
-    try:
-        # Read while the processes run: a result larger than the pipe's buffer (every mode's metrics by turn)
-        # would otherwise block rank 0 in put() while this process waits for it to exit (RecBole reads after).
-        while not context.join(timeout=0.2):
-            _drain(queue, items)
-    except Exception:
-        # A process that refused its input put the message here; the others were stopped by spawn.
-        _drain(queue, items)
-        for kind, value in items:
-            if kind == "error":
-                raise CRSInputError(value) from None
-        raise
-    _drain(queue, items)
+    kwargs = {"config_dict": config_dict, "saved": saved}
+    items = launch(run_recbole_crses, (model, dataset, config_file_list), kwargs, nproc, first_rank=group_offset)
     results = [value for kind, value in items if kind == "result"]
     return results[0] if results else None
-
-
-def _drain(queue, items):
-    while not queue.empty():
-        items.append(queue.get())
-    return items
 
 
 def prepare_builtin_dataset(config):
@@ -222,17 +205,35 @@ def prepare_builtin_dataset(config):
 
 def run_recbole_crses(rank, *args):
     """One process of :func:`run` (RecBole's ``run_recboles``): ``args`` = (model, dataset, config_file_list,
-    kwargs) with kwargs holding ``config_dict``, ``saved`` and ``queue``; ``rank`` becomes ``local_rank``."""
+    kwargs) with kwargs holding ``config_dict``, ``saved`` and what :func:`recbole_crs.launcher.launch` adds
+    (``queue``, ``launcher_pid``); ``rank`` becomes ``local_rank``. The process ends with its launcher, and hands
+    an input error to it (exit status 2)."""
     kwargs = dict(args[-1])
+    end_with_launcher(kwargs.get("launcher_pid"))
     config_dict = dict(kwargs.get("config_dict") or {})
     config_dict["local_rank"] = rank
     queue = kwargs.get("queue")
     try:
         run_recbole_crs(*args[:3], config_dict=config_dict, saved=kwargs.get("saved", True), queue=queue)
     except CRSInputError as error:
-        if queue is not None:
-            queue.put(("error", str(error)))
-        raise
+        report_input_error(queue, error)
+
+
+def prepare_log_folders(model=None):
+    """RecBole writes tensorboard events to ``./log_tensorboard/`` and (with ``model``) its log to
+    ``./log/<model>/``, relative to the working folder: create them, or say in one line that the working folder
+    does not take them."""
+    folders = ["log_tensorboard"] + ([os.path.join("log", str(model))] if model is not None else [])
+    for folder in folders:
+        try:
+            # exist_ok: RecBole's ensure_dir checks, then creates: processes started together race there.
+            os.makedirs(folder, exist_ok=True)
+            tempfile.TemporaryFile(dir=folder).close()
+        except OSError as error:
+            raise OutputError(
+                f"cannot write RecBole's log folder '{os.path.abspath(folder)}' ({error.strerror or error}): RecBole "
+                "writes ./log and ./log_tensorboard in the working folder; run from a folder you can write to."
+            ) from None
 
 
 def run_recbole_crs(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True, queue=None):
@@ -247,8 +248,7 @@ def run_recbole_crs(model=None, dataset=None, config_file_list=None, config_dict
     config = build_config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
     validate(config, saved=saved)
     init_seed(config["seed"], config["reproducibility"])
-    # RecBole's init_logger checks, then creates ./log/<model>: processes started together race there.
-    os.makedirs(os.path.join("log", str(config["model"])), exist_ok=True)
+    prepare_log_folders(config["model"])
     init_logger(config)
     logger = getLogger()
     logger.info(sys.argv)
@@ -272,6 +272,7 @@ def objective_function(config_dict=None, config_file_list=None, saved=True):
     """RecBole ``HyperTuning`` objective: train and test quietly, return the keys HyperTuning reads."""
     config = build_config(config_dict=config_dict, config_file_list=config_file_list)
     init_seed(config["seed"], config["reproducibility"])
+    prepare_log_folders()  # the trainers' tensorboard writers
     logging.basicConfig(level=logging.ERROR)
     return train_and_test(config, saved=saved, verbose=False)
 

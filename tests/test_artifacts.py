@@ -20,6 +20,7 @@ from recbole_crs.artifacts import (
     dataset_fingerprint,
 )
 from recbole_crs.compat import UnsafeCheckpointError, load_checkpoint
+from recbole_crs.errors import OutputError
 from tiny_data import ITEM_ATTRIBUTES, USER_SEQUENCES, tiny_config, write_tiny_dataset
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(recbole_crs.__file__)))
@@ -90,7 +91,7 @@ def test_failed_save_leaves_the_previous_file_and_no_temporary(tmp_path, monkeyp
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", die_half_way)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(OutputError, match=r"cannot write the checkpoint '.*model.pth' \(No space left on device\)"):
         atomic_torch_save({"epoch": 2}, path)
     monkeypatch.undo()
     assert load_checkpoint(path) == {"epoch": 1}

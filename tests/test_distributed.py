@@ -3,11 +3,15 @@
 * the launcher runs every CRSPretrain stage and writes one checkpoint per saved model, whose 1-process evaluation
   equals the 2-process one;
 * 2-process evaluation of a fixed checkpoint equals 1-process evaluation in every candidate mode, on a test set
-  whose size makes the distributed sampler pad (odd rows over 2 ranks);
+  whose size makes the distributed sampler pad (odd rows over 2 ranks), with the dataloaders the 1-process run
+  saved;
 * one pre-training step on 2 ranks with different shards leaves identical parameters on both (discriminator and
   joint-mode generator), even from different initialisations; so does an epoch of the generator and fine-tuning
   trainers (RecBole's loop);
-* bad launcher options fail in the parent with one line (exit 2), before any process starts.
+* bad launcher options (an address that does not resolve, more CPU processes than cores) fail in the parent
+  with one line (exit 2), before any process starts;
+* `save_dataloaders` in a 2-process run writes one file holding every row (not one rank's shard), and the 2 processes
+  of a run that reads such a file each take their share; only rank 0 writes tensorboard event files.
 
 Every spawned process imports torch and RecBole again: the tests share few spawns and small configs.
 """
@@ -76,17 +80,20 @@ def spawn(function, *args):
 
 
 # ---------------------------------------------------------------------------------------------- processes
-def _evaluate(rank, root, port, checkpoint, queue):
-    """Process ``rank``: evaluate ``checkpoint`` (SASRec) on the validation and test sets in every mode."""
+def _evaluate(rank, root, port, checkpoint, cache, queue):
+    """Process ``rank``: evaluate ``checkpoint`` (SASRec) on the validation and test sets in every mode, with the
+    dataloaders of a 1-process run's ``cache`` (each rank takes its share of its rows)."""
     from recbole.data import data_preparation
 
+    from recbole_crs.artifacts import safe_load_split_dataloaders
     from recbole_crs.quick_start import build_config, build_model, create_dataset
     from recbole_crs.trainer.distributed import sampler_rows
     from recbole_crs.utils import get_trainer
 
-    config = build_config("SASRec", "tiny-crs", config_dict=rank_config(root, rank, port))
+    config = build_config("SASRec", "tiny-crs", config_dict=rank_config(root, rank, port, dataloaders_save_path=cache))
     assert config["single_spec"] is False and dist.get_backend() == "gloo" and str(config["device"]) == "cpu"
     dataset = create_dataset(config)
+    assert safe_load_split_dataloaders(config) is not None  # the cache is read, not rebuilt
     train_data, valid_data, test_data = data_preparation(config, dataset)
     trainer = get_trainer(config["MODEL_TYPE"], "SASRec")(config, build_model(config, train_data))
     out = {"rows": len(sampler_rows(test_data))}
@@ -217,9 +224,10 @@ def test_two_process_evaluation_equals_one_process_in_every_mode(root):
     from recbole_crs.quick_start import build_config, build_model, create_dataset
     from recbole_crs.utils import get_trainer
 
-    config = build_config("SASRec", "tiny-crs", config_dict=tiny_config(root, **FAST))
+    config = build_config("SASRec", "tiny-crs", config_dict=tiny_config(root, **FAST, save_dataloaders=True))
     dataset = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
+    (cache,) = glob.glob(os.path.join(config["checkpoint_dir"], "tiny-crs-for-SASRec-dataloader-*.pth"))
     assert len(test_data._dataset) % 2 == 1 and len(valid_data._dataset) % 2 == 1  # the sampler pads
     trainer = get_trainer(config["MODEL_TYPE"], "SASRec")(config, build_model(config, train_data))
     trainer._save_checkpoint(0, verbose=False)  # an untrained SASRec: ranks of every kind, ties included
@@ -230,7 +238,7 @@ def test_two_process_evaluation_equals_one_process_in_every_mode(root):
         single[name + "_by_turn"] = dict(trainer.results_by_turn)
     assert len({result["mrr@3"] for result in single["test"].values()}) > 1  # the modes rank differently
 
-    two = spawn(_evaluate, str(root), free_port(), checkpoint)
+    two = spawn(_evaluate, str(root), free_port(), checkpoint, cache)
     assert two["rows"] == (len(test_data._dataset) + 1) // 2  # each rank scored its half, one row padded
     for key in single:
         assert two[key] == single[key], key
@@ -258,6 +266,9 @@ def test_one_pretraining_step_leaves_identical_parameters_on_every_rank(root):
         (["--nproc=2", "--world_size=1"], "error: world_size=1 is smaller than group_offset + nproc = 0 + 2"),
         (["--nproc=2", "--group_offset=2"], "error: group_offset=2 places this machine's processes after others"),
         (["--nproc=2", "--port=99999"], "error: port must be a port number in [1, 65535], got 99999"),
+        (["--nproc=2", "--ip=no-such-host.invalid"], "error: ip 'no-such-host.invalid' does not resolve to an address"),
+        (["--nproc=1000"], "error: nproc=1000 CPU processes on a machine with "),
+        (["--nproc=2", "--rendezvous_timeout=0"], "error: rendezvous_timeout must be a number > 0 (or ~), got 0"),
     ],
 )
 def test_bad_launcher_options_exit_2_before_any_process(root, argv, message, capsys, monkeypatch):
@@ -280,18 +291,52 @@ def test_a_bad_config_fails_in_the_parent_before_any_process(root, capsys, monke
     assert "error: epoch (on the command line) is not a setting" in capsys.readouterr().err
 
 
-def test_a_data_error_in_the_processes_is_one_line_and_exit_2(tiny_root, capsys):
+def test_a_data_error_in_the_processes_is_one_line_and_exit_2(tiny_root, capsys, monkeypatch):
     """What only the processes find (here: the dataset's files, read after the launch) still ends as one
-    `error:` line and status 2, with both processes stopped."""
+    `error:` line and status 2, with both processes stopped, and no temporary file left (torch's spawn writes a
+    process's traceback to <tmp>/pytorch-errorfile-*, which nothing removed)."""
+    import tempfile
+
     import run_recbole_crs
 
     header = "user_id:token\titem_id:token\ttimestamp:float\tconfirmed:token_seq\trejected_items:token_seq"
     write_tiny_dataset(str(tiny_root), inter_header=header)  # no confirmed_attributes column
+    (tiny_root / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tiny_root / "tmp"))
     argv = ["--model=SASRec", "--dataset=tiny-crs", "--nproc=2", f"--port={free_port()}", f"--data_path={tiny_root}",
             f"--checkpoint_dir={tiny_root / 'saved'}", "--epochs=1", "--use_gpu=False", "--state=ERROR"]
     assert run_recbole_crs.main(argv) == 2
-    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "Conversation field 'confirmed_attributes' not found" in errors[0]
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Conversation field 'confirmed_attributes' not found" in lines[0], err
+    assert lines[0].startswith("error: ") and os.listdir(tiny_root / "tmp") == []
+
+
+def _rows(loader):
+    """The dataset rows a dataloader yields in one pass (evaluation batches are tuples)."""
+    return sum(len(batch[0] if isinstance(batch, tuple) else batch) for batch in loader)
+
+
+def test_saved_dataloaders_of_two_processes_hold_every_row(root):
+    """issue 15: every rank wrote the same file with its own shard; one process reloading it trained and tested on
+    half the rows. Now rank 0 writes one-process loaders (a 2-process run reading such a file takes its shares:
+    test_two_process_evaluation_equals_one_process_in_every_mode). Only rank 0 writes tensorboard events."""
+    from recbole_crs.artifacts import safe_load_split_dataloaders
+    from recbole_crs.quick_start import build_config, create_dataset, run
+
+    config_dict = tiny_config(root, **{**FAST, "epochs": 1, "crs_test_modes": ["all"], "save_dataloaders": True})
+    run("SASRec", "tiny-crs", config_dict=config_dict, nproc=2, port=free_port())
+    saved = os.listdir(config_dict["checkpoint_dir"])
+    (cache,) = glob.glob(os.path.join(config_dict["checkpoint_dir"], "tiny-crs-for-SASRec-dataloader-*.pth"))
+    assert len(saved) == 2 and not [name for name in saved if ".tmp-" in name], saved  # the cache and the model
+    events = glob.glob(os.path.join("log_tensorboard", "**", "events.out.tfevents.*"), recursive=True)
+    assert events and len({os.path.basename(path).split(".")[-2] for path in events}) == 1  # one writer's pid
+
+    config = build_config("SASRec", "tiny-crs", config_dict={**config_dict, "dataloaders_save_path": cache})
+    create_dataset(config)  # as data_preparation sees it: the dataset has set its config (aliases) first
+    loaders = safe_load_split_dataloaders(config)
+    assert loaders is not None  # read from the file, not rebuilt
+    assert [_rows(loader) for loader in loaders] == [len(loader._dataset) for loader in loaders]
 
 
 def test_launcher_options_go_to_the_launcher_and_config_values_to_every_process(root, monkeypatch):

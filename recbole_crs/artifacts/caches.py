@@ -4,8 +4,14 @@
 ``dataloaders_save_path`` (a file the user named; it is a pickle, so name only files you trust); a cache at
 RecBole's default path is ignored with one log line; caches are saved under names keyed by the data and the
 config that shaped them.
+
+Several processes (``run_recbole_crs.py --nproc``): rank 0 alone writes a cache, and a dataloader cache holds
+loaders of one process (every row); each process that loads it rebuilds them for its own share of the rows
+(:func:`loaders_for`). A dataloader's sampler is fixed when it is built, so the loaders of rank r of a 2-process
+run would yield rank r's half of the rows wherever they were loaded.
 """
 
+import copy
 import hashlib
 import json
 import os
@@ -14,13 +20,37 @@ from logging import getLogger
 
 import torch
 
-from recbole_crs.artifacts.checkpoints import to_plain
+from recbole_crs.artifacts.checkpoints import checked_atomic_write, to_plain
 from recbole_crs.artifacts.fingerprints import data_fingerprint_of, file_digests
-from recbole_crs.runtime import atomic_write
+from recbole_crs.errors import CRSInputError
 
 
 def atomic_pickle_dump(obj, path):
-    return atomic_write(path, lambda handle: pickle.dump(obj, handle))
+    return checked_atomic_write(path, lambda handle: pickle.dump(obj, handle), what="cache")
+
+
+def _several_processes(config):
+    return config["single_spec"] is False
+
+
+def _other_rank(config):
+    """A process of a multi-process run other than rank 0 (which writes the caches for all)."""
+    import torch.distributed as dist
+
+    return _several_processes(config) and dist.is_initialized() and dist.get_rank() != 0
+
+
+def loaders_for(config, dataloaders):
+    """``dataloaders`` built anew for ``config``'s processes: the same datasets, samplers and shuffling, with
+    RecBole's ``DistributedSampler`` (this rank's share of the rows) in a multi-process run and every row in one
+    process. RecBole's dataloaders take ``(config, dataset, sampler, shuffle)``."""
+    return [type(loader)(config, loader._dataset, loader._sampler, shuffle=loader.shuffle) for loader in dataloaders]
+
+
+def _one_process_config(config):
+    single = copy.copy(config)
+    single.final_config_dict = {**config.final_config_dict, "single_spec": True}
+    return single
 
 
 def _cache_key(config, model=None):
@@ -42,8 +72,9 @@ def _trusted_pickle_load(path, what):
         with open(path, "rb") as handle:
             return pickle.load(handle)
     except Exception as error:  # truncated, not a pickle, unreadable
-        raise ValueError(
-            f"cannot read {what} '{path}': {type(error).__name__}: {error}. Delete it (it will be rebuilt) or name "
+        reason = " ".join(str(error).split())  # one line: pickle's messages may span several
+        raise CRSInputError(
+            f"cannot read {what} '{path}': {type(error).__name__}: {reason}. Delete it (it will be rebuilt) or name "
             "another file."
         ) from error
 
@@ -112,6 +143,8 @@ def safe_save_dataset(self):
     """``Dataset.save``, atomically, under a name keyed by the data files and dataset config."""
     from recbole.utils import ensure_dir, set_color
 
+    if _other_rank(self.config):  # every rank built the same dataset: rank 0 writes it
+        return
     save_dir = self.config["checkpoint_dir"]
     ensure_dir(save_dir)
     if getattr(self, "_crs_file_digests", None) is None:
@@ -126,9 +159,16 @@ def safe_save_dataset(self):
 
 
 def safe_save_split_dataloaders(config, dataloaders):
-    """RecBole's ``save_split_dataloaders``, atomically, keyed by data and config; the live loaders keep working."""
+    """RecBole's ``save_split_dataloaders``, atomically, keyed by data and config; the live loaders keep working.
+
+    In a multi-process run rank 0 writes loaders of one process (every row); the other ranks write nothing.
+    Returns the file's path (None on the other ranks)."""
     from recbole.utils import ensure_dir, set_color
 
+    if _several_processes(config):
+        if _other_rank(config):
+            return None
+        dataloaders = loaders_for(_one_process_config(config), dataloaders)
     ensure_dir(config["checkpoint_dir"])
     key = _cache_key(config, config["model"])
     file_path = os.path.join(config["checkpoint_dir"], f'{config["dataset"]}-for-{config["model"]}-dataloader-{key}.pth')
@@ -167,13 +207,7 @@ def safe_load_split_dataloaders(config):
         return None
     if not os.path.exists(named):
         return None
-    dataloaders = []
-    for data_loader, generator_state in _trusted_pickle_load(named, "dataloaders_save_path"):
-        generator = torch.Generator()
-        generator.set_state(generator_state)
-        data_loader.generator = generator
-        data_loader.sampler.generator = generator
-        dataloaders.append(data_loader)
+    dataloaders = _saved_dataloaders(named)
     train_data, valid_data, test_data = dataloaders
     for arg in data_utils.dataset_arguments + ["seed", "repeatable", "eval_args"]:
         if config[arg] != train_data.config[arg]:
@@ -182,10 +216,42 @@ def safe_load_split_dataloaders(config):
     if _data_changed_since(train_data._dataset, config):
         getLogger().warning(f"dataloaders_save_path '{named}' was built from other data files: rebuilding.")
         return None
+    from torch.utils.data.distributed import DistributedSampler
+
+    # This process's rows: its share in a multi-process run; every row in one process, also from a file that an
+    # earlier version wrote from one rank of a multi-process run.
+    if _several_processes(config) or any(isinstance(data.sampler, DistributedSampler) for data in dataloaders):
+        train_data, valid_data, test_data = loaders_for(config, dataloaders)
     for data in (train_data, valid_data, test_data):
         data.update_config(config)
     getLogger().info(set_color("Load split dataloaders from", "pink") + f": [{named}]")
     return train_data, valid_data, test_data
+
+
+def _saved_dataloaders(path):
+    """The (train, valid, test) dataloaders pickled in ``path`` by :func:`safe_save_split_dataloaders`, with their
+    shuffling generators restored."""
+    from recbole.data.dataloader import AbstractDataLoader
+
+    content = _trusted_pickle_load(path, "dataloaders_save_path")
+    try:
+        pairs = [(loader, state) for loader, state in content]
+    except (TypeError, ValueError):
+        pairs = []
+    if len(pairs) != 3 or not all(isinstance(loader, AbstractDataLoader) for loader, _ in pairs):
+        raise CRSInputError(
+            f"dataloaders_save_path '{path}' does not hold the train, valid and test dataloaders that "
+            "save_dataloaders writes: name a file written with save_dataloaders: True (its name ends in "
+            "'-dataloader-<key>.pth'), or delete it to rebuild."
+        )
+    dataloaders = []
+    for data_loader, generator_state in pairs:
+        generator = torch.Generator()
+        generator.set_state(generator_state)
+        data_loader.generator = generator
+        data_loader.sampler.generator = generator
+        dataloaders.append(data_loader)
+    return dataloaders
 
 
 _installed = False

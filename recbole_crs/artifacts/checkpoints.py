@@ -2,23 +2,49 @@
 
 :func:`plain_config` turns RecBole's ``Config`` into builtins (enums and devices tagged);
 :func:`config_from_checkpoint` rebuilds a ``Config`` from either form. :func:`atomic_torch_save` writes through
-:func:`recbole_crs.runtime.atomic_write`.
+:func:`recbole_crs.runtime.atomic_write` (:func:`checked_atomic_write`: a disk that refuses the file is one
+:class:`~recbole_crs.errors.OutputError`).
 """
 
 import enum
 
 import torch
 
+from recbole_crs.errors import OutputError
 from recbole_crs.runtime import atomic_write
 
 
+def _os_error(error):
+    """The OSError behind ``error``: itself, or the one torch's zip writer turned into a RuntimeError."""
+    while error is not None and not isinstance(error, OSError):
+        error = error.__context__
+    return error
+
+
+def checked_atomic_write(path, write, what="checkpoint"):
+    """:func:`atomic_write`; a file the disk refuses (full, over the file-size limit, read-only, no permission) is
+    an :class:`OutputError` naming it. ``atomic_write`` has removed its temporary file, and the file at ``path``,
+    if any, is the previous one, intact."""
+    try:
+        return atomic_write(path, write)
+    except (OSError, RuntimeError) as error:
+        cause = _os_error(error)
+        if cause is None:
+            raise
+        raise OutputError(
+            f"cannot write the {what} '{path}' ({cause.strerror or cause}): free space on that disk, raise the "
+            "file-size limit (ulimit -f) or set checkpoint_dir to a folder with room; any earlier file of that "
+            "name is unchanged."
+        ) from error
+
+
 def atomic_torch_save(obj, path, pickle_protocol=2):
-    """``torch.save(obj, path)``, atomically (see :func:`atomic_write`).
+    """``torch.save(obj, path)``, atomically (see :func:`checked_atomic_write`).
 
     Protocol 2 (torch's default): ``torch.load(weights_only=True)`` does not read protocol 4's frames. Tensor
     data lives outside the pickle, so protocol 4's large-object support is not needed.
     """
-    return atomic_write(path, lambda handle: torch.save(obj, handle, pickle_protocol=pickle_protocol))
+    return checked_atomic_write(path, lambda handle: torch.save(obj, handle, pickle_protocol=pickle_protocol))
 
 
 def _plain_enums():

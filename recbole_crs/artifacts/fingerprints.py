@@ -11,6 +11,8 @@ import json
 import os
 from logging import getLogger
 
+from recbole_crs.errors import CheckpointError
+
 FINGERPRINT_KEY = "crs_fingerprint"
 # Files of a RecBole atomic dataset (plus config['additional_feat_suffix']).
 ATOMIC_SUFFIXES = ("inter", "item", "user", "kg", "link", "net")
@@ -79,7 +81,7 @@ def dataset_items(dataset):
     return {"dataset": dataset.dataset_name, "n_items": int(dataset.item_num), "items": item_fingerprint(dataset)}
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(CheckpointError):
     """A checkpoint that belongs to other data than the run's; the message says which and what to do."""
 
 

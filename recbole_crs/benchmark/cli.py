@@ -14,6 +14,7 @@ from recbole_crs.benchmark.runner import run_suite
 from recbole_crs.benchmark.suite import (
     DEFAULT_DATA_PATH, DEFAULT_OUT, DEFAULT_SEEDS, DEFAULT_SUITE, SuiteError, load_suite, parse_set, select,
 )
+from recbole_crs.errors import CRSInputError, print_error
 
 
 def build_parser():
@@ -106,7 +107,9 @@ def _run(args, argv, out_dir, log):
 
 
 def main(argv=None):
-    """Exit status: 0 when every run finished, 1 when one failed, 2 for a suite or command-line error."""
+    """Exit status: 0 when every run finished, 1 when one failed, 2 for a suite or command-line error, or an input
+    error found before the runs (a ``--set`` value the config refuses, a dataset that cannot be built). A run that
+    fails is recorded with its one-line message and the suite goes on (exit status 1)."""
     args = build_parser().parse_args(argv)
     log = lambda message: print(message, flush=True)  # noqa: E731
     try:
@@ -116,6 +119,9 @@ def main(argv=None):
         payload = _run(args, argv, out_dir, log)
     except SuiteError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except CRSInputError as error:
+        print_error(error)
         return 2
     if payload is None:  # --dry-run
         return 0

@@ -38,6 +38,7 @@ from recbole.model.abstract_recommender import SequentialRecommender
 
 from recbole_crs.artifacts import FINGERPRINT_KEY, CheckpointMismatchError, check_item_fingerprint, dataset_items
 from recbole_crs.compat import load_checkpoint
+from recbole_crs.errors import CheckpointError
 from recbole_crs.model.layers import CRSEncoder
 from recbole_crs.model.negatives import uniform_negatives
 from recbole_crs.validation import check_keys
@@ -45,7 +46,7 @@ from recbole_crs.validation import check_keys
 ENCODER_PREFIX = "encoder."
 
 
-class PretrainedCheckpointError(ValueError):
+class PretrainedCheckpointError(CheckpointError):
     """A pre-trained checkpoint that does not fit this model and dataset; the message says why."""
 
 
@@ -101,7 +102,8 @@ class CRSFinetune(SequentialRecommender):
         if not encoder_state:
             raise PretrainedCheckpointError(
                 f"{source} holds no encoder weights ('{ENCODER_PREFIX}*'): it was written by "
-                f"{saved_config['model']}, not by CRSPretrain/CRSFinetune."
+                f"{saved_config['model']}, not by CRSPretrain/CRSFinetune: pass the checkpoint of a pretrain stage "
+                "(CRSPretrain-<dataset>-pretrain-*.pth)."
             )
         own = self.encoder.state_dict()
         missing, unexpected = sorted(set(own) - set(encoder_state)), sorted(set(encoder_state) - set(own))

@@ -37,7 +37,7 @@ import torch
 from recbole.model.sequential_recommender.sasrec import SASRec
 from torch import nn
 
-from recbole_crs.artifacts import check_item_fingerprint
+from recbole_crs.artifacts import CheckpointMismatchError, check_item_fingerprint
 from recbole_crs.compat import load_checkpoint
 from recbole_crs.errors import CRSConfigError
 from recbole_crs.model.layers import append_to_history
@@ -160,23 +160,31 @@ class NegativeGenerator(nn.Module):
         saved_config = checkpoint.get("config")
         state = checkpoint.get("state_dict")
         if saved_config is None or state is None:
-            raise ValueError(f"'{path}' is not a RecBole checkpoint (no config/state_dict); pass a SASRec .pth file.")
+            raise CheckpointMismatchError(
+                f"'{path}' is not a RecBole checkpoint (no config/state_dict); pass a SASRec .pth file."
+            )
         if str(saved_config["model"]).lower() != "sasrec":
-            raise ValueError(
+            raise CheckpointMismatchError(
                 f"generator_path '{path}' holds a {saved_config['model']} model; the negative generator must be a "
                 "SASRec checkpoint (train one with --model SASRec, or leave generator_path empty so the "
                 "pipeline trains it)."
             )
         if saved_config["dataset"] != config["dataset"]:
-            raise ValueError(
+            raise CheckpointMismatchError(
                 f"generator_path '{path}' was trained on dataset '{saved_config['dataset']}', not "
                 f"'{config['dataset']}': its item ids mean different things here. Use a SASRec trained on "
                 f"'{config['dataset']}'."
             )
+        weights = ("item_embedding.weight", "position_embedding.weight")
+        if not all(key in state for key in weights):
+            raise CheckpointMismatchError(
+                f"generator_path '{path}' holds no SASRec weights ({', '.join(weights)} missing): pass a checkpoint "
+                "written by a SASRec run (--model SASRec), or leave generator_path empty so the pipeline trains it."
+            )
         n_items = dataset.num(config["ITEM_ID_FIELD"])
         saved_items = state["item_embedding.weight"].shape[0]
         if saved_items != n_items:
-            raise ValueError(
+            raise CheckpointMismatchError(
                 f"generator_path '{path}' scores {saved_items} item ids but dataset '{config['dataset']}' has "
                 f"{n_items}: the checkpoint was trained on a different version of the data. Retrain the generator."
             )
@@ -184,15 +192,23 @@ class NegativeGenerator(nn.Module):
         check_item_fingerprint(checkpoint, dataset, path, what="generator_path")
         saved_length = state["position_embedding.weight"].shape[0]
         if saved_length < config["MAX_ITEM_LIST_LENGTH"]:
-            raise ValueError(
+            raise CheckpointMismatchError(
                 f"generator_path '{path}' handles sequences of at most {saved_length} items but "
                 f"MAX_ITEM_LIST_LENGTH is {config['MAX_ITEM_LIST_LENGTH']}; use a generator trained with at least "
                 "that length."
             )
-        architecture = {key: saved_config[key] for key in SASREC_ARCHITECTURE_KEYS}
+        # a key the checkpoint's config lacks keeps this run's value; load_state_dict below catches a mismatch
+        architecture = {key: saved_config[key] for key in SASREC_ARCHITECTURE_KEYS if key in saved_config}
         sasrec_config = stage_config(config, model="SASRec", loss_type="CE", **architecture)
         sasrec = GeneratorSASRec(sasrec_config, dataset)
-        sasrec.load_state_dict(state)
+        try:
+            sasrec.load_state_dict(state)
+        except RuntimeError as error:  # torch lists every missing, unexpected or reshaped tensor
+            problem = " ".join(str(error).split())[:300]
+            raise CheckpointMismatchError(
+                f"generator_path '{path}' does not fit the SASRec its config describes ({problem}): pass a "
+                "checkpoint written by a SASRec run, unchanged."
+            ) from None
         return cls(config, dataset, sasrec=sasrec)
 
     def sequence_output(self, item_seq):

@@ -50,6 +50,7 @@ from recbole_crs.data.turns import LAST_TURN_FIELD, TURN_FIELD
 from recbole_crs.trainer.distributed import (
     gather_rows,
     install_cpu_ddp,
+    install_rank0_tensorboard,
     is_distributed,
     is_main_process,
     sampler_rows,
@@ -67,6 +68,7 @@ from recbole_crs.evaluation import (
 )
 
 install_cpu_ddp()  # RecBole's trainers wrap a CPU model in DDP with device_ids, which torch refuses
+install_rank0_tensorboard()  # RecBole's trainers write tensorboard event files in every process
 
 
 class CRSEvaluationMixin:

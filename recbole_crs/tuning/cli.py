@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from recbole_crs.data.ml100k import DEFAULT_DATASET
-from recbole_crs.errors import CRSInputError
+from recbole_crs.errors import CRSInputError, print_error
 from recbole_crs.tuning.hyperopt_backend import hyperopt_tune
 from recbole_crs.tuning.objective import check_config
 from recbole_crs.tuning.params import ALGOS, grid_size, parse_params_file, resolve_algo
@@ -123,8 +123,7 @@ def main(argv=None):
     try:
         return _main(argv)
     except CRSInputError as error:
-        for line in str(error).splitlines():
-            print(f"error: {line}", file=sys.stderr)
+        print_error(error)
         raise SystemExit(2) from None
 
 

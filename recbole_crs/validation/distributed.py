@@ -1,14 +1,19 @@
 """The multi-process options: those of the launcher (``run_recbole_crs.py --nproc``, ``quick_start.run``:
-``nproc``, ``world_size``, ``ip``, ``port``, ``group_offset``), the keys it hands each process, and one GPU per
-process on CUDA.
+``nproc``, ``world_size``, ``ip``, ``port``, ``group_offset``), the keys it hands each process
+(``rendezvous_timeout`` included), an address that resolves, and a device per process: one GPU of ``gpu_id`` on
+CUDA, one CPU core otherwise.
 
 A wrong world size or a missing key would otherwise hang every process in ``torch.distributed``'s rendezvous or
 fail on one rank after the others have started; these checks run in the parent, before any process is spawned,
-and again in each process before RecBole starts ``torch.distributed``.
+and again in each process before RecBole starts ``torch.distributed``. What only the rendezvous can find (a
+machine that never comes) ends after ``rendezvous_timeout`` (:func:`recbole_crs.launcher.join_process_group`).
 """
 
+import os
+import socket
+
 from recbole_crs.errors import CRSConfigError
-from recbole_crs.validation.rules import Rule, is_int
+from recbole_crs.validation.rules import Rule, is_int, number
 
 LAUNCHER_OPTIONS = ("nproc", "world_size", "ip", "port", "group_offset")
 # The config keys the launcher sets in every process it starts (RecBole's names: group_offset -> offset).
@@ -34,6 +39,8 @@ _DISTRIBUTED_RULES = {
     "offset": Rule(lambda v: is_int(v) and v >= 0, "an integer >= 0", fix="fix it, e.g. --group_offset=2"),
     "local_rank": Rule(lambda v: is_int(v) and v >= 0, "an integer >= 0",
                        fix="leave local_rank to the launcher (run_recbole_crs.py --nproc=N)"),
+    "rendezvous_timeout": number(low=0, none_ok=True, fix="give the seconds each process waits for the others to "
+                                 "join, e.g. --rendezvous_timeout=120"),
 }
 
 
@@ -58,7 +65,21 @@ def check_launch(nproc=1, world_size=-1, ip="localhost", port="5678", group_offs
             f"world_size={world_size} is smaller than group_offset + nproc = {group_offset} + {nproc}: world_size "
             "counts the processes of all machines together; raise --world_size or lower --nproc/--group_offset."
         )
+    if world_size > 1:
+        _check_address(ip, port)
     return world_size
+
+
+def _check_address(ip, port):
+    """Every process connects to ``ip:port``: a name that does not resolve would make them retry forever."""
+    try:
+        socket.getaddrinfo(ip.strip(), int(port), type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise CRSConfigError(
+            f"ip {ip!r} does not resolve to an address ({reason}): give the address of the machine of rank 0, "
+            "e.g. --ip=192.168.1.10 (--ip=localhost on one machine)."
+        ) from None
 
 
 def check_distributed(config_dict):
@@ -99,6 +120,28 @@ def check_distributed(config_dict):
             f"world_size={world} must be at least offset + nproc = {offset} + {nproc} (the processes of all machines "
             "together): raise --world_size."
         )
+
+
+def available_cores():
+    """CPU cores this process may run on (its affinity where the platform tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def device_errors(config_dict, nproc, uses_cuda):
+    """A device per process: one GPU of ``gpu_id`` on CUDA (:func:`gpu_errors`), one CPU core otherwise. More CPU
+    processes than cores only wait for each other, each holding its own copy of the data."""
+    if uses_cuda:
+        return gpu_errors(config_dict, nproc, uses_cuda)
+    cores = available_cores()
+    if nproc <= cores:
+        return []
+    return [
+        f"nproc={nproc} CPU processes on a machine with {cores} cores: each process needs a core of its own (more "
+        f"only wait for each other, each with its own copy of the data); use --nproc={cores} or fewer, or GPUs "
+        "(gpu_id lists one per process)."
+    ]
 
 
 def gpu_errors(config_dict, nproc, uses_cuda):
