@@ -128,6 +128,20 @@ def _search(command, work_dir, threads):
         raise SuiteError(f"run_hyper.py exited with status {code}: " + (" / ".join(errors) or f"see {log_path}"))
 
 
+def _search_config(suite, dataset, name, work_dir, data_path, overrides, seed, threads, log):
+    """The config file of one search: the suite's (:func:`export_configs`); for a two-stage variant its
+    pre-training runs once here and every trial fine-tunes from that checkpoint."""
+    config_file, pretrain_file = export_configs(suite, [dataset], [name], work_dir, data_path, overrides,
+                                                seed)[(dataset, name)]
+    if pretrain_file:
+        log(f"{dataset} {name}: pre-training once ({os.path.basename(pretrain_file)})")
+        with open(config_file, "r", encoding="utf-8") as f:
+            config = yaml.safe_load(f)
+        config["pre_model_path"] = _pretrain_once(pretrain_file, os.path.join(work_dir, "pretrain"), threads)
+        _write_config(config_file, config, f"{dataset} {name} fine-tuning, from the pre-trained checkpoint")
+    return config_file
+
+
 def tune(suite, datasets, variants, out_dir, data_path, tuned_file, params_file=None, overrides=None, threads=None,
          seed=None, command=None, log=print):
     """Search each dataset x variant and write its best values (on validation) into ``tuned_file``; returns
@@ -142,22 +156,14 @@ def tune(suite, datasets, variants, out_dir, data_path, tuned_file, params_file=
     entries = {}
     for dataset in datasets:
         for name in variants:
-            model = suite.variants[name].model
-            params = params_file_for(model, params_file)
+            params = params_file_for(suite.variants[name].model, params_file)
             work_dir = os.path.join(out_dir, dataset, name)
             shutil.rmtree(work_dir, ignore_errors=True)  # a rerun starts clean
-            config_file, pretrain_file = export_configs(suite, [dataset], [name], work_dir, data_path,
-                                                        overrides, seed)[(dataset, name)]
-            if pretrain_file:
-                log(f"{dataset} {name}: pre-training once ({os.path.basename(pretrain_file)})")
-                with open(config_file, "r", encoding="utf-8") as f:
-                    config = yaml.safe_load(f)
-                config["pre_model_path"] = _pretrain_once(pretrain_file, os.path.join(work_dir, "pretrain"), threads)
-                _write_config(config_file, config, f"{dataset} {name} fine-tuning, from the pre-trained checkpoint")
+            config_file = _search_config(suite, dataset, name, work_dir, data_path, overrides, seed, threads, log)
             result_file = os.path.join(work_dir, "hyper.result")
             search = [RUN_HYPER, "--config_files", config_file, "--params_file", params, "--algo", "exhaustive",
                       "--output_file", result_file, f"--checkpoint_dir={os.path.join(work_dir, 'saved')}"]
-            log(f"{dataset} {name}: {shown(search)}")
+            log(f"{dataset} {name}: {shown(search)} (output: {os.path.join(work_dir, 'run_hyper.log')})")
             _search([sys.executable] + search, work_dir, threads)
             trials, _ = read_result_file(result_file)
             metric, bigger = _valid_metric(config_file)
@@ -178,8 +184,8 @@ def tune(suite, datasets, variants, out_dir, data_path, tuned_file, params_file=
             if failed:
                 entry["failed_trials"] = failed
             write_tuned_entry(tuned_file, dataset, name, entry)
-            shutil.rmtree(os.path.join(work_dir, "saved"), ignore_errors=True)
-            shutil.rmtree(os.path.join(work_dir, "pretrain", "saved"), ignore_errors=True)
+            for checkpoints in (os.path.join(work_dir, "saved"), os.path.join(work_dir, "pretrain", "saved")):
+                shutil.rmtree(checkpoints, ignore_errors=True)
             log(f"{dataset} {name}: {entry['values']} (valid {metric} {best[1]:.4f}, {entry['trials']} trials) "
                 f"-> {tuned_file}")
             entries[(dataset, name)] = entry

@@ -8,7 +8,7 @@ and variant, the values a search chose on validation, and how they were found.
         values: {learning_rate: 0.001, hidden_dropout_prob: 0.2, attn_dropout_prob: 0.2}
         best_valid_score: 0.3123          # of the chosen trial, in valid_metric
         valid_metric: NDCG@10 (confirmed)
-        trials: 9                         # finished trials (failed: their number, when there were any)
+        trials: 9                         # finished trials (failed_trials: the failed ones, if any)
         params_file: benchmarks/hyper/SASRec.hyper
         search: python run_hyper.py --config_files ... --params_file ... --algo exhaustive --output_file ...
         command: python -m recbole_crs.benchmark --tune ...
