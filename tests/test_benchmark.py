@@ -91,11 +91,11 @@ def test_two_models_two_seeds_give_table_json_and_png(tiny_root, capsys):
     headers, rows = parse_tables(table)["tiny-crs"]
     assert headers[:8] == ["model", "runs ok", "all NDCG@3 turn 1", "all NDCG@3 last turn", "all NDCG@3 all turns",
                            "all Recall@3 turn 1", "all Recall@3 last turn", "all Recall@3 all turns"]
-    assert "first NDCG@3 turn 1" in headers and headers[-2:] == ["epochs", "wall s / run"]
+    assert "first NDCG@3 turn 1" in headers and headers[-3:] == ["epochs", "CPU s / run", "wall s / run"]
     cells = rows["SASRec"]
     assert cells["runs ok"] == "2/2"
     # A cell holds mean ± std wherever the runs have that key (the older evaluation has no turn1/ or last/ keys).
-    for header in headers[2:-2]:
+    for header in headers[2:-3]:
         mode, label, *scope = header.split(" ")
         key = {"turn": "turn1/", "last": "last/", "all": ""}[scope[0]] + label.lower()
         assert ("±" in cells[header]) == all(key in r["test_results"][mode] for r in sasrec), header
@@ -258,7 +258,15 @@ def test_repository_suite_defines_the_issue_models_with_one_budget(tmp_path, mon
     for name in ["Pop", "GRU4Rec", "SASRec", "BERT4Rec", "S3Rec", "SASRecF", "FDSA"]:
         assert suite.variants[name].model == name
         assert not {"hidden_size", "n_layers", "MAX_ITEM_LIST_LENGTH", "epochs"} & set(suite.variants[name].config)
-    assert suite.variants["S3Rec"].pretrain["pretrain_epochs"] >= 1
+    # Converged: every model on every dataset trains until early stopping, one patience and one cap; the
+    # pre-training budgets (S3Rec's, CRSPretrain's generator and pre-training) are set per dataset, side by side.
+    for dataset in suite.datasets:
+        assert suite.datasets[dataset].models["S3Rec"]["pretrain_epochs"] >= 1
+        assert {"generator_epochs", "pretrain_epochs"} <= set(suite.datasets[dataset].models["CRSPretrain"])
+        specs = benchmark.plan_runs(suite, [dataset], list(suite.variants), [1], "/data", "/out")
+        assert {(spec.config["epochs"], spec.config["stopping_step"]) for spec in specs} == {
+            (200, 10 if dataset.startswith("lastfm-precrs") else 3)}, dataset
+    assert suite.variants["S3Rec"].pretrain == {} and benchmark.load_tuned(suite.tuned) is not None
     # The paper's regime (conversations on targets only) on both datasets, and the curve's fractions.
     assert {"ml-100k-crs-targets", "lastfm-precrs"} <= set(suite.datasets)
     assert all(dataset in suite.datasets for points in suite.curves["groups"].values() for _, dataset in points)
@@ -402,7 +410,7 @@ def test_table_chance_row_best_baseline_on_validation_and_gain(tmp_path):
     markdown = open(tmp_path / "results.md").read()
     headers, rows = parse_tables(markdown)["d1"]
     assert headers == ["model", "runs ok"] + [f"{mode} NDCG@10 {scope}" for mode in ("all", "first", "confirmed")
-                                             for scope in ("turn 1", "last turn", "all turns")] + ["epochs", "wall s / run"]
+                                             for scope in ("turn 1", "last turn", "all turns")] + ["epochs", "CPU s / run", "wall s / run"]
     names = list(rows)
     assert names[0] == "chance" and names[-2:] == ["best baseline: SASRec", "gain of CRSPretrain over best baseline"]
     assert names[1:-2] == payload["variants_order"]
@@ -528,6 +536,7 @@ def test_jobs_2_runs_in_separate_processes_with_the_same_results_as_jobs_1(tiny_
     for rows in (table1["tiny-crs"][1], table2["tiny-crs"][1]):
         for row in rows.values():
             row.pop("wall s / run", None)
+            row.pop("CPU s / run", None)
     assert table1 == table2
 
 

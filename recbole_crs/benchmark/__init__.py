@@ -6,6 +6,7 @@
 The suite file (default ``benchmarks/suite.yaml``) defines:
 
 * ``common``: config for every run (hidden size, layers, max length, epochs, batch sizes, early stopping);
+* ``tuned``: the file of the values equal tuning chose on validation (``--tune``), per dataset and variant;
 * ``datasets``: per dataset, config overrides (``config``), overrides for one model on it
   (``models: {<Model>: {...}}``, e.g. a pre-training budget), and optionally a ``convert`` recipe that builds
   the atomic files from a source folder (``--precrs-source``) when they are missing;
@@ -15,8 +16,11 @@ The suite file (default ``benchmarks/suite.yaml``) defines:
   ``train_stage: finetune`` with ``pre_model_path`` set to that file; wall time counts both stages.
 
 Config layers, later wins: the plugin's defaults (``Config``) -> ``common`` -> the dataset's ``config`` -> the
-dataset's ``models.<model>`` -> the variant's ``config`` -> ``--epochs`` / ``--set KEY=VALUE`` -> what the
-runner sets itself (``seed``, ``data_path``, ``checkpoint_dir``, ``crs_test_modes``, ``show_progress: False``).
+dataset's ``models.<model>`` -> the variant's ``config`` -> its tuned values -> ``--epochs`` / ``--set KEY=VALUE``
+-> what the runner sets itself (``seed``, ``data_path``, ``checkpoint_dir``, ``crs_test_modes``,
+``show_progress: False``). ``--export-config DIR`` writes these layers (without the tuned values) as config files
+for ``run_hyper.py``; ``--tune`` runs ``run_hyper.py`` per dataset and variant and writes the best values on
+validation into the tuned file.
 
 Every run is evaluated in every mode of the suite's ``modes`` (any mix of all/first/confirmed/authors;
 ``authors`` is added automatically on a dataset whose ``.inter`` has the ``CANDIDATE_FIELD`` column and skipped on
@@ -36,9 +40,10 @@ config (every yaml layer, model defaults included) is unchanged and keeps the ru
 already in the file, so a suite can be built up in parts.
 
 Outputs in ``--out``: ``results.json`` (every run: overrides, seed, validation and test metrics per mode and per
-turn, wall time, error), ``results.md`` (per dataset: a chance row, every variant, the best baseline chosen on
-validation and CRSPretrain's gain over it, for ``table_metrics`` x ``table_scopes`` in every mode; mean +- sample
-std over seeds), ``ndcg10.png`` (the suite's ``plot_metric`` per variant and mode) and ``ndcg10_by_turn.png``
+turn, epochs, wall and CPU seconds per run and per stage, error), ``results.md`` (per dataset: a chance row, every
+variant with its epochs (marked where a run hit its cap) and CPU seconds, the best baseline chosen on validation
+and CRSPretrain's gain over it, for ``table_metrics`` x ``table_scopes`` in every mode; mean +- sample std over
+seeds; the baselines ranked on validation and the pre-training compute below), ``ndcg10.png`` (the suite's ``plot_metric`` per variant and mode) and ``ndcg10_by_turn.png``
 (the ``plot_metric`` by turn per variant in ``plot_mode``, chance dashed). A suite's ``epoch_ratios: <variant>``
 (or ``--epoch-ratios <variant>``) adds to ``results.md`` each variant's seconds per training epoch, per stage (read
 from the epochs its trainers log into ``run.log``), and their ratio to an epoch of that variant of the same seed.
@@ -49,7 +54,9 @@ spec per run, config hashes), :mod:`~recbole_crs.benchmark.isolation` (a run's c
 :mod:`~recbole_crs.benchmark.run` (one run through :mod:`recbole_crs.quick_start`),
 :mod:`~recbole_crs.benchmark.jobs` (runs in processes), :mod:`~recbole_crs.benchmark.runner` (the suite: resume,
 progress, ETA), :mod:`~recbole_crs.benchmark.results` (results.json), :mod:`~recbole_crs.benchmark.summary` (runs
-over seeds), :mod:`~recbole_crs.benchmark.report` (results.md), :mod:`~recbole_crs.benchmark.plots`,
+over seeds), :mod:`~recbole_crs.benchmark.costs` (epochs, caps, CPU seconds), :mod:`~recbole_crs.benchmark.report`
+(results.md), :mod:`~recbole_crs.benchmark.tuned` (the tuned file), :mod:`~recbole_crs.benchmark.tune`
+(``--export-config``, ``--tune``), :mod:`~recbole_crs.benchmark.plots`,
 :mod:`~recbole_crs.benchmark.curves`, :mod:`~recbole_crs.benchmark.epochs` (epoch times) and
 :mod:`~recbole_crs.benchmark.cli` (the command line).
 """
@@ -62,7 +69,10 @@ from recbole_crs.benchmark.suite import (  # noqa: E402
 from recbole_crs.benchmark.datasets import check_variants, dataset_modes, inter_header, prepare_datasets  # noqa: E402
 from recbole_crs.benchmark.plan import RunSpec, config_sha, plan_runs, resolve_config_shas  # noqa: E402
 from recbole_crs.benchmark.results import RESULTS_JSON, RESULTS_MD, load_results, write_json  # noqa: E402
-from recbole_crs.benchmark.summary import best_baseline, mean_std, metric_value, summarize  # noqa: E402
+from recbole_crs.benchmark.summary import (  # noqa: E402
+    baselines_by_validation, best_baseline, mean_std, metric_value, summarize,
+)
+from recbole_crs.benchmark.tuned import load_tuned, tuned_values, write_tuned_entry  # noqa: E402
 from recbole_crs.benchmark.plots import by_turn_curves, plot_by_turn, plot_metric  # noqa: E402
 from recbole_crs.benchmark.report import markdown_tables, write_reports  # noqa: E402
 from recbole_crs.benchmark.run import execute_run  # noqa: E402

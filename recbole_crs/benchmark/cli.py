@@ -6,7 +6,7 @@ import os
 import sys
 
 import recbole_crs.benchmark as package
-from recbole_crs.benchmark.datasets import check_variants
+from recbole_crs.benchmark.datasets import check_variants, prepare_datasets
 from recbole_crs.benchmark.plan import plan_runs
 from recbole_crs.benchmark.report import write_reports
 from recbole_crs.benchmark.results import RESULTS_JSON, load_results, to_builtin
@@ -14,6 +14,7 @@ from recbole_crs.benchmark.runner import run_suite
 from recbole_crs.benchmark.suite import (
     DEFAULT_DATA_PATH, DEFAULT_OUT, DEFAULT_SEEDS, DEFAULT_SUITE, SuiteError, load_suite, parse_set, select,
 )
+from recbole_crs.benchmark.tuned import load_tuned, tuned_path
 from recbole_crs.errors import CRSInputError, print_error
 
 
@@ -56,6 +57,18 @@ def build_parser():
                         help="add to results.md each variant's seconds per training epoch (per stage) and their "
                         "ratio to an epoch of VARIANT (default: the suite's 'epoch_ratios', else no such table)")
     parser.add_argument("--dry-run", action="store_true", help="list the planned runs and their config, run nothing")
+    tuning = parser.add_argument_group("equal tuning (docs/benchmarks.md)")
+    tuning.add_argument("--tuned", default=None, metavar="PATH",
+                        help="tuned-values file, a config layer after the variant's and before --set (default: the "
+                        "suite's 'tuned'; 'none': no tuned values)")
+    tuning.add_argument("--export-config", default=None, metavar="DIR",
+                        help="write DIR/<dataset>-<variant>.yaml, the fixed config of each selected dataset and variant "
+                        "(every suite layer and --set, no tuned values, the first seed) for run_hyper.py --config_files")
+    tuning.add_argument("--tune", action="store_true",
+                        help="for each of --datasets x --models: run_hyper.py over the model's params file, the best "
+                        "values on validation into the tuned file (searches in <out>/tuning/)")
+    tuning.add_argument("--params-file", default=None,
+                        help="with --tune: the search space (default: benchmarks/hyper/<Model>.hyper)")
     return parser
 
 
@@ -84,11 +97,15 @@ def _run(args, argv, out_dir, log):
     if args.epochs is not None:
         overrides["epochs"] = args.epochs
     sources = {"precrs-source": os.path.abspath(args.precrs_source) if args.precrs_source else None}
+    tuned_file = tuned_path(suite, args.tuned)
+    tuned = load_tuned(tuned_file)
+    if args.export_config or args.tune:
+        return _tuning(args, argv, suite, datasets, variants, seeds[0], overrides, sources, tuned_file, log)
     if args.dry_run:
         if not args.no_key_check:
-            check_variants(suite, variants, datasets, os.path.abspath(args.data_path))
+            check_variants(suite, variants, datasets, os.path.abspath(args.data_path), tuned)
         for spec in plan_runs(suite, datasets, variants, seeds, os.path.abspath(args.data_path), out_dir,
-                              overrides):
+                              overrides, tuned=tuned):
             extra = f" (pretrain: {json.dumps(to_builtin(spec.pretrain_config))})" if spec.pretrain_config else ""
             log(f"{spec.dataset} {spec.variant} seed={spec.seed}: {json.dumps(to_builtin(spec.config))}{extra}")
         return None
@@ -101,9 +118,35 @@ def _run(args, argv, out_dir, log):
         suite, datasets, variants, seeds, out_dir, data_path=args.data_path, overrides=overrides,
         sources=sources, resume=args.resume, rerun=rerun, fail_fast=args.fail_fast,
         keep_checkpoints=args.keep_checkpoints, threads=args.threads, jobs=args.jobs,
-        key_check=not args.no_key_check, log=log,
-        command=["python", "-m", "recbole_crs.benchmark"] + list(sys.argv[1:] if argv is None else argv),
+        key_check=not args.no_key_check, log=log, command=_command(argv), tuned=tuned, tuned_file=tuned_file,
     )
+
+
+def _command(argv):
+    return ["python", "-m", "recbole_crs.benchmark"] + list(sys.argv[1:] if argv is None else argv)
+
+
+def _tuning(args, argv, suite, datasets, variants, seed, overrides, sources, tuned_file, log):
+    """``--export-config DIR`` or ``--tune``; returns None (nothing for the exit status to count)."""
+    # Imports run_hyper.py's package (RecBole's HyperTuning, torch): only these two options need it.
+    from recbole_crs.benchmark import tune
+
+    data_path = os.path.abspath(args.data_path)
+    prepare_datasets(suite, datasets, data_path, sources, log=log)
+    if args.export_config:
+        written = tune.export_configs(suite, datasets, variants, os.path.abspath(args.export_config), data_path,
+                                      overrides, seed)
+        for paths in written.values():
+            log("\n".join(f"wrote {path}" for path in paths if path))
+        return None
+    if args.datasets is None or args.models in (None, "all"):
+        raise SuiteError("--tune searches one grid per dataset and variant: name them with --datasets and --models")
+    if not args.no_key_check:
+        check_variants(suite, variants, datasets, data_path)
+    tune.tune(suite, datasets, variants, os.path.join(os.path.abspath(args.out), "tuning"), data_path, tuned_file,
+              params_file=args.params_file, overrides=overrides, threads=args.threads, seed=seed,
+              command=" ".join(_command(argv)), log=log)
+    return None
 
 
 def main(argv=None):
@@ -123,7 +166,7 @@ def main(argv=None):
     except CRSInputError as error:
         print_error(error)
         return 2
-    if payload is None:  # --dry-run
+    if payload is None:  # --dry-run, --export-config, --tune
         return 0
     failed = [r for r in payload["runs"] if r.get("status") != "ok"]
     if failed:

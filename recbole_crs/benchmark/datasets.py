@@ -4,6 +4,7 @@ a check that every variant's model and config keys exist."""
 import os
 
 from recbole_crs.benchmark.suite import AUTHORS_MODE, SuiteError
+from recbole_crs.benchmark.tuned import tuned_values
 from recbole_crs.data.fields import CANDIDATE_FIELD
 from recbole_crs.runtime import isolated_argv
 
@@ -71,9 +72,9 @@ def dataset_modes(suite, data_path, dataset_name, candidate_field=CANDIDATE_FIEL
     return modes
 
 
-def check_variants(suite, variants, datasets, data_path):
-    """Every variant's model exists, and every key that a variant (or a dataset's ``models.<model>``) overrides
-    is a config key of that model.
+def check_variants(suite, variants, datasets, data_path, tuned=None):
+    """Every variant's model exists, and every key that a variant (or a dataset's ``models.<model>``, or the tuned
+    file ``tuned``) overrides is a config key of that model.
 
     RecBole accepts any key and ignores the ones nothing reads, so a misspelt ablation key (or one the model
     does not have) would silently run the unablated model under the ablation's name. Checked before any run.
@@ -92,6 +93,8 @@ def check_variants(suite, variants, datasets, data_path):
         known = set(config.final_config_dict)
         sources = [(f"variant '{name}'", variant.config), (f"variant '{name}' (pretrain)", variant.pretrain or {})]
         sources += [(f"datasets.{d}.models.{variant.model}", suite.datasets[d].models.get(variant.model, {}))
+                    for d in datasets]
+        sources += [(f"the tuned values of {d}.{variant.tuned_name}", tuned_values(tuned, d, variant))
                     for d in datasets]
         for where, overrides in sources:
             unknown = sorted(set(overrides) - known)

@@ -4,6 +4,7 @@ plots (:mod:`recbole_crs.benchmark.plots`, :mod:`recbole_crs.benchmark.curves`).
 
 import os
 
+from recbole_crs.benchmark.costs import COST_HEADERS, cost_cells, cost_notes
 from recbole_crs.benchmark.curves import curves_report
 from recbole_crs.benchmark.epochs import epoch_ratio_tables
 from recbole_crs.benchmark.plots import plot_by_turn, plot_file_name, plot_metric
@@ -12,10 +13,13 @@ from recbole_crs.benchmark.suite import (
     AUTHORS_MODE, DEFAULT_METRIC, DEFAULT_PLOT_MODE, DEFAULT_SCOPES, MODE_ORDER, SCOPES,
 )
 from recbole_crs.benchmark.summary import (
-    OUR_MODELS, OUR_VARIANT, best_baseline, chance_levels, duration, fmt, is_ours, mean_std, metric_label,
-    metric_value, ordered, summarize, summary_modes,
+    OUR_MODELS, OUR_VARIANT, baselines_by_validation, chance_levels, duration, fmt, is_ours, mean_std,
+    metric_label, metric_value, ordered, summarize, summary_modes,
 )
 from recbole_crs.runtime import atomic_write_text
+
+
+NO_COSTS = " | - " * len(COST_HEADERS) + "|"  # the cost cells of the rows that are not a variant
 
 
 def table_columns(modes, metrics, scopes):
@@ -40,7 +44,7 @@ def _headers(variants, columns):
         if legacy_authors and metric.startswith("recall"):
             label = label.replace("Recall", "Hit")  # older runs: the authors' mode had Hit@K only
         headers.append(f"{mode} {label} {SCOPES[scope][1]}")
-    return headers + ["epochs", "wall s / run"]
+    return headers + COST_HEADERS
 
 
 def _variant_row(variant, s, columns, means):
@@ -59,12 +63,12 @@ def _variant_row(variant, s, columns, means):
         mean, std = mean_std([metric_value(r.get("test_results"), mode, metric, scope) for r in s["ok_runs"]])
         means[variant][column] = mean
         cells.append(fmt(mean, std))
-    cells.append(fmt(*s["epochs_run"], digits=1) if s["ok"] else "-")
-    cells.append(fmt(*s["wall_s"], digits=0) if s["ok"] else "-")
+    cells += cost_cells(s)
     return "| " + " | ".join(cells) + " |"
 
 
-def _notes(variants, baseline, chosen_on, chance_source, chance_differ):
+def _notes(variants, ranked, chosen_on, chance_source, chance_differ):
+    baseline = ranked[0] if ranked else None
     notes = []
     if chance_source:
         notes.append(
@@ -81,13 +85,15 @@ def _notes(variants, baseline, chosen_on, chance_source, chance_differ):
             f"{'/'.join(OUR_MODELS)} are ours, not baselines), the one with the best {chosen_on} "
             f"(`best_valid_score`, shown in its `runs ok` cell); test results play no part in the choice."
         )
+        notes.append("Baselines ranked by " + chosen_on + ": "
+                     + ", ".join(f"{i}. {name} {fmt(*s['valid'])}" for i, (name, s) in enumerate(ranked, 1)) + ".")
     if OUR_VARIANT in variants and baseline is not None:
         notes.append(f"`gain`: (mean of {OUR_VARIANT} - mean of {baseline[0]}) / mean of {baseline[0]}, per column.")
     legacy = sum(s["legacy"] for s in variants.values())
     if legacy:
         notes.append(f"**{legacy} run(s) predate per-turn evaluation** (no turn-1, last-turn or chance keys: "
                      "those cells are `-`); rerun them with `--resume --rerun all`.")
-    return notes
+    return notes + cost_notes(variants)
 
 
 def markdown_tables(runs, metrics=(DEFAULT_METRIC,), mode_order=MODE_ORDER, datasets_order=(), variants_order=(),
@@ -103,7 +109,8 @@ def markdown_tables(runs, metrics=(DEFAULT_METRIC,), mode_order=MODE_ORDER, data
     for dataset, variants in summary.items():
         columns = table_columns(summary_modes(variants, mode_order), metrics, scopes)
         headers = _headers(variants, columns)
-        baseline = best_baseline(variants)
+        ranked = baselines_by_validation(variants)
+        baseline = ranked[0] if ranked else None
         valid_metrics = sorted({m for s in variants.values() for m in s["valid_metric"]})
         chosen_on = f"mean validation {' / '.join(valid_metrics) or 'score'}"
         lines = [
@@ -115,25 +122,25 @@ def markdown_tables(runs, metrics=(DEFAULT_METRIC,), mode_order=MODE_ORDER, data
         means = {}  # variant -> {column: mean}
         chance, chance_source, chance_differ = chance_levels(variants, columns)
         lines.append("| chance | - | " + " | ".join(
-            f"{chance[c]:.4f}" if c in chance else "-" for c in columns) + " | - | - |")
+            f"{chance[c]:.4f}" if c in chance else "-" for c in columns) + NO_COSTS)
         lines += [_variant_row(variant, s, columns, means) for variant, s in variants.items()]
         if baseline is None:
-            lines.append("| best baseline: none finished | - | " + " | ".join("-" for _ in columns) + " | - | - |")
+            lines.append("| best baseline: none finished | - | " + " | ".join("-" for _ in columns) + NO_COSTS)
         else:
             name, s = baseline
             cells = [f"best baseline: {name}", f"valid {fmt(*s['valid'])}"]
             cells += [fmt(*mean_std([metric_value(r.get("test_results"), *c) for r in s["ok_runs"]]))
                       for c in columns]
-            lines.append("| " + " | ".join(cells) + " | - | - |")
+            lines.append("| " + " | ".join(cells) + NO_COSTS)
         if OUR_VARIANT in variants:
             ours = means.get(OUR_VARIANT, {})
             base = means.get(baseline[0], {}) if baseline else {}
             lines.append(f"| gain of {OUR_VARIANT} over best baseline | - | " + " | ".join(
-                _gain(ours.get(c), base.get(c)) for c in columns) + " | - | - |")
+                _gain(ours.get(c), base.get(c)) for c in columns) + NO_COSTS)
         dataset_runs = [r for r in runs if r["dataset"] == dataset]
         wall = sum(r.get("wall_s") or 0 for r in dataset_runs)
         lines += ["", f"{len(dataset_runs)} runs, {duration(wall)} wall time in all."]
-        notes = _notes(variants, baseline, chosen_on, chance_source, chance_differ)
+        notes = _notes(variants, ranked, chosen_on, chance_source, chance_differ)
         if notes:
             lines += [""] + [f"* {note}" for note in notes]
         blocks.append("\n".join(lines))
@@ -161,8 +168,9 @@ def write_reports(payload, out_dir, suite=None, epoch_ratios=None):
         "",
         f"Suite: `{payload.get('suite')}`. Test metrics, mean ± sample std over seeds, each over the test "
         "conversations' first turns (`turn 1`: the initial attribute only), last turns (`last turn`: the whole "
-        "conversation) and every turn (`all turns`). `runs ok` = finished/planned runs; wall time per run covers "
-        "dataset loading, every training stage and the test evaluation. Baselines are ranked on validation only.",
+        "conversation) and every turn (`all turns`). `runs ok` = finished/planned runs; `epochs` = epochs trained (the "
+        "early-stopped stage's); CPU and wall seconds per run cover dataset loading, every training stage and the "
+        "test evaluation. Baselines are ranked on validation only.",
         "",
     ]
     if failed:

@@ -31,9 +31,9 @@ def _close_trainer(trainer):
             writer.close()
 
 
-def _pretrain_stage(config_dict):
+def run_pretrain_stage(config_dict):
     """RecBole-style pre-training (``train_stage: pretrain``) through ``quick_start.train``; returns (checkpoint
-    path, epochs)."""
+    path, epochs, CPU seconds of the training alone: no dataset building)."""
     from recbole.data import data_preparation
     from recbole.utils import init_seed
 
@@ -49,12 +49,14 @@ def _pretrain_stage(config_dict):
     init_seed(config["seed"], config["reproducibility"])
     dataset = quick_start.create_dataset(config)
     train_data, valid_data, _ = data_preparation(config, dataset)
+    cpu_started = time.process_time()
     trainer, _, _ = quick_start.train(config, dataset, train_data, valid_data, saved=True, verbose=True)
+    train_cpu_s = round(time.process_time() - cpu_started, 2)
     _close_trainer(trainer)
     path = os.path.join(config["checkpoint_dir"], f"{config['model']}-{config['dataset']}-{epochs}.pth")
     if not os.path.isfile(path):
         raise RuntimeError(f"pre-training did not write {path}")
-    return path, epochs
+    return path, epochs, train_cpu_s
 
 
 def _train_and_test_stage(config_dict):
@@ -85,6 +87,9 @@ def _train_and_test_stage(config_dict):
         "test_results": to_builtin(result["test_results"]),
         "epochs_run": len(losses) if isinstance(losses, dict) else None,
     }
+    stage_cpu_s = getattr(trainer, "stage_cpu_s", None)  # the CRSPretrain pipeline's own stages
+    if stage_cpu_s:
+        record["pipeline_cpu_s"] = {stage: round(seconds, 2) for stage, seconds in stage_cpu_s.items()}
     if result.get("test_results_by_turn") is not None:
         record["test_results_by_turn"] = to_builtin(result["test_results_by_turn"])
     return record
@@ -100,16 +105,18 @@ def run_header(spec, run_dir):
         "fingerprint": spec.fingerprint,
         "overrides": to_builtin(spec.config),
         "pretrain_overrides": to_builtin(spec.pretrain_config) if spec.pretrain_config else None,
+        "tuned": to_builtin(spec.tuned),  # the values of the tuned file in "overrides" (None: none)
         "run_dir": run_dir,
     }
 
 
 def _timed_stage(record, log_path, stage, run_stage):
-    """``run_stage()`` as ``stage``: its wall time into ``record['stages']``, the training epochs it logged into
-    ``record['epoch_seconds']``; returns what ``run_stage`` returns."""
-    started, offset = time.perf_counter(), log_size(log_path)
+    """``run_stage()`` as ``stage``: its wall and CPU seconds into ``record['stages']``, the training epochs it
+    logged into ``record['epoch_seconds']``; returns what ``run_stage`` returns."""
+    started, cpu_started, offset = time.perf_counter(), time.process_time(), log_size(log_path)
     result = run_stage()
-    entry = {"stage": stage, "wall_s": round(time.perf_counter() - started, 2)}
+    entry = {"stage": stage, "wall_s": round(time.perf_counter() - started, 2),
+             "cpu_s": round(time.process_time() - cpu_started, 2)}
     record["stages"].append(entry)
     record.setdefault("epoch_seconds", {}).update(epoch_seconds(log_path, offset, stage))
     return result, entry
@@ -131,10 +138,10 @@ def execute_run(spec, run_dir, keep_checkpoints=False):
         try:
             config = dict(spec.config)
             if spec.pretrain_config is not None:
-                (path, epochs), entry = _timed_stage(
-                    record, log_path, "pretrain", lambda: _pretrain_stage(spec.pretrain_config)
+                (path, epochs, train_cpu_s), entry = _timed_stage(
+                    record, log_path, "pretrain", lambda: run_pretrain_stage(spec.pretrain_config)
                 )
-                entry["epochs"] = epochs
+                entry.update(epochs=epochs, train_cpu_s=train_cpu_s)
                 config["pre_model_path"] = path
                 record["overrides"]["pre_model_path"] = path
             stage = "finetune" if spec.pretrain_config is not None else "train"

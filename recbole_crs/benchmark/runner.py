@@ -147,7 +147,7 @@ class _Progress:
 
 def _run_suite(suite, datasets, variants, seeds, out_dir, data_path=DEFAULT_DATA_PATH, overrides=None, sources=None,
                resume=False, rerun=(), fail_fast=False, keep_checkpoints=False, key_check=True, log=print,
-               command=None, jobs=1, threads=None):
+               command=None, jobs=1, threads=None, tuned=None, tuned_file=None):
     out_dir = os.path.abspath(out_dir)
     data_path = os.path.abspath(data_path)
     os.makedirs(out_dir, exist_ok=True)
@@ -155,8 +155,9 @@ def _run_suite(suite, datasets, variants, seeds, out_dir, data_path=DEFAULT_DATA
     previous, invocations = _previous_runs(json_path, resume)
     prepare_datasets(suite, datasets, data_path, sources or {}, log=log)
     if key_check:
-        check_variants(suite, variants, datasets, data_path)
-    specs = resolve_config_shas(plan_runs(suite, datasets, variants, seeds, data_path, out_dir, overrides))
+        check_variants(suite, variants, datasets, data_path, tuned)
+    specs = resolve_config_shas(plan_runs(suite, datasets, variants, seeds, data_path, out_dir, overrides,
+                                          tuned=tuned))
 
     planned_keys = {spec.key for spec in specs}
     reusable = {
@@ -175,6 +176,7 @@ def _run_suite(suite, datasets, variants, seeds, out_dir, data_path=DEFAULT_DATA
         "plot_mode": suite.plot_mode,
         "curves": suite.curves,
         "epoch_ratios": suite.epoch_ratios,
+        "tuned_file": tuned_file,  # the tuned values each run used are in its record ("tuned")
         "datasets_order": ordered(list(dict.fromkeys(datasets)), list(suite.datasets)),
         "variants_order": list(suite.variants),
         "invocations": invocations,

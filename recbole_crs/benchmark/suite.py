@@ -25,7 +25,7 @@ DEFAULT_PLOT_MODE = "confirmed"
 DEFAULT_BASE_SEED = 2020
 DEFAULT_SEEDS = 3  # seeds per run: base_seed, base_seed + 1, ...
 TOP_LEVEL_KEYS = {"common", "datasets", "variants", "modes", "base_seed", "table_metrics", "table_scopes",
-                  "plot_metric", "plot_mode", "threads", "description", "curves", "epoch_ratios"}
+                  "plot_metric", "plot_mode", "threads", "description", "curves", "epoch_ratios", "tuned"}
 
 
 class SuiteError(ValueError):
@@ -39,6 +39,11 @@ class Variant:
     config: dict = field(default_factory=dict)
     pretrain: dict = None  # overrides of the pre-training stage; None = one stage
     description: str = ""
+    tuned_from: str = None  # the variant whose entry of the tuned file this one reads (None: its own)
+
+    @property
+    def tuned_name(self):
+        return self.tuned_from or self.name
 
 
 @dataclass
@@ -64,6 +69,7 @@ class Suite:
     threads: int = None
     curves: dict = None  # curves.parse_curves(...) of the suite's `curves` section
     epoch_ratios: str = None  # variant whose training epoch is the unit of the epoch-time table; None = no table
+    tuned: str = None  # absolute path of the tuned-values file (the suite's `tuned`, relative to it); None = none
     raw: dict = field(default_factory=dict)
 
 
@@ -105,7 +111,7 @@ def _parse_datasets(raw, path):
 
 def _parse_variants(raw, path):
     variants = {}
-    for name, spec in _entries(raw, "variants", path, ("model", "config", "pretrain")):
+    for name, spec in _entries(raw, "variants", path, ("model", "config", "pretrain", "tuned_from")):
         if not spec.get("model"):
             raise SuiteError(f"{path}: variants.{name} needs a 'model'")
         pretrain = spec.get("pretrain")
@@ -113,10 +119,14 @@ def _parse_variants(raw, path):
             pretrain = _mapping(pretrain, f"{path}: variants.{name}.pretrain")
         variants[str(name)] = Variant(
             str(name), str(spec["model"]), _mapping(spec.get("config"), f"variants.{name}.config"), pretrain,
-            str(spec.get("description", "")),
+            str(spec.get("description", "")), None if spec.get("tuned_from") is None else str(spec["tuned_from"]),
         )
     if not variants:
         raise SuiteError(f"{path}: no variants defined")
+    for variant in variants.values():
+        if variant.tuned_from is not None and variant.tuned_from not in variants:
+            raise SuiteError(f"{path}: variants.{variant.name}.tuned_from names '{variant.tuned_from}', which is not "
+                             "a variant of the suite")
     return variants
 
 
@@ -141,15 +151,21 @@ def _parse_modes(raw, path):
     return modes, plot_mode
 
 
-def load_suite(path):
-    """Parse and check a suite file; see :mod:`recbole_crs.benchmark` for its sections."""
+def read_yaml(path, what, missing=""):
+    """The content of the yaml file ``path`` (``{}`` when empty); a SuiteError naming it as ``what`` when it is
+    missing (``missing``: what to do then) or not yaml."""
     try:
         with open(path, "r", encoding="utf-8") as f:
-            raw = yaml.safe_load(f) or {}
+            return yaml.safe_load(f) or {}
     except FileNotFoundError:
-        raise SuiteError(f"suite file '{path}' does not exist") from None
+        raise SuiteError(f"{what} '{path}' does not exist{missing}") from None
     except yaml.YAMLError as error:
-        raise SuiteError(f"suite file '{path}' is not valid yaml: {error}") from None
+        raise SuiteError(f"{what} '{path}' is not valid yaml: {error}") from None
+
+
+def load_suite(path):
+    """Parse and check a suite file; see :mod:`recbole_crs.benchmark` for its sections."""
+    raw = read_yaml(path, "suite file")
     unknown = set(raw) - TOP_LEVEL_KEYS
     if unknown:
         raise SuiteError(f"{path}: unknown top-level keys {sorted(unknown)}")
@@ -183,6 +199,7 @@ def load_suite(path):
         threads=int(raw["threads"]) if raw.get("threads") else None,
         curves=curves,
         epoch_ratios=None if epoch_ratios is None else str(epoch_ratios),
+        tuned=os.path.join(os.path.dirname(os.path.abspath(path)), str(raw["tuned"])) if raw.get("tuned") else None,
         raw=raw,
     )
 

@@ -121,21 +121,19 @@ def is_ours(summary_entry):
     return summary_entry.get("model") in OUR_MODELS
 
 
-def best_baseline(variants):
-    """``(name, summary)`` of the baseline (a variant whose model is not ours) with the best mean validation
-    score (``best_valid_score``; higher or lower as the runs' ``valid_score_bigger`` says), or None.
-
-    Test results play no part. A tie goes to the variant listed first.
-    """
+def baselines_by_validation(variants):
+    """``[(name, summary)]`` of the baselines (variants whose model is not ours) with a validation score, best mean
+    validation score (``best_valid_score``; higher or lower as the runs' ``valid_score_bigger`` says) first; equal
+    scores keep the listed order. Test results play no part."""
     candidates = [(name, s) for name, s in variants.items() if not is_ours(s) and s["valid"][0] is not None]
-    if not candidates:
-        return None
     bigger = all(s["valid_bigger"] for _, s in candidates)
-    best = candidates[0]
-    for name, s in candidates[1:]:
-        if (s["valid"][0] > best[1]["valid"][0]) if bigger else (s["valid"][0] < best[1]["valid"][0]):
-            best = (name, s)
-    return best
+    return sorted(candidates, key=lambda item: -item[1]["valid"][0] if bigger else item[1]["valid"][0])
+
+
+def best_baseline(variants):
+    """``(name, summary)`` of the first of :func:`baselines_by_validation`, or None."""
+    ranked = baselines_by_validation(variants)
+    return ranked[0] if ranked else None
 
 
 def chance_levels(variants, columns):

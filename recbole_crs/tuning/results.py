@@ -6,7 +6,9 @@ is the trial's searched values and ``result`` the objective's dict (``best_valid
 ``(params, result)`` or ``None`` when no trial finished.
 """
 
+import ast
 import os
+import re
 import sys
 
 from recbole.utils.utils import dict2str
@@ -68,3 +70,37 @@ def print_summary(trials, best, output_file):
     failed = sum("error" in result for _, result in trials)
     if failed:
         print(f"run_hyper.py: {failed} of {len(trials)} trials failed; see {output_file}", file=sys.stderr)
+
+
+_PARAM_SEPARATOR = re.compile(r", (?=[A-Za-z_][A-Za-z0-9_.]*:)")
+
+
+def parse_params_str(text):
+    """The params of a :func:`params2str` line (values as Python literals where they are one, else strings)."""
+    params = {}
+    for item in _PARAM_SEPARATOR.split(text.strip()):
+        name, _, value = item.partition(":")
+        try:
+            params[name] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            params[name] = value.strip()
+    return params
+
+
+def read_result_file(path):
+    """``(trials, best)`` of a result file written by :func:`write_result_file`, as far as it holds them: each trial
+    as ``(params, {"best_valid_score": float})`` or ``(params, {"error": message})``; ``best`` is the file's
+    ``Best params`` with its ``{"best_valid_score": float}``, or None."""
+    with open(path, "r", encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    trials, best = [], None
+    for line, following in zip(lines, lines[1:]):
+        if following.startswith("Failed: "):
+            trials.append((parse_params_str(line), {"error": following[len("Failed: "):]}))
+        elif following.startswith("Best valid score: "):
+            result = {"best_valid_score": float(following[len("Best valid score: "):])}
+            if line.startswith("Best params: "):
+                best = (parse_params_str(line[len("Best params: "):]), result)
+            else:
+                trials.append((parse_params_str(line), result))
+    return trials, best
