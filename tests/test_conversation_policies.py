@@ -119,6 +119,12 @@ def test_score_guided_recommends_when_sure_last_or_few(catalogue):
                     view_of([3, 4], actions_left=5), scores) == "recommend"  # k or fewer candidates
 
 
+def test_policies_recommend_when_nothing_is_askable(catalogue):
+    view = view_of(range(1, 7), asked=(1, 2, 3, 4), uniform=0.99)
+    for name in ("MaxEntropy", "ScoreGuided"):
+        assert decision(make_policy(name, catalogue, 1), view, log_belief()) == "recommend", name
+
+
 def test_score_guided_belief_is_a_softmax_over_the_candidates_in_list_order(catalogue):
     policy = make_policy("ScoreGuided", catalogue, topk=1, temperature=2.0)
     items, mass = policy.ranked_belief(view_of([2, 3, 5]), log_belief().unsqueeze(0))

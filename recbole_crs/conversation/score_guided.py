@@ -76,6 +76,8 @@ class ScoreGuided(Policy):
         rows, ranks = positions // width, positions % width
         keep = (flat[positions] > 0) & ~view.asked.numpy()[rows, attributes]
         rows, ranks, attributes = rows[keep], ranks[keep], attributes[keep]
+        if len(rows) == 0:  # nothing askable among the considered items
+            return row_argmax(rows, attributes, np.zeros(0), n_rows)
         # group the entries by (episode, attribute); a stable sort keeps each group in rank order
         order = np.argsort(rows * n_attributes + attributes, kind="stable")
         rows, ranks, attributes = rows[order], ranks[order], attributes[order]
@@ -84,7 +86,7 @@ class ScoreGuided(Policy):
         reach = reach.numpy()[rows]
         brought_in = (rank_in_attribute < reach) & (ranks >= reach)
         weights = np.where(brought_in, mass.numpy()[rows, ranks], 0.0)
-        total = np.add.reduceat(weights, starts) if len(starts) else weights
+        total = np.add.reduceat(weights, starts)
         return row_argmax(rows[starts], attributes[starts], total, n_rows)
 
     def decide(self, view, scores=None):
