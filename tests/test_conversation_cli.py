@@ -188,3 +188,21 @@ def test_interactive_from_the_command_line(trained, capsys, monkeypatch):
     assert "You are user u2" in out and "Found at turn 1 (rank 1)." in out
     status, _, err = run_cli(capsys, "--checkpoint", setup.checkpoint, "--interactive", "--user", "nobody")
     assert status == 2 and "--user 'nobody' is not a user of tiny-crs" in err
+
+
+# ---------------------------------------------------------------------------------------------- sweep
+def test_sweep_plays_every_combination_on_validation_and_picks_the_highest_sr(trained, capsys):
+    from recbole_crs.conversation.sweep import SWEEP_JSON, run_sweep
+
+    root, setup = trained
+    options, defaults = resolve_options(policy="ScoreGuided", split="valid", topk=1, max_turns=4)
+    defaults = dict(defaults, score_guided={"default": {}, "sweep": {"temperature": [0.5, 50.0],
+                                                                     "ask_margin": [0.0, 5.0]}})
+    results, best = run_sweep(setup, options, defaults, out=os.path.join(root, "sweep"), show_progress=False)
+    assert len(results) == 4 and all(r["split"] == "valid" for r in results)
+    assert best["SR@15"] == max(r["SR@15"] for r in results)
+    assert best["AT"] == min(r["AT"] for r in results if r["SR@15"] == best["SR@15"])
+    with open(os.path.join(root, "sweep", SWEEP_JSON), encoding="utf-8") as handle:
+        saved = json.load(handle)
+    assert saved["chosen"] == {key: best["policy_parameters"][key] for key in saved["chosen"]}
+    assert "record it in properties/conversation.yaml" in capsys.readouterr().out
