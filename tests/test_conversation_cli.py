@@ -50,7 +50,7 @@ def test_run_writes_results_plot_and_episodes_and_is_deterministic(trained, caps
     assert "model" in printed and "MaxEntropy" in printed and printed.count("\n") == 3  # one table
     with open(os.path.join(out, RESULT_JSON), encoding="utf-8") as handle:
         saved = json.load(handle)
-    for key in METRICS + ("episodes", "policy", "model", "seconds", "success_by_turn"):
+    for key in METRICS + ("episodes", "policy", "model", "seconds", "cpu_seconds", "success_by_turn"):
         assert key in saved
     assert saved["episodes"] == 4 and saved["model"] == "Pop" and saved["policy"] == "MaxEntropy"
     assert saved["SR@15"] == saved["success_by_turn"][-1] and len(saved["success_by_turn"]) == 15

@@ -150,16 +150,17 @@ def build_policy(setup, options, defaults, overrides=None):
 
 
 def play_episodes(setup, policy, options, show_progress=True):
-    """Play the episodes of ``options``; returns (:class:`~recbole_crs.conversation.loop.Outcomes`, seconds)."""
+    """Play the episodes of ``options``; returns (:class:`~recbole_crs.conversation.loop.Outcomes`, seconds):
+    seconds = ``{"wall": ..., "cpu": ...}`` (cpu: this process's CPU time, telling on a shared machine)."""
     pairs = setup.pairs(options["split"], options["episodes"])
     bar = None
     if show_progress:
         bar = tqdm(total=len(pairs), desc=f"{policy.name} episodes", unit="ep", ncols=100, file=sys.stderr)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     with torch_threads(options["threads"]):
         outcomes = play(pairs, setup.ranker, policy, setup.catalogue, options["seed"], options["max_turns"],
                         options["topk"], options["batch_size"], progress=bar.update if bar else None)
-    seconds = time.perf_counter() - started
+    seconds = {"wall": time.perf_counter() - started, "cpu": time.process_time() - cpu_started}
     if bar is not None:
         bar.close()
     return outcomes, seconds
@@ -176,7 +177,8 @@ def result_of(setup, policy, options, outcomes, seconds):
     result.update(summarize(outcomes.success_action, outcomes.success_rank, options["max_turns"]))
     result.update({
         "questions_per_episode": float(outcomes.asked.mean()) if len(outcomes) else 0.0,
-        "seconds": round(seconds, 3), "episodes_per_second": round(len(outcomes) / max(seconds, 1e-9), 1),
+        "seconds": round(seconds["wall"], 3), "cpu_seconds": round(seconds["cpu"], 3),
+        "episodes_per_second": round(len(outcomes) / max(seconds["wall"], 1e-9), 1),
         "threads": options["threads"], "batch_size": options["batch_size"], "checkpoint": setup.checkpoint,
         "training_seconds": None if setup.training_seconds is None else round(setup.training_seconds, 1),
     })
