@@ -41,7 +41,7 @@ class ModelRanker:
         self.confirmed_field = dataset.confirmed_field
         rejected = dataset.rejected_field
         self.rejected_field = rejected if rejected and rejected in dataset.field2type else None
-        self.device = next(model.parameters()).device if any(True for _ in model.parameters()) else "cpu"
+        self.device = next(model.parameters(), torch.empty(0)).device
 
     def interaction(self, view):
         """The model input of the states of ``view``."""
