@@ -22,7 +22,7 @@ import argparse
 import sys
 
 from recbole_crs.data.ml100k import DEFAULT_DATASET
-from recbole_crs.errors import CRSInputError, print_error
+from recbole_crs.errors import CRSInputError, WorkerDiedError, print_error
 
 
 def build_parser():
@@ -70,7 +70,6 @@ def main(argv=None):
         return 2
     config_file_list = args.config_files.strip().split(" ") if args.config_files else None
     from recbole_crs import quick_start
-    from recbole_crs.launcher import WorkerDiedError
 
     program = sys.argv[0] if sys.argv else "run_recbole_crs.py"
     saved_argv = sys.argv

@@ -28,7 +28,7 @@ import zipfile
 
 import torch
 
-from recbole_crs.errors import CheckpointError
+from recbole_crs.errors import CheckpointError, MissingCheckpointError, UnsafeCheckpointError
 
 _original_torch_load = torch.load
 
@@ -45,7 +45,7 @@ def load_checkpoint(path, map_location="cpu"):
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(
+        raise MissingCheckpointError(
             f"Checkpoint '{path}' does not exist. Pass the path of a .pth file written by a previous run "
             "(RecBole writes them to `checkpoint_dir`, default ./saved/)."
         )
@@ -82,10 +82,6 @@ def _unreadable(path, error):
         f"Could not read checkpoint '{path}': {reason}. The file is not a checkpoint written by RecBole or "
         "recbole-crs, or it is truncated."
     )
-
-
-class UnsafeCheckpointError(CheckpointError):
-    """A checkpoint whose pickle references code no RecBole checkpoint needs; it was not unpickled."""
 
 
 # (module, name) a RecBole checkpoint may reference besides classes of recbole / recbole_crs / yaml.loader.

@@ -38,24 +38,11 @@ import sys
 import threading
 import time
 
-from recbole_crs.errors import CRSConfigError, CRSInputError
+from recbole_crs.errors import CRSConfigError, CRSInputError, WorkerDiedError
 
 INPUT_ERROR_STATUS = 2  # a process that refused its input exits with this status, like the command would
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _JOINED_KEY = "recbole_crs/joined/{}"
-
-
-class WorkerDiedError(RuntimeError):
-    """A process of a multi-process run ended without a Python error: killed by a signal, or an exit status.
-
-    ``exit_status`` is what the launching command exits with: 128 + the signal number for a killed process (what a
-    shell reports for a killed command, so a 1-process and an N-process run killed by the out-of-memory killer end
-    alike), else the process's own exit status.
-    """
-
-    def __init__(self, message, exit_status):
-        super().__init__(message)
-        self.exit_status = exit_status
 
 
 # ------------------------------------------------------------------------------------------- launcher side

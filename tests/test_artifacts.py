@@ -14,13 +14,12 @@ import torch
 
 import recbole_crs
 from recbole_crs.artifacts import (
-    CheckpointMismatchError,
     atomic_torch_save,
     clean_stale_temporaries,
     dataset_fingerprint,
 )
-from recbole_crs.compat import UnsafeCheckpointError, load_checkpoint
-from recbole_crs.errors import OutputError
+from recbole_crs.compat import load_checkpoint
+from recbole_crs.errors import CheckpointMismatchError, OutputError, UnsafeCheckpointError
 from tiny_data import ITEM_ATTRIBUTES, USER_SEQUENCES, tiny_config, write_tiny_dataset
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(recbole_crs.__file__)))

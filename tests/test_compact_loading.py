@@ -18,10 +18,10 @@ from recbole.utils import init_seed
 
 from recbole_crs.config import Config
 from recbole_crs.data import checks as checks_module
-from recbole_crs.data.checks import CRSDataError
 from recbole_crs.data.compact import inter_loading_mode
 from recbole_crs.data.finetune import conversational_rows, finetune_samples
 from recbole_crs.data.windows import WindowedInteraction, materialize
+from recbole_crs.errors import CRSDataError
 from recbole_crs.quick_start import create_dataset
 from test_windows import all_rows, assert_same_batches, assert_same_interaction, write_with_split
 from tiny_data import isolated_run_dir, ml100k_config, tiny_config, unsaved_run_results, write_tiny_dataset

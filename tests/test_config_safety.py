@@ -12,8 +12,7 @@ import torch
 import recbole_crs
 from recbole_crs import tuning
 from recbole_crs.config import Config, parse_value
-from recbole_crs.errors import CRSConfigError, CRSInputError
-from recbole_crs.data.checks import CRSDataError
+from recbole_crs.errors import CRSConfigError, CRSDataError, CRSInputError
 from recbole_crs.pipeline import check_stages
 from recbole_crs.quick_start import run_recbole_crs
 from recbole_crs.validation import validate

@@ -16,8 +16,8 @@ from recbole_crs.conversation.episodes import (
     EpisodeRandomness, dataset_pairs, load_review_dict_pairs, review_dict_pairs, select_episodes, shuffle_pairs,
 )
 from recbole_crs.conversation.histories import check_training_rows_first, training_histories
-from recbole_crs.data.checks import CRSDataError
 from recbole_crs.data.convert.scpr import convert_scpr_lastfm_star
+from recbole_crs.errors import CRSDataError
 from recbole_crs.quick_start import create_dataset
 from tiny_data import isolated_run_dir, tiny_config, write_tiny_dataset
 

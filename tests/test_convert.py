@@ -1008,7 +1008,7 @@ class _Killed(BaseException):
 
 def test_conversion_interrupted_between_the_two_renames_is_detected_on_load(tmp_path, monkeypatch):
     from recbole_crs.config import Config
-    from recbole_crs.data.checks import CRSDataError
+    from recbole_crs.errors import CRSDataError
     from recbole_crs.data.dataset import CRSDataset
 
     source = write_recbole(tmp_path / "src")

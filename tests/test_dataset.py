@@ -7,8 +7,8 @@ import torch
 from recbole.data import data_preparation
 
 from recbole_crs.config import Config
-from recbole_crs.data.checks import CRSDataError
 from recbole_crs.data.dataset import CRSDataset
+from recbole_crs.errors import CRSDataError
 from tiny_data import ITEM_ATTRIBUTES, USER_SEQUENCES, write_tiny_dataset
 
 

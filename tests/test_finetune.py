@@ -13,10 +13,10 @@ from recbole.utils import init_seed
 from torch.utils.tensorboard import SummaryWriter
 
 from recbole_crs.config import Config
-from recbole_crs.data.checks import CRSDataError
 from recbole_crs.data.finetune import finetune_dataloader
 from recbole_crs.data.windows import materialize
-from recbole_crs.model.crsfinetune import CRSFinetune, PretrainedCheckpointError
+from recbole_crs.errors import CRSDataError, PretrainedCheckpointError
+from recbole_crs.model.crsfinetune import CRSFinetune
 from recbole_crs.model.crspretrain import CRSPretrain
 from recbole_crs.quick_start import create_dataset, run_recbole_crs
 from recbole_crs.trainer.stages import CRSFinetuneTrainer

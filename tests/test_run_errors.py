@@ -172,9 +172,7 @@ def test_a_pretrained_path_that_does_not_fit_is_a_checkpoint_error(trained, make
 
 
 def test_the_checkpoint_errors_are_input_errors():
-    from recbole_crs.artifacts import CheckpointMismatchError
-    from recbole_crs.compat import UnsafeCheckpointError
-    from recbole_crs.model.crsfinetune import PretrainedCheckpointError
+    from recbole_crs.errors import CheckpointMismatchError, PretrainedCheckpointError, UnsafeCheckpointError
 
     for error in (CheckpointMismatchError, UnsafeCheckpointError, PretrainedCheckpointError):
         assert issubclass(error, CheckpointError) and issubclass(error, CRSInputError)

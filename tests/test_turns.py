@@ -19,9 +19,9 @@ import torch
 from recbole.data import data_preparation
 
 from recbole_crs.config import Config
-from recbole_crs.data.checks import CRSDataError
 from recbole_crs.data.dataset import CRSDataset
 from recbole_crs.data.turns import LAST_TURN_FIELD, TURN_FIELD
+from recbole_crs.errors import CRSDataError
 from recbole_crs.utils import get_trainer
 
 from test_evaluation import FixedOrder

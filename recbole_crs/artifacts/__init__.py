@@ -27,7 +27,6 @@ from recbole_crs.artifacts.checkpoints import (
 from recbole_crs.artifacts.fingerprints import (
     ATOMIC_SUFFIXES,
     FINGERPRINT_KEY,
-    CheckpointMismatchError,
     check_data_fingerprint,
     check_item_fingerprint,
     data_fingerprint_of,
@@ -63,7 +62,6 @@ __all__ = [
     "to_plain",
     "ATOMIC_SUFFIXES",
     "FINGERPRINT_KEY",
-    "CheckpointMismatchError",
     "check_data_fingerprint",
     "check_item_fingerprint",
     "data_fingerprint_of",

@@ -11,7 +11,7 @@ import json
 import os
 from logging import getLogger
 
-from recbole_crs.errors import CheckpointError
+from recbole_crs.errors import CheckpointMismatchError
 
 FINGERPRINT_KEY = "crs_fingerprint"
 # Files of a RecBole atomic dataset (plus config['additional_feat_suffix']).
@@ -79,10 +79,6 @@ def dataset_fingerprint(dataset):
 def dataset_items(dataset):
     """``{"dataset", "n_items", "items"}``: what :func:`check_item_fingerprint` compares (cheap to keep)."""
     return {"dataset": dataset.dataset_name, "n_items": int(dataset.item_num), "items": item_fingerprint(dataset)}
-
-
-class CheckpointMismatchError(CheckpointError):
-    """A checkpoint that belongs to other data than the run's; the message says which and what to do."""
 
 
 def check_item_fingerprint(checkpoint, dataset, source, what="checkpoint"):

@@ -63,8 +63,7 @@ over seeds), :mod:`~recbole_crs.benchmark.costs` (epochs, caps, CPU seconds), :m
 
 # The package's public names, for ``from recbole_crs import benchmark`` callers (tests, notebooks).
 from recbole_crs.benchmark.suite import (  # noqa: E402
-    AUTHORS_MODE, DEFAULT_MODES, DEFAULT_SCOPES, SCOPES, DatasetSpec, Suite, SuiteError, Variant, load_suite,
-    parse_set, select,
+    AUTHORS_MODE, DEFAULT_MODES, DEFAULT_SCOPES, SCOPES, DatasetSpec, Suite, Variant, load_suite, parse_set, select,
 )
 from recbole_crs.benchmark.datasets import check_variants, dataset_modes, inter_header, prepare_datasets  # noqa: E402
 from recbole_crs.benchmark.plan import RunSpec, config_sha, plan_runs, resolve_config_shas  # noqa: E402
@@ -78,3 +77,4 @@ from recbole_crs.benchmark.report import markdown_tables, write_reports  # noqa:
 from recbole_crs.benchmark.run import execute_run  # noqa: E402
 from recbole_crs.benchmark.runner import estimate_remaining, run_suite  # noqa: E402
 from recbole_crs.benchmark.cli import build_parser, main  # noqa: E402
+from recbole_crs.errors import SuiteError  # noqa: E402

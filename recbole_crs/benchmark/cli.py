@@ -12,10 +12,10 @@ from recbole_crs.benchmark.report import write_reports
 from recbole_crs.benchmark.results import RESULTS_JSON, load_results, to_builtin
 from recbole_crs.benchmark.runner import run_suite
 from recbole_crs.benchmark.suite import (
-    DEFAULT_DATA_PATH, DEFAULT_OUT, DEFAULT_SEEDS, DEFAULT_SUITE, SuiteError, load_suite, parse_set, select,
+    DEFAULT_DATA_PATH, DEFAULT_OUT, DEFAULT_SEEDS, DEFAULT_SUITE, load_suite, parse_set, select,
 )
 from recbole_crs.benchmark.tuned import load_tuned, tuned_path
-from recbole_crs.errors import CRSInputError, print_error
+from recbole_crs.errors import CRSInputError, SuiteError, print_error
 
 
 def build_parser():

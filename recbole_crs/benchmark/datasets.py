@@ -3,10 +3,11 @@ a check that every variant's model and config keys exist."""
 
 import os
 
-from recbole_crs.benchmark.suite import AUTHORS_MODE, SuiteError
+from recbole_crs.benchmark.suite import AUTHORS_MODE
 from recbole_crs.benchmark.tuned import tuned_values
 from recbole_crs.data.fields import CANDIDATE_FIELD
 from recbole_crs.runtime import isolated_argv
+from recbole_crs.errors import SuiteError
 
 
 def _inter_path(data_path, name):

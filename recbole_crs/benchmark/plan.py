@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 from recbole_crs.benchmark.datasets import dataset_modes
 from recbole_crs.benchmark.results import to_builtin
-from recbole_crs.benchmark.suite import SuiteError
 from recbole_crs.benchmark.tuned import tuned_values
 from recbole_crs.data.fields import CANDIDATE_FIELD
 from recbole_crs.runtime import isolated_argv
+from recbole_crs.errors import SuiteError
 
 # Keys that differ between runs of one variant by design (not by a change of the model's defaults).
 VOLATILE_KEYS = ("seed", "data_path", "checkpoint_dir", "device", "pre_model_path")

@@ -13,7 +13,7 @@ from recbole_crs.benchmark.epochs import epoch_seconds, log_size
 from recbole_crs.benchmark.isolation import RUN_LOG, isolated_run
 from recbole_crs.benchmark.plan import config_sha
 from recbole_crs.benchmark.results import to_builtin
-from recbole_crs.benchmark.suite import SuiteError
+from recbole_crs.errors import SuiteError
 
 # Config keys copied from each run's final config into the JSON (what the run actually used).
 RESOLVED_KEYS = (

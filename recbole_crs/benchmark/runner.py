@@ -11,9 +11,10 @@ from recbole_crs.benchmark.plan import plan_runs, resolve_config_shas, run_dir_f
 from recbole_crs.benchmark.report import write_reports
 from recbole_crs.benchmark.results import RESULTS_JSON, environment, load_results, to_builtin, write_json
 from recbole_crs.benchmark.run import execute_run
-from recbole_crs.benchmark.suite import DEFAULT_DATA_PATH, SuiteError
+from recbole_crs.benchmark.suite import DEFAULT_DATA_PATH
 from recbole_crs.benchmark.summary import duration, is_legacy_run, metric_value, ordered
 from recbole_crs.runtime import torch_threads
+from recbole_crs.errors import SuiteError
 
 
 def estimate_remaining(pending, finished):

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from recbole_crs.errors import SuiteError
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 DEFAULT_SUITE = os.path.join(REPO_ROOT, "benchmarks", "suite.yaml")
 DEFAULT_OUT = os.path.join(REPO_ROOT, "benchmarks", "results", "suite")
@@ -26,10 +28,6 @@ DEFAULT_BASE_SEED = 2020
 DEFAULT_SEEDS = 3  # seeds per run: base_seed, base_seed + 1, ...
 TOP_LEVEL_KEYS = {"common", "datasets", "variants", "modes", "base_seed", "table_metrics", "table_scopes",
                   "plot_metric", "plot_mode", "threads", "description", "curves", "epoch_ratios", "tuned"}
-
-
-class SuiteError(ValueError):
-    """A problem with the suite file or the command line (nothing has run)."""
 
 
 @dataclass

@@ -25,10 +25,11 @@ from recbole_crs.benchmark.isolation import isolated_run
 from recbole_crs.benchmark.plan import dataset_test_modes, stage_configs
 from recbole_crs.benchmark.results import to_builtin
 from recbole_crs.benchmark.run import run_pretrain_stage
-from recbole_crs.benchmark.suite import REPO_ROOT, SuiteError
+from recbole_crs.benchmark.suite import REPO_ROOT
 from recbole_crs.benchmark.tuned import repo_relative, write_tuned_entry
 from recbole_crs.runtime import atomic_write_text, isolated_argv, torch_threads
 from recbole_crs.tuning.results import read_result_file
+from recbole_crs.errors import SuiteError
 
 HYPER_DIR = os.path.join(REPO_ROOT, "benchmarks", "hyper")
 RUN_HYPER = os.path.join(REPO_ROOT, "run_hyper.py")

@@ -24,8 +24,9 @@ import os
 
 import yaml
 
-from recbole_crs.benchmark.suite import REPO_ROOT, SuiteError, read_yaml
+from recbole_crs.benchmark.suite import REPO_ROOT, read_yaml
 from recbole_crs.runtime import atomic_write_text
+from recbole_crs.errors import SuiteError
 
 HEADER = """\
 # Tuned values of the benchmark suite, chosen on validation only (best_valid_score of run_hyper.py's trials; test

@@ -14,7 +14,7 @@ exits with status 2 before anything is trained or loaded.
 import argparse
 import sys
 
-from recbole_crs.errors import CRSInputError
+from recbole_crs.errors import CRSInputError, print_error
 
 SCORE_GUIDED_OPTIONS = ("temperature", "mass_threshold", "ask_margin", "considered_items")
 
@@ -101,7 +101,6 @@ def main(argv=None):
     try:
         _run(args, unknown)
     except CRSInputError as error:
-        for line in str(error).splitlines():
-            print(f"error: {line}", file=sys.stderr)
+        print_error(error)
         return 2
     return 0

@@ -17,9 +17,9 @@ their evaluated rows; :func:`check_training_rows_first` verifies it on data with
 import numpy as np
 import torch
 
-from recbole_crs.data.checks import CRSDataError
 from recbole_crs.data.fields import TRAIN_SPLIT
 from recbole_crs.data.windows import materialize
+from recbole_crs.errors import CRSDataError
 
 
 class Histories:

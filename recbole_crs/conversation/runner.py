@@ -19,7 +19,7 @@ from recbole.utils import init_logger, init_seed
 from tqdm import tqdm
 
 from recbole_crs import quick_start
-from recbole_crs.artifacts import CheckpointMismatchError, config_from_checkpoint
+from recbole_crs.artifacts import config_from_checkpoint
 from recbole_crs.compat import load_checkpoint
 from recbole_crs.conversation.catalogue import ItemAttributes
 from recbole_crs.conversation.episodes import dataset_pairs, select_episodes
@@ -30,7 +30,7 @@ from recbole_crs.conversation.options import check_options, conversation_default
 from recbole_crs.conversation.policies import make_policy
 from recbole_crs.conversation.rankers import ModelRanker
 from recbole_crs.conversation.report import episodes_tsv, format_table, write_outputs
-from recbole_crs.errors import CRSInputError
+from recbole_crs.errors import CheckpointMismatchError, CRSInputError
 from recbole_crs.runtime import torch_threads
 from recbole_crs.validation import validate
 

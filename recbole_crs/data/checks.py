@@ -27,16 +27,12 @@ from recbole.utils import FeatureType
 from recbole_crs.artifacts import MANIFEST_SUFFIX, file_digests, manifest_problems
 from recbole_crs.data.atomic import UTF8_TEXT, ragged_lines, text_encoding
 from recbole_crs.data.fields import SPLITS
-from recbole_crs.errors import CRSInputError
+from recbole_crs.errors import CRSDataError
 
 # How many offending rows an error message quotes; the count is always given in full.
 _EXAMPLES_IN_ERRORS = 3
 # Row-wise checks decode encoded columns this many rows at a time (bounded memory at 10M rows).
 _CHECK_CHUNK_ROWS = 1 << 18
-
-
-class CRSDataError(CRSInputError):
-    """Conversational data that cannot be used as given; the message says what to fix."""
 
 
 def _examples(values):

@@ -28,11 +28,12 @@ from recbole.data.dataset import SequentialDataset
 from recbole.data.interaction import Interaction
 from recbole.utils import FeatureSource, FeatureType
 
-from recbole_crs.data.checks import CRSDataChecks, CRSDataError
+from recbole_crs.data.checks import CRSDataChecks
 from recbole_crs.data.fields import SPLITS
 from recbole_crs.data.loading import CRSLoading
 from recbole_crs.data.turns import LAST_TURN_FIELD, TURN_FIELD, conversation_states
 from recbole_crs.data.windows import history_windows_mode, materialize, windowed
+from recbole_crs.errors import CRSDataError
 
 
 class CRSDataset(CRSLoading, CRSDataChecks, SequentialDataset):

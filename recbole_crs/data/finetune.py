@@ -23,8 +23,8 @@ from typing import NamedTuple
 
 from recbole.data.dataloader import TrainDataLoader
 
-from recbole_crs.data.checks import CRSDataError
 from recbole_crs.data.windows import WindowedInteraction, decode
+from recbole_crs.errors import CRSDataError
 
 FINETUNE_ROWS = ("all", "conversations")  # the first is the default (as in the yaml)
 FINETUNE_SAMPLES = ("per_turn", "conversation")

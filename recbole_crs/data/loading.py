@@ -17,9 +17,8 @@ from recbole.utils import FeatureSource, FeatureType
 
 from recbole_crs.data import compact
 from recbole_crs.data.atomic import FLOAT_TYPES, first_bad_number, header_columns, recbole_reads_text
-from recbole_crs.data.checks import CRSDataError
 from recbole_crs.data.windows import WindowedInteraction, history_windows_mode
-from recbole_crs.errors import CRSInputError
+from recbole_crs.errors import CRSDataError, CRSInputError
 
 
 class CRSLoading:

@@ -25,11 +25,11 @@ from recbole_crs.artifacts import manifest_problems
 from recbole_crs.data.convert import (
     ALL_CONVERSATIONS,
     TARGET_CONVERSATIONS,
-    ConversionError,
     convert_recbole,
     parse_train_conversations,
 )
 from recbole_crs.data.simulator import DEFAULT_MAX_TURNS, DEFAULT_REC_LIST_SIZE, DEFAULT_SEED
+from recbole_crs.errors import ConversionError
 from recbole_crs.runtime import atomic_write_text, clean_stale_temporaries
 
 ML100K_CRS = "ml-100k-crs"

@@ -36,18 +36,14 @@ import torch
 import torch.nn.functional as F
 from recbole.model.abstract_recommender import SequentialRecommender
 
-from recbole_crs.artifacts import FINGERPRINT_KEY, CheckpointMismatchError, check_item_fingerprint, dataset_items
+from recbole_crs.artifacts import FINGERPRINT_KEY, check_item_fingerprint, dataset_items
 from recbole_crs.compat import load_checkpoint
-from recbole_crs.errors import CheckpointError
+from recbole_crs.errors import CheckpointMismatchError, PretrainedCheckpointError
 from recbole_crs.model.layers import CRSEncoder
 from recbole_crs.model.negatives import uniform_negatives
 from recbole_crs.validation import check_keys
 
 ENCODER_PREFIX = "encoder."
-
-
-class PretrainedCheckpointError(CheckpointError):
-    """A pre-trained checkpoint that does not fit this model and dataset; the message says why."""
 
 
 class CRSFinetune(SequentialRecommender):

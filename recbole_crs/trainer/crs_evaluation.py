@@ -47,6 +47,7 @@ from recbole_crs.artifacts import (
 )
 from recbole_crs.compat import load_checkpoint
 from recbole_crs.data.turns import LAST_TURN_FIELD, TURN_FIELD
+from recbole_crs.errors import CheckpointError
 from recbole_crs.trainer.distributed import (
     gather_rows,
     install_cpu_ddp,
@@ -150,7 +151,7 @@ class CRSEvaluationMixin:
         checkpoint = load_checkpoint(model_file, map_location=self.device)
         trained_on = checkpoint["config"]["dataset"]
         if trained_on != self.config["dataset"]:
-            raise ValueError(
+            raise CheckpointError(
                 f"Checkpoint '{model_file}' was trained on dataset '{trained_on}', not "
                 f"'{self.config['dataset']}': its item and attribute ids mean different things here. Use a "
                 f"checkpoint trained on '{self.config['dataset']}', or run with --dataset {trained_on}."
@@ -233,7 +234,7 @@ class CRSEvaluationMixin:
         self.cur_step = checkpoint["cur_step"]
         self.best_valid_score = checkpoint["best_valid_score"]
         if checkpoint["config"]["model"].lower() != self.config["model"].lower():
-            raise ValueError(
+            raise CheckpointError(
                 f"Checkpoint '{resume_file}' was written by model {checkpoint['config']['model']}, not "
                 f"{self.config['model']}: resume it with --model {checkpoint['config']['model']}."
             )

@@ -33,6 +33,7 @@ from torch.nn.utils.clip_grad import clip_grad_norm_
 from tqdm import tqdm
 
 from recbole_crs.data.finetune import describe_counts, finetune_dataloader, finetune_options
+from recbole_crs.errors import CheckpointError
 from recbole_crs.model.negatives import NegativeSchedule
 from recbole_crs.trainer.checkpoint import CRSCheckpointMixin
 from recbole_crs.trainer.crs_evaluation import CRSEvaluationMixin
@@ -238,7 +239,7 @@ class CRSPretrainTrainer(CRSCheckpointMixin, CRSEvaluationMixin, Trainer):
         if self.generator is None:
             return
         if "generator_state_dict" not in checkpoint:
-            raise ValueError(
+            raise CheckpointError(
                 f"Checkpoint '{self.saved_model_file}' holds no generator state; it cannot resume pre-training "
                 "with generator negatives."
             )

@@ -22,13 +22,12 @@ One module per job:
   ``--candidates``, the regime, writing, the report);
 * :mod:`.regimes`: ``--conversations all|targets`` and ``--train-conversations``;
 * :mod:`.reading` (ids, item catalogue, JSON), :mod:`.writing` (atomic files and their manifest, published as
-  a whole), :mod:`.errors` (errors and malformed-record counts), :mod:`.report` (the printed report);
+  a whole), :mod:`.problems` (malformed-record counts), :mod:`.report` (the printed report);
 * :mod:`.cli`: the command line (``__main__`` runs it).
 """
 
 from recbole_crs.data.convert.cli import build_parser, main, run
 from recbole_crs.data.convert.common import COMMON_OPTIONS, ConversionOptions
-from recbole_crs.data.convert.errors import ConversionError
 from recbole_crs.data.convert.precrs import convert_precrs_lastfm, parse_holdout
 from recbole_crs.data.convert.recbole import convert_recbole
 from recbole_crs.data.convert.regimes import (
@@ -41,6 +40,7 @@ from recbole_crs.data.convert.regimes import (
 from recbole_crs.data.convert.report import ConversionReport
 from recbole_crs.data.convert.scpr import convert_scpr_lastfm_star
 from recbole_crs.data.convert.writing import Row, format_float, inter_header, write_crs_dataset
+from recbole_crs.errors import ConversionError
 
 __all__ = [
     "ALL_CONVERSATIONS",

@@ -9,7 +9,6 @@ import argparse
 import sys
 
 from recbole_crs.data.convert.common import COMMON_OPTIONS
-from recbole_crs.data.convert.errors import ConversionError
 from recbole_crs.data.convert.precrs import convert_precrs_lastfm
 from recbole_crs.data.convert.recbole import (
     DEFAULT_ITEM_FIELD,
@@ -22,6 +21,7 @@ from recbole_crs.data.convert.regimes import ALL_CONVERSATIONS, CONVERSATION_REG
 from recbole_crs.data.convert.scpr import SCPR_FILES, convert_scpr_lastfm_star
 from recbole_crs.data.fields import CANDIDATE_FIELD, SPLITS
 from recbole_crs.data.simulator import DEFAULT_MAX_TURNS, DEFAULT_REC_LIST_SIZE, DEFAULT_SEED
+from recbole_crs.errors import ConversionError
 
 # The authors rank the target against up to this many items sharing the initial attribute.
 AUTHORS_CANDIDATES = 100

@@ -19,7 +19,6 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from recbole_crs.data.convert.errors import ConversionError
 from recbole_crs.data.convert.regimes import (
     ALL_CONVERSATIONS,
     TARGET_CONVERSATIONS,
@@ -36,6 +35,7 @@ from recbole_crs.data.simulator import (
     ConversationSimulator,
     summarize_conversations,
 )
+from recbole_crs.errors import ConversionError
 
 
 @dataclass(frozen=True)

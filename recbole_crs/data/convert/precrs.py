@@ -12,13 +12,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from recbole_crs.data.convert.common import Conversion
-from recbole_crs.data.convert.errors import WITHOUT_ATTRIBUTES, ConversionError, Invalid, Problems
+from recbole_crs.data.convert.problems import WITHOUT_ATTRIBUTES, Problems
 from recbole_crs.data.convert.reading import as_list, int_token, load_item_dict, load_json
 from recbole_crs.data.convert.regimes import ALL_CONVERSATIONS
 from recbole_crs.data.convert.writing import Row
 from recbole_crs.data.fields import CANDIDATE_FIELD, EVALUATED_SPLITS, SPLITS, TRAIN_SPLIT
 from recbole_crs.data.simulator import summarize_conversations
 from recbole_crs.data.tokens import natural_key
+from recbole_crs.errors import ConversionError, InvalidRecord
 
 PRECRS_REQUIRED_KEYS = ("user", "context", "pos_item", "initial", "dialog")
 # A dialogue turn [attribute, n] has exactly this length; any other length is a list of rejected items.
@@ -112,17 +113,17 @@ def _parse_precrs_record(record, catalogue, where, drop_without_attributes, coun
     ``i`` (1-based) confirms its attribute or rejects its items at turn ``i``; ``initial`` is turn 1.
     """
     if not isinstance(record, dict):
-        raise Invalid("bad record", f"{where} is {type(record).__name__}, expected an object")
+        raise InvalidRecord("bad record", f"{where} is {type(record).__name__}, expected an object")
     missing = [key for key in PRECRS_REQUIRED_KEYS if key not in record]
     if missing:
-        raise Invalid("missing key", f"{where} has no key {', '.join(map(repr, missing))}")
+        raise InvalidRecord("missing key", f"{where} has no key {', '.join(map(repr, missing))}")
     user = int_token(record["user"], f"{where} user", "user")
     target = catalogue.item(record["pos_item"], f"{where} pos_item")
     context = []
     for value in as_list(record["context"], f"{where} context"):
         try:
             context.append(catalogue.item(value, f"{where} context"))
-        except Invalid as invalid:
+        except InvalidRecord as invalid:
             if not (drop_without_attributes and invalid.reason == WITHOUT_ATTRIBUTES):
                 raise
             counters["context items without attributes removed"] += 1
@@ -132,13 +133,13 @@ def _parse_precrs_record(record, catalogue, where, drop_without_attributes, coun
     for number, turn in enumerate(as_list(record["dialog"], f"{where} dialog")):
         turn_where = f"{where} dialog turn {number}"
         if not isinstance(turn, list) or not turn:
-            raise Invalid(
+            raise InvalidRecord(
                 "bad dialog turn", f"{turn_where} is {turn!r}, expected [attribute, n] or a list of items"
             )
         if len(turn) == PRECRS_ATTRIBUTE_TURN_LENGTH:
             attribute = _target_attribute(catalogue, target, turn[0], turn_where)
             if isinstance(turn[1], bool) or not isinstance(turn[1], int):
-                raise Invalid(
+                raise InvalidRecord(
                     "bad dialog turn", f"{turn_where}: candidate count {turn[1]!r} is not an integer"
                 )
             if attribute in confirmed:
@@ -152,7 +153,7 @@ def _parse_precrs_record(record, catalogue, where, drop_without_attributes, coun
         else:
             items = [catalogue.item(value, turn_where) for value in turn]
             if target in items:
-                raise Invalid("target in rejected list", f"{turn_where} rejects the target item {target}")
+                raise InvalidRecord("target in rejected list", f"{turn_where} rejects the target item {target}")
             rejected.extend(items)
             rejected_turns.extend([number + 1] * len(items))
     return user, context, target, confirmed, rejected, (confirmed_turns, rejected_turns)
@@ -161,7 +162,7 @@ def _parse_precrs_record(record, catalogue, where, drop_without_attributes, coun
 def _target_attribute(catalogue, target, value, where):
     attribute = catalogue.attribute(value, where)
     if not catalogue.has(target, attribute):
-        raise Invalid(
+        raise InvalidRecord(
             "attribute not of target",
             f"{where}: attribute {attribute} is not an attribute of target item {target}",
         )
@@ -245,7 +246,7 @@ def _read_precrs_records(sources, catalogue, report, skip_invalid, drop_without_
                 user, context, target, confirmed, rejected, turns = _parse_precrs_record(
                     record, catalogue, where, drop_without_attributes, counters
                 )
-            except Invalid as invalid:
+            except InvalidRecord as invalid:
                 problems.add(invalid)
                 continue
             parsed = dict(

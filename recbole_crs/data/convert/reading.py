@@ -10,26 +10,27 @@ import os
 import numpy as np
 
 from recbole_crs.data.atomic import UTF8_TEXT
-from recbole_crs.data.convert.errors import EXAMPLES, WITHOUT_ATTRIBUTES, ConversionError, Invalid, Problems
+from recbole_crs.data.convert.problems import EXAMPLES, WITHOUT_ATTRIBUTES, Problems
 from recbole_crs.data.tokens import natural_key
+from recbole_crs.errors import ConversionError, InvalidRecord
 
 
 def int_token(value, where, kind):
     """Token of a non-negative integer id, given as a JSON int or a digit string (7 and "7" are one id)."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise Invalid("bad id", f"{where}: {kind} id {value!r} is not an integer")
+        raise InvalidRecord("bad id", f"{where}: {kind} id {value!r} is not an integer")
     if isinstance(value, str):
         if not (value.isascii() and value.isdigit()):
-            raise Invalid("bad id", f"{where}: {kind} id {value!r} is not a non-negative integer")
+            raise InvalidRecord("bad id", f"{where}: {kind} id {value!r} is not a non-negative integer")
         value = int(value)
     if value < 0:
-        raise Invalid("id out of range", f"{where}: {kind} id {value} is negative")
+        raise InvalidRecord("id out of range", f"{where}: {kind} id {value} is negative")
     return str(value)
 
 
 def as_list(value, where):
     if not isinstance(value, list):
-        raise Invalid("bad value", f"{where} is {type(value).__name__}, expected a list")
+        raise InvalidRecord("bad value", f"{where} is {type(value).__name__}, expected a list")
     return value
 
 
@@ -51,7 +52,7 @@ class Catalogue:
         if token in self.item_attributes:
             return token
         if token in self.without_attributes:
-            raise Invalid(WITHOUT_ATTRIBUTES, f"{where}: item {token} has no attributes in {self.source}")
+            raise InvalidRecord(WITHOUT_ATTRIBUTES, f"{where}: item {token} has no attributes in {self.source}")
         return self._unknown(token, where, "item", self._item_range)
 
     def attribute(self, value, where):
@@ -75,11 +76,11 @@ class Catalogue:
 
     def _unknown(self, token, where, kind, id_range):
         if id_range and not id_range[0] <= int(token) <= id_range[1]:
-            raise Invalid(
+            raise InvalidRecord(
                 "id out of range",
                 f"{where}: {kind} id {token} is outside {id_range[0]}..{id_range[1]} ({self.source})",
             )
-        raise Invalid(f"unknown {kind}", f"{where}: {kind} {token} is not in {self.source}")
+        raise InvalidRecord(f"unknown {kind}", f"{where}: {kind} {token} is not in {self.source}")
 
 
 def _int_range(tokens):
@@ -123,7 +124,7 @@ def load_item_dict(path, report, skip_invalid, drop_without_attributes, attribut
             item = int_token(key, where, "item")
             raw = as_list(attributes_of(value, where), where)
             attrs = list(dict.fromkeys(int_token(a, where, "attribute") for a in raw))  # dedupe, keep order
-        except Invalid as invalid:
+        except InvalidRecord as invalid:
             problems.add(invalid)
             continue
         if attrs:

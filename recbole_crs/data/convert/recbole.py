@@ -11,11 +11,12 @@ import numpy as np
 
 from recbole_crs.data.atomic import UTF8_TEXT
 from recbole_crs.data.convert.common import Conversion, popularity
-from recbole_crs.data.convert.errors import WITHOUT_ATTRIBUTES, ConversionError, Invalid, Problems
+from recbole_crs.data.convert.problems import WITHOUT_ATTRIBUTES, Problems
 from recbole_crs.data.convert.reading import Catalogue, check_without_attributes
 from recbole_crs.data.convert.regimes import TARGET_CONVERSATIONS, leave_one_out_split_values, leave_one_out_splits
 from recbole_crs.data.convert.writing import Row
 from recbole_crs.data.tokens import natural_key
+from recbole_crs.errors import ConversionError, InvalidRecord
 
 # The source dataset's fields by default (RecBole's own names) and its token_seq separator.
 DEFAULT_USER_FIELD = "user_id"
@@ -90,13 +91,13 @@ def _read_recbole_items(path, item_field, attribute_field, seq_separator, report
     for number, fields in enumerate(lines, start=2):
         try:
             if len(fields) != len(names):
-                raise Invalid(
+                raise InvalidRecord(
                     "bad row", f"{path} line {number} has {len(fields)} fields, header has {len(names)}"
                 )
             item = fields[item_col]
             if item in item_attributes or item in without:
-                raise Invalid("duplicate item", f"{path} line {number}: item {item!r} is listed twice")
-        except Invalid as invalid:
+                raise InvalidRecord("duplicate item", f"{path} line {number}: item {item!r} is listed twice")
+        except InvalidRecord as invalid:
             problems.add(invalid)
             continue
         attrs = list(dict.fromkeys(a for a in fields[attr_col].split(seq_separator) if a))
@@ -120,7 +121,7 @@ def _read_recbole_inter(path, fields, item_attributes, without, report, skip_inv
         report.records_read += 1
         try:
             if len(values) != len(names):
-                raise Invalid(
+                raise InvalidRecord(
                     "bad row", f"{path} line {number} has {len(values)} fields, header has {len(names)}"
                 )
             item = values[item_col]
@@ -128,11 +129,11 @@ def _read_recbole_inter(path, fields, item_attributes, without, report, skip_inv
                 dropped += 1  # only reachable with --drop-items-without-attributes
                 continue
             if item not in item_attributes:
-                raise Invalid(
+                raise InvalidRecord(
                     "unknown item", f"{path} line {number}: item {item!r} is not in the .item file"
                 )
             rows.append(Row(values[user_col], item, _parse_time(values[time_col], path, number), None))
-        except Invalid as invalid:
+        except InvalidRecord as invalid:
             problems.add(invalid)
     problems.finish(report.records_read)
     if dropped:
@@ -146,9 +147,9 @@ def _parse_time(text, path, number):
     try:
         value = float(text)
     except ValueError:
-        raise Invalid("bad timestamp", f"{path} line {number}: timestamp {text!r} is not a number") from None
+        raise InvalidRecord("bad timestamp", f"{path} line {number}: timestamp {text!r} is not a number") from None
     if not np.isfinite(value):
-        raise Invalid("bad timestamp", f"{path} line {number}: timestamp {text!r} is not finite")
+        raise InvalidRecord("bad timestamp", f"{path} line {number}: timestamp {text!r} is not finite")
     return value
 
 

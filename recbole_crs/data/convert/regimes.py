@@ -8,8 +8,8 @@ split of its own (``recbole``) the way the default ``eval_args`` evaluate them.
 
 import numpy as np
 
-from recbole_crs.data.convert.errors import ConversionError
 from recbole_crs.data.fields import EVALUATED_SPLITS, SPLITS, TRAIN_SPLIT
+from recbole_crs.errors import ConversionError
 
 ALL_CONVERSATIONS, TARGET_CONVERSATIONS = CONVERSATION_REGIMES = ("all", "targets")
 

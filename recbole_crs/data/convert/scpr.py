@@ -10,11 +10,12 @@ import os
 import numpy as np
 
 from recbole_crs.data.convert.common import Conversion
-from recbole_crs.data.convert.errors import ConversionError, Invalid, Problems
+from recbole_crs.data.convert.problems import Problems
 from recbole_crs.data.convert.reading import as_list, int_token, load_item_dict, load_json
 from recbole_crs.data.convert.writing import Row
 from recbole_crs.data.fields import CANDIDATE_FIELD, SPLITS
 from recbole_crs.data.tokens import natural_key
+from recbole_crs.errors import ConversionError, InvalidRecord
 
 SCPR_FEATURE_KEY = "feature_index"
 SCPR_FILES = {"item_dict": "item_dict.json", **{s: f"review_dict_{s}.json" for s in SPLITS}}
@@ -70,11 +71,11 @@ def _candidate_notes(sizes, candidates):
 
 def _scpr_attributes(value, where):
     if not isinstance(value, dict):
-        raise Invalid(
+        raise InvalidRecord(
             "bad value", f"{where} is {type(value).__name__}, expected an object with {SCPR_FEATURE_KEY!r}"
         )
     if SCPR_FEATURE_KEY not in value:
-        raise Invalid("missing key", f"{where} has no key {SCPR_FEATURE_KEY!r}")
+        raise InvalidRecord("missing key", f"{where} has no key {SCPR_FEATURE_KEY!r}")
     return value[SCPR_FEATURE_KEY]
 
 
@@ -84,7 +85,7 @@ def _read_scpr_user(key, items, split, catalogue, sequences, problems, file_name
     try:
         user = int_token(key, where, "user")
         items = as_list(items, where)
-    except Invalid as invalid:
+    except InvalidRecord as invalid:
         problems.report.records_read += 1  # a malformed list counts as one record
         problems.add(invalid)
         return
@@ -92,5 +93,5 @@ def _read_scpr_user(key, items, split, catalogue, sequences, problems, file_name
         problems.report.records_read += 1
         try:
             sequences.setdefault(user, []).append((catalogue.item(value, where), split))
-        except Invalid as invalid:
+        except InvalidRecord as invalid:
             problems.add(invalid)

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 
 from recbole_crs.artifacts import manifest_path
-from recbole_crs.data.convert.errors import EXAMPLES, ConversionError
+from recbole_crs.data.convert.problems import EXAMPLES
 from recbole_crs.data.fields import (
     ATTRIBUTES_COLUMN,
     CANDIDATE_COLUMN,
@@ -24,6 +24,7 @@ from recbole_crs.data.fields import (
     USER_COLUMN,
 )
 from recbole_crs.data.tokens import natural_key
+from recbole_crs.errors import ConversionError
 from recbole_crs.runtime import atomic_write_bytes, clean_stale_temporaries, temporary_path
 
 

@@ -1,28 +1,16 @@
-"""Input that cannot be converted: :class:`ConversionError` (the conversion stops, one line naming the problem and
-the fix) and malformed records (:class:`Invalid`, raised by the readers and collected by :class:`Problems`, which
-either fails the conversion with the first problem and the count per reason, by default, or leaves them counted
-as skipped, with ``--skip-invalid``).
+"""Malformed source records: each one an :class:`~recbole_crs.errors.InvalidRecord` raised by a reader, collected
+by :class:`Problems`, which either fails the conversion with the first problem and the count per reason (a
+:class:`~recbole_crs.errors.ConversionError`, by default) or leaves them counted as skipped (``--skip-invalid``).
 """
 
 from collections import Counter
+
+from recbole_crs.errors import ConversionError
 
 # How many example ids an error message quotes; counts are always given in full.
 EXAMPLES = 3
 # Reason under which records using an attribute-less item are counted.
 WITHOUT_ATTRIBUTES = "item without attributes"
-
-
-class ConversionError(ValueError):
-    """Input that cannot be converted as given; the message names the problem and the fix."""
-
-
-class Invalid(Exception):
-    """One malformed record: ``reason`` (short, used for counts) and ``message`` (names the record)."""
-
-    def __init__(self, reason, message):
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 class Problems:
