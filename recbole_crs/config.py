@@ -22,6 +22,7 @@ import yaml
 from recbole.config import Config as RecBoleConfig
 from recbole.utils import ModelType
 
+from recbole_crs.artifacts.checkpoints import from_plain
 from recbole_crs.errors import CRSConfigError
 from recbole_crs.utils import get_model
 
@@ -172,6 +173,24 @@ def _process_group_ready(final):
 
 class Config(RecBoleConfig):
     """RecBole Config that finds plugin models, adds the plugin's yaml defaults and never evaluates values."""
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint):
+        """The Config a checkpoint was trained with, from its ``config``: our plain dict (rebuilt as it was, no yaml
+        or command line read), or RecBole's own format, a pickled Config, returned as it is."""
+        saved = checkpoint["config"]
+        if not isinstance(saved, dict):
+            return saved
+        values = from_plain(saved)
+        config = cls.__new__(cls)
+        config.final_config_dict = values
+        config.model, config.dataset = values["model"], values["dataset"]
+        config.model_class = get_model(values["model"])
+        config.parameters = {key: list(names) for key, names in (checkpoint.get("config_parameters") or {}).items()}
+        config.internal_config_dict, config.external_config_dict = {}, {}
+        config.file_config_dict, config.variable_config_dict, config.cmd_config_dict = {}, {}, {}
+        config.compatibility_settings()
+        return config
 
     def _build_yaml_loader(self):
         # RecBole uses yaml.FullLoader (and adds its float resolver to it, globally).

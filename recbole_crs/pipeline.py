@@ -26,7 +26,7 @@ import numpy as np
 from recbole.data.dataloader import TrainDataLoader
 from recbole.utils import init_seed, set_color
 
-from recbole_crs.compat import load_checkpoint
+from recbole_crs.artifacts import load_checkpoint
 from recbole_crs.data.finetune import check_finetune_rows
 from recbole_crs.errors import CRSConfigError
 from recbole_crs.model.crsfinetune import CRSFinetune

@@ -16,8 +16,7 @@ from recbole.data import data_preparation
 from recbole.data.utils import create_dataset as create_recbole_dataset
 from recbole.utils import get_environment, init_logger, init_seed, set_color
 
-from recbole_crs.artifacts import check_data_fingerprint, config_from_checkpoint
-from recbole_crs.compat import load_checkpoint, trusted_torch_load
+from recbole_crs.artifacts import check_data_fingerprint, load_checkpoint, trusted_torch_load
 from recbole_crs.config import Config
 from recbole_crs.errors import CRSConfigError, CRSInputError, OutputError
 from recbole_crs.evaluation import format_results_table
@@ -280,11 +279,11 @@ def objective_function(config_dict=None, config_file_list=None, saved=True):
 def load_data_and_model(model_file):
     """Rebuild config, dataset, dataloaders and the trained model from a checkpoint of this plugin.
 
-    The checkpoint is a pickle: only load files you trust (see ``recbole_crs.compat``). A checkpoint whose data
+    The checkpoint is a pickle: only load files you trust (see ``recbole_crs.artifacts.checkpoints``). A checkpoint whose data
     files have changed since it was trained is refused (``recbole_crs.artifacts.check_data_fingerprint``).
     """
     checkpoint = load_checkpoint(model_file)
-    config = config_from_checkpoint(checkpoint)
+    config = Config.from_checkpoint(checkpoint)
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     dataset = create_dataset(config)

@@ -1,5 +1,5 @@
 """Checkpoints and caches survive kills, never collide, never unpickle what the user did not name, and refuse
-data they were not trained on (recbole_crs.artifacts, recbole_crs.compat.load_checkpoint)."""
+data they were not trained on (recbole_crs.artifacts, recbole_crs.artifacts.load_checkpoint)."""
 
 import glob
 import os
@@ -13,13 +13,9 @@ import pytest
 import torch
 
 import recbole_crs
-from recbole_crs.artifacts import (
-    atomic_torch_save,
-    clean_stale_temporaries,
-    dataset_fingerprint,
-)
-from recbole_crs.compat import load_checkpoint
+from recbole_crs.artifacts import atomic_torch_save, dataset_fingerprint, load_checkpoint
 from recbole_crs.errors import CheckpointMismatchError, OutputError, UnsafeCheckpointError
+from recbole_crs.runtime import clean_stale_temporaries
 from tiny_data import ITEM_ATTRIBUTES, USER_SEQUENCES, tiny_config, write_tiny_dataset
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(recbole_crs.__file__)))
@@ -57,7 +53,7 @@ def test_kill_during_save_keeps_the_previous_checkpoint(tmp_path):
     script = textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {REPO!r})
-        from recbole_crs.artifacts import atomic_write
+        from recbole_crs.runtime import atomic_write
 
         def write(handle):
             handle.write(b"PK" + b"x" * (1 << 20))  # a partial, large checkpoint

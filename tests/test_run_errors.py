@@ -14,8 +14,7 @@ import pytest
 import torch
 
 import recbole_crs
-from recbole_crs.artifacts import FINGERPRINT_KEY, atomic_torch_save
-from recbole_crs.compat import load_checkpoint
+from recbole_crs.artifacts import FINGERPRINT_KEY, atomic_torch_save, load_checkpoint
 from recbole_crs.errors import CheckpointError, CRSInputError, OutputError
 from test_artifacts import _Marker
 from tiny_data import tiny_config, write_tiny_dataset

@@ -2,11 +2,13 @@
 
 One module per job, re-exported here:
 
-* :mod:`.checkpoints`: checkpoints as plain data (``torch.load(weights_only=True)``), written atomically;
+* :mod:`.checkpoints`: reading a checkpoint (the one place, refusing unsafe pickles) and writing one as plain
+  data (``torch.load(weights_only=True)``), atomically;
 * :mod:`.fingerprints`: what a checkpoint was trained on (item ids, data files), checked before loading;
 * :mod:`.manifest`: size and sha256 of a converted dataset's files, so a half-written conversion is refused;
-* :mod:`.caches`: RecBole's dataset/dataloader caches, read only from paths the user named;
-* atomic writes and per-run names: :mod:`recbole_crs.runtime`.
+* :mod:`.caches`: RecBole's dataset/dataloader caches, read only from paths the user named.
+
+Atomic writes and per-run names are :mod:`recbole_crs.runtime`'s.
 """
 
 from recbole_crs.artifacts.caches import (
@@ -19,10 +21,11 @@ from recbole_crs.artifacts.caches import (
 )
 from recbole_crs.artifacts.checkpoints import (
     atomic_torch_save,
-    config_from_checkpoint,
     from_plain,
+    load_checkpoint,
     plain_config,
     to_plain,
+    trusted_torch_load,
 )
 from recbole_crs.artifacts.fingerprints import (
     ATOMIC_SUFFIXES,
@@ -38,15 +41,6 @@ from recbole_crs.artifacts.fingerprints import (
     sha256_of_file,
 )
 from recbole_crs.artifacts.manifest import MANIFEST_SUFFIX, manifest_path, manifest_problems
-from recbole_crs.runtime import (
-    TMP_MARK,
-    atomic_write,
-    atomic_write_bytes,
-    atomic_write_text,
-    clean_stale_temporaries,
-    run_id,
-    temporary_path,
-)
 
 __all__ = [
     "atomic_pickle_dump",
@@ -56,10 +50,11 @@ __all__ = [
     "safe_save_dataset",
     "safe_save_split_dataloaders",
     "atomic_torch_save",
-    "config_from_checkpoint",
     "from_plain",
+    "load_checkpoint",
     "plain_config",
     "to_plain",
+    "trusted_torch_load",
     "ATOMIC_SUFFIXES",
     "FINGERPRINT_KEY",
     "check_data_fingerprint",
@@ -74,11 +69,4 @@ __all__ = [
     "MANIFEST_SUFFIX",
     "manifest_path",
     "manifest_problems",
-    "TMP_MARK",
-    "atomic_write",
-    "atomic_write_bytes",
-    "atomic_write_text",
-    "clean_stale_temporaries",
-    "run_id",
-    "temporary_path",
 ]

@@ -19,8 +19,8 @@ from recbole.utils import init_logger, init_seed
 from tqdm import tqdm
 
 from recbole_crs import quick_start
-from recbole_crs.artifacts import config_from_checkpoint
-from recbole_crs.compat import load_checkpoint
+from recbole_crs.artifacts import load_checkpoint
+from recbole_crs.config import Config
 from recbole_crs.conversation.catalogue import ItemAttributes
 from recbole_crs.conversation.episodes import dataset_pairs, select_episodes
 from recbole_crs.conversation.histories import check_training_rows_first, training_histories
@@ -84,7 +84,7 @@ def _load(checkpoint, model, dataset):
         saved = load_checkpoint(checkpoint)
     except (OSError, ValueError) as error:
         raise CRSInputError(f"--checkpoint: {error}") from None
-    saved_config = config_from_checkpoint(saved)
+    saved_config = Config.from_checkpoint(saved)
     if dataset and saved_config["dataset"] != dataset:
         raise CRSInputError(
             f"--checkpoint '{checkpoint}' was trained on dataset '{saved_config['dataset']}', not '{dataset}': its "

@@ -36,8 +36,7 @@ import torch
 import torch.nn.functional as F
 from recbole.model.abstract_recommender import SequentialRecommender
 
-from recbole_crs.artifacts import FINGERPRINT_KEY, check_item_fingerprint, dataset_items
-from recbole_crs.compat import load_checkpoint
+from recbole_crs.artifacts import FINGERPRINT_KEY, check_item_fingerprint, dataset_items, load_checkpoint
 from recbole_crs.errors import CheckpointMismatchError, PretrainedCheckpointError
 from recbole_crs.model.layers import CRSEncoder
 from recbole_crs.model.negatives import uniform_negatives

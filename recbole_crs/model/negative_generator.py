@@ -37,8 +37,7 @@ import torch
 from recbole.model.sequential_recommender.sasrec import SASRec
 from torch import nn
 
-from recbole_crs.artifacts import check_item_fingerprint
-from recbole_crs.compat import load_checkpoint
+from recbole_crs.artifacts import check_item_fingerprint, load_checkpoint
 from recbole_crs.errors import CheckpointMismatchError, CRSConfigError
 from recbole_crs.model.layers import append_to_history
 from recbole_crs.model.negatives import allowed_items

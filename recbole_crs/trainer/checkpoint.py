@@ -22,14 +22,14 @@ import random
 import numpy as np
 import torch
 
-from recbole_crs.artifacts import run_id
+from recbole_crs.runtime import run_id
 from recbole_crs.trainer.distributed import is_distributed, seed_rank, shared_value
 
 _handed_out = set()  # checkpoint paths named by this process
 
 
 def unique_checkpoint_file(checkpoint_dir, stem):
-    """``checkpoint_dir/<stem>-<local time>-<pid>-<random>.pth`` (:func:`recbole_crs.artifacts.run_id`),
+    """``checkpoint_dir/<stem>-<local time>-<pid>-<random>.pth`` (:func:`recbole_crs.runtime.run_id`),
     suffixed ``-2``, ``-3``... if that name is taken.
 
     A name counts as taken if the file exists or this process already handed it out; the pid and random part

@@ -6,7 +6,7 @@ every evaluated conversation state (one per turn, :mod:`recbole_crs.data.turns`)
 ``crs_candidates`` (:mod:`recbole_crs.evaluation.candidates`), ranks the target with the tie rule
 ``crs_ties`` (:mod:`recbole_crs.evaluation.ranking`) and reports all turns, turn 1, the last turn and the
 chance level of each (:mod:`recbole_crs.evaluation.summary`). It also loads checkpoints through
-:mod:`recbole_crs.compat` (RecBole's own loading fails under torch >= 2.6).
+:func:`recbole_crs.artifacts.load_checkpoint` (RecBole's own loading fails under torch >= 2.6).
 
 Names: the package :mod:`recbole_crs.evaluation` is pure tensor -> metric code (candidate masks, tie counts,
 summaries; no model, no dataloader, no trainer). This module is the trainer side that drives it: it runs the
@@ -40,14 +40,20 @@ from recbole_crs.artifacts import (
     FINGERPRINT_KEY,
     atomic_torch_save,
     check_item_fingerprint,
-    clean_stale_temporaries,
     dataset_fingerprint,
+    load_checkpoint,
     plain_config,
-    run_id,
 )
-from recbole_crs.compat import load_checkpoint
 from recbole_crs.data.turns import LAST_TURN_FIELD, TURN_FIELD
 from recbole_crs.errors import CheckpointError
+from recbole_crs.evaluation import (
+    CandidateFilter,
+    RankMetrics,
+    check_mode,
+    summarize_by_turn,
+    summarize_states,
+    tie_counts,
+)
 from recbole_crs.trainer.distributed import (
     gather_rows,
     install_cpu_ddp,
@@ -59,14 +65,7 @@ from recbole_crs.trainer.distributed import (
     single_process_values,
     wait_for_file,
 )
-from recbole_crs.evaluation import (
-    CandidateFilter,
-    RankMetrics,
-    check_mode,
-    summarize_by_turn,
-    summarize_states,
-    tie_counts,
-)
+from recbole_crs.runtime import clean_stale_temporaries, run_id
 
 install_cpu_ddp()  # RecBole's trainers wrap a CPU model in DDP with device_ids, which torch refuses
 install_rank0_tensorboard()  # RecBole's trainers write tensorboard event files in every process
