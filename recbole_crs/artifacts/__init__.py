@@ -13,7 +13,6 @@ Atomic writes and per-run names are :mod:`recbole_crs.runtime`'s.
 
 from recbole_crs.artifacts.caches import (
     atomic_pickle_dump,
-    install_safe_caches,
     safe_create_dataset,
     safe_load_split_dataloaders,
     safe_save_dataset,
@@ -44,7 +43,6 @@ from recbole_crs.artifacts.manifest import MANIFEST_SUFFIX, manifest_path, manif
 
 __all__ = [
     "atomic_pickle_dump",
-    "install_safe_caches",
     "safe_create_dataset",
     "safe_load_split_dataloaders",
     "safe_save_dataset",

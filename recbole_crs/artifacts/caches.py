@@ -1,6 +1,6 @@
 """No pickles from disk by default: RecBole's dataset / dataloader caches, made explicit and keyed.
 
-:func:`install_safe_caches` replaces RecBole's cache loading: a cache is read only from ``dataset_save_path`` /
+:func:`recbole_crs.patches.install_safe_caches` routes RecBole's cache functions through this module's: a cache is read only from ``dataset_save_path`` /
 ``dataloaders_save_path`` (a file the user named; it is a pickle, so name only files you trust); a cache at
 RecBole's default path is ignored with one log line; caches are saved under names keyed by the data and the
 config that shaped them.
@@ -252,29 +252,3 @@ def _saved_dataloaders(path):
         data_loader.sampler.generator = generator
         dataloaders.append(data_loader)
     return dataloaders
-
-
-_installed = False
-
-
-def install_safe_caches():
-    """Route RecBole's dataset/dataloader cache functions through the safe versions above (idempotent)."""
-    global _installed
-    if _installed:
-        return
-    import recbole.data
-    import recbole.data.utils as data_utils
-    from recbole.data.dataset import Dataset
-
-    data_utils.create_dataset = safe_create_dataset
-    data_utils.load_split_dataloaders = safe_load_split_dataloaders
-    data_utils.save_split_dataloaders = safe_save_split_dataloaders
-    for name, function in (
-        ("create_dataset", safe_create_dataset),
-        ("load_split_dataloaders", safe_load_split_dataloaders),
-        ("save_split_dataloaders", safe_save_split_dataloaders),
-    ):
-        if hasattr(recbole.data, name):
-            setattr(recbole.data, name, function)
-    Dataset.save = safe_save_dataset
-    _installed = True

@@ -56,8 +56,6 @@ from recbole_crs.evaluation import (
 )
 from recbole_crs.trainer.distributed import (
     gather_rows,
-    install_cpu_ddp,
-    install_rank0_tensorboard,
     is_distributed,
     is_main_process,
     sampler_rows,
@@ -66,9 +64,6 @@ from recbole_crs.trainer.distributed import (
     wait_for_file,
 )
 from recbole_crs.runtime import clean_stale_temporaries, run_id
-
-install_cpu_ddp()  # RecBole's trainers wrap a CPU model in DDP with device_ids, which torch refuses
-install_rank0_tensorboard()  # RecBole's trainers write tensorboard event files in every process
 
 
 class CRSEvaluationMixin:

@@ -2,13 +2,9 @@
 
 RecBole 1.2.1's distributed mode (``quick_start.run(nproc=N)``, :meth:`recbole_crs.config.Config._init_device`)
 starts one process per rank; a config with ``single_spec: False`` tells the trainers and dataloaders that they run
-under it. What this module adds to RecBole's own support:
+under it. What this module adds to RecBole's own support (the two changes to RecBole's trainers themselves, CPU DDP
+and one tensorboard writer, are patches: :mod:`recbole_crs.patches`):
 
-* **CPU (gloo) DDP.** RecBole wraps the model in ``DistributedDataParallel(model, device_ids=[local_rank])``,
-  which torch refuses for a CPU module; :func:`install_cpu_ddp` makes that call pass ``device_ids=None`` when the
-  model is on the CPU (installed when :mod:`recbole_crs.trainer` is imported).
-* **One tensorboard writer.** RecBole's trainer opens a tensorboard ``SummaryWriter`` in every process; only
-  rank 0 writes event files (:func:`install_rank0_tensorboard`), the others get a writer that writes nothing.
 * **Gradient sync for custom loops.** :func:`average_gradients` all-reduces (averages) the gradients of a set of
   parameters in one collective: what DDP does for RecBole's ``_train_epoch``, for loops that call
   ``loss.backward()`` themselves (pre-training, the generator of joint mode).
@@ -56,69 +52,6 @@ def _collective_device():
     if dist.get_backend() == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
-
-
-# ------------------------------------------------------------------------------------------- CPU DDP
-_installed = False
-
-
-def install_cpu_ddp():
-    """Make RecBole's trainers wrap a CPU model in DDP without ``device_ids`` (torch refuses them on CPU).
-
-    RecBole's ``AbstractTrainer.__init__`` calls ``DistributedDataParallel(model, device_ids=[local_rank])``; on a
-    CPU model that raises. The replacement passes ``device_ids=None`` for a model whose parameters are all on the
-    CPU and leaves GPU models (NCCL) exactly as RecBole wraps them. Idempotent.
-    """
-    global _installed
-    if _installed:
-        return
-    import recbole.trainer.trainer as recbole_trainer
-
-    recbole_trainer.DistributedDataParallel = cpu_aware_ddp
-    _installed = True
-
-
-def cpu_aware_ddp(module, device_ids=None, **kwargs):
-    from torch.nn.parallel import DistributedDataParallel
-
-    devices = {parameter.device.type for parameter in module.parameters()}
-    if devices == {"cpu"}:
-        device_ids = None
-        kwargs.pop("output_device", None)
-    return DistributedDataParallel(module, device_ids=device_ids, **kwargs)
-
-
-class _SilentWriter:
-    """What the trainers of ranks other than 0 get instead of a ``SummaryWriter``: every call does nothing."""
-
-    def __getattr__(self, name):
-        if name.startswith("__"):  # copy, pickle and friends look these up: not a writer method
-            raise AttributeError(name)
-        return lambda *args, **kwargs: None
-
-
-_tensorboard_installed = False
-
-
-def install_rank0_tensorboard():
-    """Make RecBole's trainers open a tensorboard writer on rank 0 only (and in a single-process run).
-
-    RecBole's ``Trainer.__init__`` calls ``get_tensorboard``, which creates ``./log_tensorboard/<log name>/`` and
-    an event file in every process; the ranks log the same evaluation figures, so their files would be copies
-    (or per-shard losses nobody asked for). Idempotent.
-    """
-    global _tensorboard_installed
-    if _tensorboard_installed:
-        return
-    import recbole.trainer.trainer as recbole_trainer
-
-    open_writer = recbole_trainer.get_tensorboard
-
-    def rank0_tensorboard(logger):
-        return open_writer(logger) if rank() == 0 else _SilentWriter()
-
-    recbole_trainer.get_tensorboard = rank0_tensorboard
-    _tensorboard_installed = True
 
 
 # ------------------------------------------------------------------------------------------- gradients
