@@ -46,7 +46,7 @@ def build_parser():
 
 
 def _launch_options(args):
-    """The launcher's options as values (checked by ``recbole_crs.validation.check_launch``)."""
+    """The launcher's options as values (checked by ``recbole_crs.settings.launch.check_launch``)."""
     from recbole_crs.config import parse_value
 
     return {

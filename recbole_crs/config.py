@@ -13,18 +13,24 @@ else stays the string it was. Config files are read with a safe YAML loader. Che
 """
 
 import ast
+import importlib.util
 import os
 import re
 import sys
 from logging import getLogger
 
+import torch
+import torch.distributed as dist
 import yaml
 from recbole.config import Config as RecBoleConfig
 from recbole.utils import ModelType
+from recbole.utils import get_model as get_recbole_model
 
 from recbole_crs.artifacts.checkpoints import from_plain
+from recbole_crs.data.ml100k import builtin_base
 from recbole_crs.errors import CRSConfigError
-from recbole_crs.utils import get_model
+from recbole_crs.launcher import join_process_group
+from recbole_crs.settings.launch import check_distributed, gpu_errors
 
 # RecBole's float resolver: YAML 1.1 reads 1e-4 (no dot) as a string, RecBole's loader as a float.
 _FLOAT = re.compile(
@@ -91,6 +97,25 @@ def parse_value(text):
         return literal
     return value if isinstance(value, str) else text
 
+def get_model(model_name):
+    """The model class called ``model_name``: ``recbole_crs.model.<name lowercased>`` first, then RecBole's models.
+
+    The module name is the whole registry (as RecBole's lookup, and RecBole-GNN's): a plugin model is found by its
+    name, so this module imports no model.
+    """
+    module_name = f"recbole_crs.model.{model_name.lower()}"
+    if importlib.util.find_spec(module_name) is not None:
+        return getattr(importlib.import_module(module_name), model_name)
+    try:
+        return get_recbole_model(model_name)
+    except (ValueError, ModuleNotFoundError):
+        # RecBole's lookup imports its optional exlib models (lightgbm, xgboost) before giving up.
+        raise ValueError(
+            f"Model '{model_name}' is neither a recbole-crs model (recbole_crs/model/) nor a RecBole model. "
+            "Check the spelling and case of --model (e.g. CRSPretrain, SASRec)."
+        ) from None
+
+
 def properties_dir():
     """The plugin's yaml defaults: ``recbole_crs/properties/`` in an installed wheel (setup.py ships the
     top-level folder there), else the repository's top-level ``properties/`` (a checkout or an editable
@@ -112,8 +137,6 @@ def dataset_yaml(dataset):
     own = os.path.join(PROPERTIES_DIR, "dataset", f"{dataset}.yaml")
     if os.path.isfile(own):
         return own
-    from recbole_crs.data.ml100k import builtin_base
-
     base = builtin_base(dataset)
     return os.path.join(PROPERTIES_DIR, "dataset", f"{base}.yaml") if base else own
 
@@ -150,16 +173,12 @@ def _normalize_gpu_id(final):
 
 def uses_cuda(final):
     """Whether a run with this final config dict runs on CUDA: ``use_gpu`` not False, a ``gpu_id`` and a GPU."""
-    import torch
-
     gpu_id = final.get("gpu_id")
     return final.get("use_gpu") is not False and bool(str(gpu_id or "").strip()) and torch.cuda.is_available()
 
 
 def _process_group_ready(final):
     """Whether this process already joined the group ``final`` describes (same rank and size)."""
-    import torch.distributed as dist
-
     if not (dist.is_available() and dist.is_initialized()):
         return False
     rank, size = final["local_rank"] + final["offset"], final["world_size"]
@@ -267,19 +286,15 @@ class Config(RecBoleConfig):
           naming the ranks that did not join (:func:`recbole_crs.launcher.join_process_group`); RecBole's waits
           forever.
 
-        The multi-process keys are checked first (:func:`recbole_crs.validation.check_distributed`). Build the
-        Config once per process: building it starts the process group (a second build in the same process
+        The multi-process keys are checked first (:func:`recbole_crs.settings.launch.check_distributed`). Build
+        the Config once per process: building it starts the process group (a second build in the same process
         reuses the group if it has the same rank and size).
         """
-        from recbole_crs.validation import check_distributed, gpu_errors
-
         final = self.final_config_dict
         check_distributed(final)
         if "local_rank" not in final:
             super()._init_device()
             if final.get("use_gpu") is False:
-                import torch
-
                 final["device"] = torch.device("cpu")
             return
         _normalize_gpu_id(final)
@@ -288,8 +303,6 @@ class Config(RecBoleConfig):
         if errors:
             raise CRSConfigError(errors)
         if not _process_group_ready(final):
-            from recbole_crs.launcher import join_process_group  # torch.distributed only in such processes
-
             join_process_group("nccl" if cuda else "gloo", final["local_rank"] + final["offset"],
                                final["world_size"], final["ip"], final["port"], final.get("rendezvous_timeout"))
         if cuda:
@@ -298,16 +311,12 @@ class Config(RecBoleConfig):
             self._init_cpu_rank()
 
     def _init_cpu_rank(self):
-        import torch
-
         final = self.final_config_dict
         final["device"] = torch.device("cpu")
         final["single_spec"] = False
         self._quiet_other_ranks()
 
     def _init_cuda_rank(self):
-        import torch
-
         final = self.final_config_dict
         final["device"] = torch.device("cuda", final["local_rank"])
         final["single_spec"] = False

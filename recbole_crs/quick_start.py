@@ -14,19 +14,19 @@ from logging import getLogger
 
 from recbole.data import data_preparation
 from recbole.data.utils import create_dataset as create_recbole_dataset
-from recbole.utils import get_environment, init_logger, init_seed, set_color
+from recbole.utils import ModelType, get_environment, init_logger, init_seed, set_color
 
 from recbole_crs.artifacts import check_data_fingerprint, load_checkpoint, trusted_torch_load
-from recbole_crs.config import Config
+from recbole_crs.config import Config, get_model, uses_cuda
+from recbole_crs.data.dataset import CRSDataset
+from recbole_crs.data.ml100k import ensure_builtin, is_builtin
 from recbole_crs.errors import CRSConfigError, CRSInputError, OutputError
 from recbole_crs.evaluation import format_results_table
 from recbole_crs.launcher import end_with_launcher, launch, report_input_error
+from recbole_crs.settings.launch import check_launch, device_errors
+from recbole_crs.trainer import get_trainer
 from recbole_crs.trainer.distributed import is_distributed
-from recbole_crs.utils import get_dataset_class, get_model, get_trainer
-from recbole_crs.validation import check_launch, validate
-from recbole_crs.validation.distributed import device_errors
-
-from recbole_crs.data.ml100k import DEFAULT_DATASET  # noqa: F401  (re-exported for callers of quick_start)
+from recbole_crs.validation import validate
 
 # Models whose run is more than "fit one model": module:function running the whole pipeline.
 PIPELINES = {"CRSPretrain": "recbole_crs.pipeline:run_crs_pretrain_pipeline"}
@@ -46,12 +46,11 @@ def build_config(model=None, dataset=None, config_file_list=None, config_dict=No
 
 def create_dataset(config):
     """The dataset for ``config``: builds a built-in dataset (ml-100k-crs, ml-100k-crs-targets[-X]) on first
-    use, CRSDataset for sequential models."""
+    use; CRSDataset for sequential models, RecBole's choice for the rest."""
     prepare_builtin_dataset(config)
-    dataset_class = get_dataset_class(config)
-    if dataset_class.__module__.startswith("recbole."):
-        return create_recbole_dataset(config)
-    return dataset_class(config)
+    if config["MODEL_TYPE"] == ModelType.SEQUENTIAL:
+        return CRSDataset(config)
+    return create_recbole_dataset(config)
 
 
 def build_model(config, train_data):
@@ -181,8 +180,6 @@ def run(
     # Everything checkable is checked once, here, before any process (or the process group) starts.
     config = build_config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
     validate(config, saved=saved)
-    from recbole_crs.config import uses_cuda
-
     errors = device_errors(config.final_config_dict, nproc, uses_cuda(config.final_config_dict))
     if errors:
         raise CRSConfigError(errors)
@@ -196,8 +193,6 @@ def run(
 
 def prepare_builtin_dataset(config):
     """Build ``config``'s dataset on first use if it is a built-in one (ml-100k-crs, ml-100k-crs-targets[-X])."""
-    from recbole_crs.data.ml100k import ensure_builtin, is_builtin
-
     if is_builtin(config["dataset"]):
         ensure_builtin(config["dataset"], os.path.dirname(os.path.normpath(config["data_path"])))
 

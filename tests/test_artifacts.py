@@ -26,7 +26,7 @@ def _tiny_trainer(root, model="SASRec", **overrides):
 
     from recbole_crs.config import Config
     from recbole_crs.quick_start import build_model, create_dataset
-    from recbole_crs.utils import get_trainer
+    from recbole_crs.trainer import get_trainer
 
     config = Config(model, "tiny-crs", config_dict=tiny_config(root, epochs=1, **overrides))
     dataset = create_dataset(config)

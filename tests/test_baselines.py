@@ -10,12 +10,12 @@ from recbole.data.interaction import Interaction
 from recbole.model.general_recommender.pop import Pop as RecBolePop
 from recbole.utils import init_seed
 
-from recbole_crs.config import PROPERTIES_DIR, Config
+from recbole_crs.config import PROPERTIES_DIR, Config, get_model
 from recbole_crs.data.windows import materialize
 from recbole_crs.model.attrfm import AttrFM
 from recbole_crs.model.pop import Pop
 from recbole_crs.quick_start import build_model, create_dataset, run_recbole_crs
-from recbole_crs.utils import get_model, get_trainer
+from recbole_crs.trainer import get_trainer
 from tiny_data import ITEM_ATTRIBUTES, isolated_run_dir, tiny_config, write_tiny_dataset
 
 # Leave-one-out on tests/tiny_data.py: each user's last two interactions are test and valid, the first

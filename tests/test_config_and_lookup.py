@@ -10,9 +10,8 @@ from recbole.trainer import S3RecTrainer, Trainer
 from recbole.utils import ModelType
 
 from recbole_crs import config as crs_config
-from recbole_crs.config import Config
-from recbole_crs.trainer import CRSEvaluationMixin
-from recbole_crs.utils import get_model, get_trainer
+from recbole_crs.config import Config, get_model
+from recbole_crs.trainer import CRSEvaluationMixin, get_trainer
 
 
 @pytest.fixture

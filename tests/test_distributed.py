@@ -88,7 +88,7 @@ def _evaluate(rank, root, port, checkpoint, cache, queue):
     from recbole_crs.artifacts import safe_load_split_dataloaders
     from recbole_crs.quick_start import build_config, build_model, create_dataset
     from recbole_crs.trainer.distributed import sampler_rows
-    from recbole_crs.utils import get_trainer
+    from recbole_crs.trainer import get_trainer
 
     config = build_config("SASRec", "tiny-crs", config_dict=rank_config(root, rank, port, dataloaders_save_path=cache))
     assert config["single_spec"] is False and dist.get_backend() == "gloo" and str(config["device"]) == "cpu"
@@ -222,7 +222,7 @@ def test_two_process_evaluation_equals_one_process_in_every_mode(root):
     from recbole.data import data_preparation
 
     from recbole_crs.quick_start import build_config, build_model, create_dataset
-    from recbole_crs.utils import get_trainer
+    from recbole_crs.trainer import get_trainer
 
     config = build_config("SASRec", "tiny-crs", config_dict=tiny_config(root, **FAST, save_dataloaders=True))
     dataset = create_dataset(config)

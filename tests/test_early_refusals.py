@@ -147,7 +147,7 @@ def test_hidden_act_is_one_of_recboles_activations_for_every_transformer(tiny_ro
     """RecBole's own models too (SASRec's yaml has the key): a bare KeyError from RecBole's table before."""
     from recbole.model.layers import FeedForward
 
-    from recbole_crs.validation.key_rules import recbole_activations
+    from recbole_crs.settings.key_rules import recbole_activations
 
     allowed = recbole_activations()
     assert allowed == ("gelu", "relu", "swish", "tanh", "sigmoid")

@@ -18,7 +18,7 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole_crs.config import Config
 from recbole_crs.data.dataset import CRSDataset
 from recbole_crs.evaluation import CandidateFilter
-from recbole_crs.utils import get_trainer
+from recbole_crs.trainer import get_trainer
 
 PREFERENCE = ["i5", "i1", "i2", "i3", "i4", "i6"]  # ascending score
 

@@ -35,7 +35,7 @@ def test_checkpoint_from_another_dataset_is_refused(tiny_config_dict, tiny_root)
     write_tiny_dataset(str(tiny_root), name="other-crs")
     from recbole_crs.config import Config
     from recbole_crs.quick_start import create_dataset, build_model
-    from recbole_crs.utils import get_trainer
+    from recbole_crs.trainer import get_trainer
     from recbole.data import data_preparation
 
     config = Config("SASRec", "other-crs", config_dict=tiny_config_dict)

@@ -22,7 +22,7 @@ from recbole_crs.config import Config
 from recbole_crs.data.dataset import CRSDataset
 from recbole_crs.data.turns import LAST_TURN_FIELD, TURN_FIELD
 from recbole_crs.errors import CRSDataError
-from recbole_crs.utils import get_trainer
+from recbole_crs.trainer import get_trainer
 
 from test_evaluation import FixedOrder
 from tiny_data import tiny_config

@@ -40,7 +40,7 @@ def stage_trainer(stage, config, dataset, train_data):
     from recbole_crs.model.negative_generator import NegativeGenerator
     from recbole_crs.pipeline import finetune_stage, generator_stage, pretrain_stage
     from recbole_crs.quick_start import build_model
-    from recbole_crs.utils import get_trainer
+    from recbole_crs.trainer import get_trainer
 
     if stage == "sasrec":
         model = build_model(config, train_data)

@@ -40,7 +40,7 @@ from recbole_crs.artifacts import FINGERPRINT_KEY, check_item_fingerprint, datas
 from recbole_crs.errors import CheckpointMismatchError, PretrainedCheckpointError
 from recbole_crs.model.layers import CRSEncoder
 from recbole_crs.model.negatives import uniform_negatives
-from recbole_crs.validation import check_keys
+from recbole_crs.settings.key_rules import check_keys
 
 ENCODER_PREFIX = "encoder."
 
@@ -55,7 +55,7 @@ class CRSFinetune(SequentialRecommender):
         self.loss_type = config["loss_type"]
         self.bpr_negatives = config["bpr_negatives"]
         self.rejected_weight = config["rejected_weight"] or 0.0
-        check_keys(config, ("loss_type",))  # the rule validate() applies before a run (validation/key_rules.py)
+        check_keys(config, ("loss_type",))  # the rule validate() applies before a run (settings/key_rules.py)
 
         # dataset information
         self.dataset_name = config["dataset"]

@@ -58,7 +58,7 @@ from torch import nn
 
 from recbole_crs.model.layers import CRSEncoder, append_to_history
 from recbole_crs.model.negatives import UniformNegativeSampler
-from recbole_crs.validation import check_keys
+from recbole_crs.settings.key_rules import check_keys
 
 
 def item_attribute_table(dataset):

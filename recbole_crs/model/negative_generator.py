@@ -41,7 +41,7 @@ from recbole_crs.artifacts import check_item_fingerprint, load_checkpoint
 from recbole_crs.errors import CheckpointMismatchError, CRSConfigError
 from recbole_crs.model.layers import append_to_history
 from recbole_crs.model.negatives import allowed_items
-from recbole_crs.validation import check_keys
+from recbole_crs.settings.key_rules import check_keys
 
 # SASRec's architecture keys: a generator loaded from a checkpoint is rebuilt with the checkpoint's values.
 SASREC_ARCHITECTURE_KEYS = (

@@ -7,7 +7,7 @@ Reference:
     a Unified, Comprehensive and Efficient Framework for Recommendation Algorithms." CIKM 2021.
 
 Most-popular baseline: every item is scored by its number of training interactions. This plugin class
-shadows RecBole's ``Pop`` (the plugin's model lookup comes first, :func:`recbole_crs.utils.get_model`).
+shadows RecBole's ``Pop`` (the plugin's model lookup comes first, :func:`recbole_crs.config.get_model`).
 
 Deviations from RecBole 1.2.1's ``Pop``:
 

@@ -1,4 +1,5 @@
-"""Plugin trainers. ``recbole_crs.utils.get_trainer`` finds ``<Model>Trainer`` here first.
+"""Plugin trainers, and the trainer lookup (:func:`get_trainer`): ``<Model>Trainer`` here first, else RecBole's
+trainer for the model with conversation-aware evaluation.
 
 * :mod:`~recbole_crs.trainer.crs_evaluation`: the mixin that gives any RecBole trainer conversation-aware
   evaluation (:func:`with_crs_evaluation`, :data:`TrainerWithCRSEvaluation`);
@@ -8,8 +9,10 @@
 * :mod:`~recbole_crs.trainer.distributed`: the multi-process pieces they share.
 """
 
-from recbole_crs.trainer.checkpoint import CRSCheckpointMixin
+from recbole.utils import get_trainer as get_recbole_trainer
+
 from recbole_crs.trainer.crs_evaluation import CRSEvaluationMixin, TrainerWithCRSEvaluation, with_crs_evaluation
+from recbole_crs.trainer.checkpoint import CRSCheckpointMixin
 from recbole_crs.trainer.stages import CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer
 
 __all__ = [
@@ -20,4 +23,17 @@ __all__ = [
     "CRSGeneratorTrainer",
     "CRSPretrainTrainer",
     "CRSFinetuneTrainer",
+    "get_trainer",
 ]
+
+
+def get_trainer(model_type, model_name):
+    """The trainer for ``model_name``, always with conversation-aware evaluation.
+
+    ``<Name>Trainer`` of this package if the plugin has one, else RecBole's choice for the model, wrapped so that
+    evaluation honours ``crs_candidates`` for every model alike.
+    """
+    own = globals().get(f"{model_name}Trainer")
+    if own is not None:
+        return own
+    return with_crs_evaluation(get_recbole_trainer(model_type, model_name))

@@ -23,7 +23,7 @@ import torch
 import torch.distributed as dist
 from recbole.utils import init_seed
 
-from recbole_crs.validation.distributed import LAUNCHED_KEYS
+from recbole_crs.settings.launch import LAUNCHED_KEYS
 
 
 def is_distributed(config):

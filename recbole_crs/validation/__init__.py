@@ -4,39 +4,26 @@
 any checkpoint is created, so a wrong value costs seconds, not a trained stage. It checks
 
 * unknown keys given by the user (command line, ``config_dict``, config files), with a "did you mean"
-  (:mod:`~recbole_crs.validation.keys`);
-* the type and range of every plugin key and of the RecBole keys every run uses (:data:`GENERAL_RULES`,
-  :data:`PLUGIN_MODEL_RULES` in :mod:`~recbole_crs.validation.key_rules`, written in the rule language of
-  :mod:`~recbole_crs.validation.rules`), and the combinations (``crs_stages`` with ``pretrained_path`` / a
+  (:mod:`~recbole_crs.validation.known_keys`);
+* the type and range of every plugin key and of the RecBole keys every run uses (the rules of
+  :mod:`recbole_crs.settings.key_rules`), and the combinations (``crs_stages`` with ``pretrained_path`` / a
   generator, ``valid_metric`` among the computed metrics, ``hidden_size`` a multiple of ``n_heads``:
   :mod:`~recbole_crs.validation.values`);
-* the multi-process options (:func:`check_launch`, :func:`check_distributed` in
-  :mod:`~recbole_crs.validation.distributed`): ``nproc``, ``world_size``, ``ip``, ``port``, ``group_offset`` of
-  the launcher (``run_recbole_crs.py --nproc``, ``quick_start.run``), the keys it hands each process, and one GPU
-  per process when they run on CUDA;
 * the file system (:mod:`~recbole_crs.validation.filesystem`): ``data_path`` readable, ``checkpoint_dir``
   writable (created if missing), the checkpoint files named by ``generator_path`` / ``pretrained_path`` present.
 
-Each problem is one line naming the key, the problem and the fix; all of them are raised together as one
-:class:`~recbole_crs.errors.CRSConfigError`. Models and trainers reuse :func:`check_keys` for their own keys, so
-a rule exists once.
+The multi-process options are checked by :mod:`recbole_crs.settings.launch` (the launcher before any process
+starts, ``Config`` in each process). Each problem is one line naming the key, the problem and the fix; all of them
+are raised together as one :class:`~recbole_crs.errors.CRSConfigError`. The run plan that validation checks is
+then read by the pipeline and the trainers (:mod:`recbole_crs.run_plan`).
 """
 
 from recbole_crs.errors import CRSConfigError
-from recbole_crs.validation.distributed import (
-    LAUNCHED_KEYS, LAUNCHER_OPTIONS, check_distributed, check_launch, gpu_errors,
-)
 from recbole_crs.validation.filesystem import filesystem_errors
-from recbole_crs.validation.key_rules import GENERAL_RULES, PLUGIN_MODEL_RULES, REMOVED_KEYS, check_keys
-from recbole_crs.validation.keys import known_keys, recbole_keys, unknown_key_errors, user_keys
-from recbole_crs.validation.rules import Rule
+from recbole_crs.validation.known_keys import unknown_key_errors
 from recbole_crs.validation.values import value_error, value_errors
 
-__all__ = [
-    "GENERAL_RULES", "LAUNCHED_KEYS", "LAUNCHER_OPTIONS", "PLUGIN_MODEL_RULES", "REMOVED_KEYS", "Rule",
-    "check_distributed", "check_keys", "check_launch", "filesystem_errors", "gpu_errors", "known_keys",
-    "recbole_keys", "unknown_key_errors", "user_keys", "validate", "value_error", "value_errors",
-]
+__all__ = ["filesystem_errors", "unknown_key_errors", "validate", "value_error", "value_errors"]
 
 
 def validate(config, saved=True):

@@ -13,7 +13,7 @@ import stat
 import tempfile
 
 from recbole_crs.data.atomic import header_columns
-from recbole_crs.validation.keys import plugin_model_keys, yaml_keys
+from recbole_crs.validation.known_keys import plugin_model_keys, yaml_keys
 
 
 def _existing_ancestor(path):

@@ -1,4 +1,4 @@
-"""The values of a run's final config: each key against its rule (:mod:`recbole_crs.validation.key_rules`), and
+"""The values of a run's final config: each key against its rule (:mod:`recbole_crs.settings.key_rules`), and
 the combinations no single rule sees: candidate modes, tie rule and metrics of the evaluation, ``valid_metric``
 among the metrics computed, ``hidden_size`` a multiple of ``n_heads``, the generator overrides, the negative
 sampler and its schedule, the fine-tuning rows, ``crs_stages`` with the checkpoints it needs.
@@ -8,9 +8,9 @@ missing checkpoint at fine-tuning); the modules that read these keys own their c
 before training so that every problem is reported at once.
 """
 
-from recbole_crs.validation.key_rules import GENERAL_RULES, PLUGIN_MODEL_RULES, REMOVED_KEYS
-from recbole_crs.validation.keys import plugin_model_keys
-from recbole_crs.validation.rules import is_int, one_of
+from recbole_crs.settings.key_rules import GENERAL_RULES, PLUGIN_MODEL_RULES, REMOVED_KEYS
+from recbole_crs.settings.rule import is_int, one_of
+from recbole_crs.validation.known_keys import plugin_model_keys
 
 
 def value_error(config, key, value):

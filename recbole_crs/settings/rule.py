@@ -4,7 +4,7 @@
 Before training, every value is read against its rule so that a wrong type or range is reported with its fix in
 seconds, not as a traceback from deep inside a trained stage. :func:`integer`, :func:`number`, :func:`one_of`,
 :func:`boolean` and :func:`text` build the usual rules; :class:`RemovedRule` reports a key that no longer exists
-with what replaced it. The rules of each key are in :mod:`recbole_crs.validation.key_rules`.
+with what replaced it. The rules of each key are in :mod:`recbole_crs.settings.key_rules`.
 """
 
 import math

@@ -9,7 +9,7 @@ the same rule through :func:`check_keys`. Add a rule here when a model gets a ne
 from recbole_crs.data.compact import INTER_LOADINGS
 from recbole_crs.data.windows import HISTORY_WINDOWS
 from recbole_crs.errors import CRSConfigError
-from recbole_crs.validation.rules import RemovedRule, Rule, boolean, integer, is_int, is_number, number, one_of, text
+from recbole_crs.settings.rule import RemovedRule, Rule, boolean, integer, is_int, is_number, number, one_of, text
 
 class _AnyAttribute:
     """Stands for a layer: every attribute the activation table reads (``self.gelu``, ...) exists."""

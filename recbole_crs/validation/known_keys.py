@@ -13,7 +13,8 @@ import os
 
 import yaml
 
-from recbole_crs.validation.key_rules import REMOVED_KEYS
+from recbole_crs import config as crs_config
+from recbole_crs.settings.key_rules import REMOVED_KEYS
 
 
 def yaml_keys(path):
@@ -49,16 +50,12 @@ def recbole_keys():
 
 
 def _plugin_yamls(pattern):
-    from recbole_crs.config import PROPERTIES_DIR
-
-    return glob.glob(os.path.join(PROPERTIES_DIR, pattern))
+    return glob.glob(os.path.join(crs_config.PROPERTIES_DIR, pattern))  # read at call time (tests move it)
 
 
 def plugin_model_keys(model):
     """The keys of the model's plugin yamls (its shared layers and its own file)."""
-    from recbole_crs.config import model_yaml_files
-
-    return set().union(*(yaml_keys(path) for path in model_yaml_files(model) if os.path.isfile(path)))
+    return set().union(*(yaml_keys(path) for path in crs_config.model_yaml_files(model) if os.path.isfile(path)))
 
 
 def known_keys(config):
