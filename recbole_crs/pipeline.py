@@ -11,10 +11,10 @@
    encoders (from stage 2, or ``pretrained_path``; from scratch if neither) with early stopping on the
    validation set.
 
-Whether pre-training needs a generator is :func:`recbole_crs.model.negatives.needs_generator`'s decision. When
-``crs_stages`` is left at its default and no pre-training epoch draws generator negatives (``negative_sampler:
-uniform``, or ``uniform_warmup_epochs >= pretrain_epochs``), the generator stage is skipped with one log line
-(:func:`generator_stage_unused`); listed explicitly in ``crs_stages``, it runs. Weights travel from stage to stage
+Which stages run and whether pre-training needs a generator are the run plan's decisions
+(:mod:`recbole_crs.run_plan`): when ``crs_stages`` is left at its default and no pre-training epoch draws generator
+negatives (``negative_sampler: uniform``, or ``uniform_warmup_epochs >= pretrain_epochs``), the generator stage is
+skipped with one log line; listed explicitly in ``crs_stages``, it runs. Weights travel from stage to stage
 as checkpoints (:func:`stage_checkpoint`). The trainer of the last stage run is returned; quick_start evaluates it
 on the test set in every ``crs_test_modes`` mode (for ``finetune`` that is the best fine-tuned checkpoint).
 """
@@ -28,94 +28,12 @@ from recbole.utils import init_seed, set_color
 
 from recbole_crs.artifacts import load_checkpoint
 from recbole_crs.data.finetune import check_finetune_rows
-from recbole_crs.errors import CRSConfigError
 from recbole_crs.model.crsfinetune import CRSFinetune
 from recbole_crs.model.crspretrain import CRSPretrain
 from recbole_crs.model.negative_generator import GeneratorSASRec, NegativeGenerator, generator_config, stage_config
-from recbole_crs.model.negatives import needs_generator
+from recbole_crs.run_plan import check_stage_inputs, run_plan
 from recbole_crs.runtime import torch_threads
 from recbole_crs.trainer.stages import CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer
-
-STAGES = ("generator", "pretrain", "finetune")
-
-
-def check_stages(stages):
-    """``crs_stages`` as a list: a non-empty list of known stages, each once, in pipeline order (None: all)."""
-    if stages is None:
-        return list(STAGES)
-    order = ", ".join(STAGES)
-    if not isinstance(stages, (list, tuple)):
-        example = f"[{stages}]" if isinstance(stages, str) else f"[{order}]"
-        raise CRSConfigError(
-            f"crs_stages must be a list of stages, got {stages!r}: write it as a list, e.g. crs_stages: {example}."
-        )
-    stages = list(stages)
-    unknown = [stage for stage in stages if stage not in STAGES]
-    if unknown:
-        raise CRSConfigError(
-            f"crs_stages {stages} has unknown stages {unknown}: use a non-empty subset of [{order}], in that order."
-        )
-    if not stages:
-        raise CRSConfigError(
-            f"crs_stages is empty, so there is nothing to run: list the stages, e.g. crs_stages: [{order}]."
-        )
-    ordered = [stage for stage in STAGES if stage in stages]
-    if stages != ordered:
-        raise CRSConfigError(
-            f"crs_stages {stages} must list each stage once, in pipeline order: write "
-            f"crs_stages: [{', '.join(ordered)}] (stages always run {' -> '.join(STAGES)})."
-        )
-    return ordered
-
-
-def check_stage_inputs(config, stages):
-    """What the stages of ``stages`` read must be there, and nothing given may go unused.
-
-    * ``pretrained_path`` with a ``pretrain`` stage: which one should fine-tuning start from? Neither wins.
-    * ``pretrained_path`` without a ``finetune`` stage: it would be ignored.
-    * ``pretrain`` with generator negatives needs the ``generator`` stage or ``generator_path``.
-    """
-    if config["pretrained_path"] and "pretrain" in stages:
-        raise CRSConfigError(
-            f"pretrained_path ({config['pretrained_path']!r}) is set and crs_stages runs 'pretrain': fine-tuning "
-            "would have two pre-trained models, and neither wins. Remove pretrained_path to pre-train here, or "
-            "remove 'pretrain' from crs_stages to fine-tune from pretrained_path."
-        )
-    if config["pretrained_path"] and "finetune" not in stages:
-        raise CRSConfigError(
-            f"pretrained_path ({config['pretrained_path']!r}) is only read by the 'finetune' stage, which crs_stages "
-            f"{stages} does not run: add 'finetune' to crs_stages or remove pretrained_path."
-        )
-    if "pretrain" in stages and "generator" not in stages and not config["generator_path"] and needs_generator(config):
-        raise CRSConfigError(
-            "Pre-training with negative_sampler 'generator' needs a generator: add 'generator' to "
-            "crs_stages, set generator_path to a SASRec checkpoint, or use negative_sampler: uniform."
-        )
-
-
-def stages_given(config):
-    """Whether the user set ``crs_stages`` (a config file, ``config_dict`` or the command line) rather than leaving
-    the yaml default; a config that does not say where its values came from counts as set."""
-    given = getattr(config, "external_config_dict", None)
-    return given is None or "crs_stages" in given
-
-
-def generator_stage_unused(config, stages):
-    """True when ``stages`` trains (or loads) a generator that no pre-training epoch samples from
-    (:func:`~recbole_crs.model.negatives.needs_generator`) and the user did not list the stages: the pipeline then
-    skips the generator stage. A generator listed in ``crs_stages`` always runs."""
-    used = "pretrain" in stages and needs_generator(config)
-    return "generator" in stages and not used and not stages_given(config)
-
-
-def stages_to_run(config):
-    """The stages this run executes: ``crs_stages`` checked, less an unused generator stage
-    (:func:`generator_stage_unused`). The pipeline and the validation of paths read this one list."""
-    stages = check_stages(config["crs_stages"])
-    if generator_stage_unused(config, stages):
-        stages.remove("generator")
-    return stages
-
 
 def pretrain_rows(dataset, stride):
     """Indices of the training rows whose ``item_id_list + [target]`` forms the pre-training sequences.
@@ -252,8 +170,9 @@ def run_crs_pretrain_pipeline(config, dataset, train_data, valid_data, saved=Tru
 
 
 def _run_stages(config, dataset, train_data, valid_data, saved, verbose):
-    stages = stages_to_run(config)
-    if "generator" in check_stages(config["crs_stages"]) and "generator" not in stages:
+    plan = run_plan(config)
+    stages = list(plan.stages)
+    if plan.generator_skipped:
         _log(verbose, (
             f"stage generator skipped: no pre-training epoch draws generator negatives (negative_sampler "
             f"{config['negative_sampler']!r}, uniform_warmup_epochs {config['uniform_warmup_epochs'] or 0}, "
@@ -285,7 +204,7 @@ def _run_stages(config, dataset, train_data, valid_data, saved, verbose):
     pretrained = config["pretrained_path"]
     if "pretrain" in stages:
         stage_started, cpu_started = time(), process_time()
-        if generator is None and needs_generator(config):
+        if generator is None and plan.generator_needed:
             generator = _load_generator(config, dataset, verbose)  # generator_path: check_stage_inputs
         trainer = pretrain(config, dataset, train_data, generator, saved=saved, verbose=verbose)
         pretrained = stage_checkpoint(trainer, saved)

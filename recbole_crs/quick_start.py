@@ -23,6 +23,7 @@ from recbole_crs.data.ml100k import ensure_builtin, is_builtin
 from recbole_crs.errors import CRSConfigError, CRSInputError, OutputError
 from recbole_crs.evaluation import format_results_table
 from recbole_crs.launcher import end_with_launcher, launch, report_input_error
+from recbole_crs.run_plan import run_plan
 from recbole_crs.settings.launch import check_launch, device_errors
 from recbole_crs.trainer import get_trainer
 from recbole_crs.trainer.distributed import is_distributed
@@ -92,7 +93,7 @@ def evaluate_test(config, trainer, test_data, saved=True, show_progress=False):
 
     The best checkpoint is loaded once. Results by turn are empty for data without conversations.
     """
-    modes = config["crs_test_modes"] or [config["crs_candidates"]]
+    modes = run_plan(config).test_modes
     results = trainer.evaluate_modes(test_data, modes, load_best_model=saved, show_progress=show_progress)
     by_turn = getattr(trainer, "results_by_turn", {})
     return results, {mode: by_turn[mode] for mode in modes if mode in by_turn}

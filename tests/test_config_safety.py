@@ -13,8 +13,8 @@ import recbole_crs
 from recbole_crs import tuning
 from recbole_crs.config import Config, parse_value
 from recbole_crs.errors import CRSConfigError, CRSDataError, CRSInputError
-from recbole_crs.pipeline import check_stages
 from recbole_crs.quick_start import run_recbole_crs
+from recbole_crs.run_plan import check_stages
 from recbole_crs.validation import validate
 from tiny_data import tiny_config
 

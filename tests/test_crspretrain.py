@@ -20,9 +20,8 @@ from recbole_crs.model.crsfinetune import CRSFinetune
 from recbole_crs.model.crspretrain import CRSPretrain
 from recbole_crs.model.layers import append_to_history
 from recbole_crs.model.negative_generator import NegativeGenerator, generator_config, stage_config
-from recbole_crs.model.negatives import UniformNegativeSampler, needs_generator, uniform_negatives
+from recbole_crs.model.negatives import UniformNegativeSampler, uniform_negatives
 from recbole_crs.pipeline import (
-    check_stage_inputs,
     pretrain,
     pretrain_dataloader,
     pretrain_rows,
@@ -30,6 +29,7 @@ from recbole_crs.pipeline import (
     stage_checkpoint,
 )
 from recbole_crs.quick_start import run_recbole_crs
+from recbole_crs.run_plan import check_stage_inputs, needs_generator
 from recbole_crs.trainer.checkpoint import unique_checkpoint_file
 from recbole_crs.trainer.stages import CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer
 from tiny_data import prepare_data, tiny_config, tiny_run
@@ -543,7 +543,7 @@ def test_uniform_warmup_then_generator_negatives(tiny):
     ("generator", 0, True), ("generator", 1, True), ("generator", 2, False), ("uniform", 0, False),
 ])
 def test_pipeline_and_trainer_ask_one_owner_whether_a_generator_is_needed(tiny, sampler, warmup, expected):
-    """pretrain_epochs 2: a generator is needed unless every epoch is uniform (negatives.needs_generator)."""
+    """pretrain_epochs 2: a generator is needed unless every epoch is uniform (run_plan.needs_generator)."""
     config = crs_config(tiny.root, negative_sampler=sampler, uniform_warmup_epochs=warmup)
     assert needs_generator(config) is expected
     trainer = CRSPretrainTrainer(config, CRSPretrain(config, tiny.dataset), generator=None) if not expected else None

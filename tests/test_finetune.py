@@ -371,7 +371,7 @@ def test_the_default_of_an_unset_finetune_key_is_the_yaml_default():
     import yaml
 
     from recbole_crs.config import PROPERTIES_DIR
-    from recbole_crs.data.finetune import finetune_options
+    from recbole_crs.run_plan import finetune_options
 
     with open(os.path.join(PROPERTIES_DIR, "model", "CRSFinetune.yaml"), encoding="utf-8") as handle:
         defaults = yaml.safe_load(handle)

@@ -25,9 +25,7 @@ from recbole.data.dataloader import TrainDataLoader
 
 from recbole_crs.data.windows import WindowedInteraction, decode
 from recbole_crs.errors import CRSDataError
-
-FINETUNE_ROWS = ("all", "conversations")  # the first is the default (as in the yaml)
-FINETUNE_SAMPLES = ("per_turn", "conversation")
+from recbole_crs.run_plan import run_plan
 
 
 class FinetuneCounts(NamedTuple):
@@ -36,17 +34,6 @@ class FinetuneCounts(NamedTuple):
     rows: int
     conversational: int
     samples: int
-
-
-def finetune_options(config):
-    """``(finetune_rows, finetune_samples)`` of ``config``, defaults filled in, unknown values refused."""
-    rows = config["finetune_rows"] or FINETUNE_ROWS[0]
-    samples = config["finetune_samples"] or FINETUNE_SAMPLES[0]
-    if rows not in FINETUNE_ROWS:
-        raise ValueError(f"finetune_rows must be one of {list(FINETUNE_ROWS)}, got {rows!r}.")
-    if samples not in FINETUNE_SAMPLES:
-        raise ValueError(f"finetune_samples must be one of {list(FINETUNE_SAMPLES)}, got {samples!r}.")
-    return rows, samples
 
 
 def _confirms_any(confirmed):
@@ -72,7 +59,8 @@ def check_finetune_rows(config, dataset):
 
     Returns ``(finetune_rows, finetune_samples, [N] bool conversational rows)``.
     """
-    rows, samples = finetune_options(config)
+    plan = run_plan(config)
+    rows, samples = plan.finetune_rows, plan.finetune_samples
     conversational = conversational_rows(dataset)
     if rows == "conversations" and not conversational.any():
         raise CRSDataError(
@@ -116,7 +104,8 @@ def finetune_dataloader(config, train_data):
 
 def describe_counts(config, counts):
     """The log line: training rows, conversational rows, fine-tuning samples."""
-    rows, samples = finetune_options(config)
+    plan = run_plan(config)
+    rows, samples = plan.finetune_rows, plan.finetune_samples
     kept = counts.rows if rows == "all" else counts.conversational
     per = "per-turn samples" if samples == "per_turn" else "samples (one per row)"
     return (
@@ -126,13 +115,10 @@ def describe_counts(config, counts):
 
 
 __all__ = [
-    "FINETUNE_ROWS",
-    "FINETUNE_SAMPLES",
     "FinetuneCounts",
     "check_finetune_rows",
     "conversational_rows",
     "describe_counts",
     "finetune_dataloader",
-    "finetune_options",
     "finetune_samples",
 ]

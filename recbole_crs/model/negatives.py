@@ -1,10 +1,10 @@
 """Which negatives MIP pre-training draws, and the uniform sampler.
 
 Zhou et al., CIKM 2020 pre-train in two stages: uniform negatives first, then negatives from a SASRec
-generator (:mod:`recbole_crs.model.negative_generator`). This module owns that decision for the whole
-package: :func:`needs_generator` says whether any pre-training epoch draws generator negatives (the pipeline
-asks it to decide whether to train or load a generator, the trainer to decide whether it needs one), and
-:class:`NegativeSchedule` says which sampler draws the negatives of each epoch.
+generator (:mod:`recbole_crs.model.negative_generator`). Whether any pre-training epoch draws generator negatives
+is the run plan's decision (:attr:`recbole_crs.run_plan.RunPlan.generator_needed`, read by the pipeline, the
+validation and :class:`NegativeSchedule`); :class:`NegativeSchedule` says which sampler draws the negatives of
+each epoch.
 
 Deviation from the authors' code: uniform negatives never equal the true item and, with ``exclude``, never
 an item of the row's MIP sequence (:func:`allowed_items`); the authors draw uniformly over all items.
@@ -16,14 +16,9 @@ exclude=None) -> [M, n_negatives]`` item ids (:class:`UniformNegativeSampler`,
 
 import torch
 
+from recbole_crs.run_plan import run_plan
+
 NEGATIVE_SAMPLERS = ("generator", "uniform")
-
-
-def needs_generator(config):
-    """True when some pre-training epoch draws generator negatives: ``negative_sampler: generator`` and fewer
-    ``uniform_warmup_epochs`` than ``pretrain_epochs``. The one place this is decided."""
-    warmup = config["uniform_warmup_epochs"] or 0
-    return config["negative_sampler"] == "generator" and warmup < config["pretrain_epochs"]
 
 
 def uniform_negatives(true_items, n_items, n_negatives):
@@ -92,7 +87,7 @@ class NegativeSchedule:
     Args:
         config: the pre-training config.
         uniform: the :class:`UniformNegativeSampler`.
-        generator: the generator; required when :func:`needs_generator` (a ValueError says how to get one).
+        generator: the generator; required when the run plan needs one (a ValueError says how to get one).
     """
 
     def __init__(self, config, uniform, generator=None):
@@ -100,7 +95,7 @@ class NegativeSchedule:
             raise ValueError(
                 f"negative_sampler must be one of {NEGATIVE_SAMPLERS}, got {config['negative_sampler']!r}."
             )
-        self.uses_generator = needs_generator(config)
+        self.uses_generator = run_plan(config).generator_needed
         if self.uses_generator and generator is None:
             raise ValueError(
                 "negative_sampler 'generator' needs a trained SASRec generator: set generator_path, or keep "

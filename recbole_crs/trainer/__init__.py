@@ -11,8 +11,8 @@ trainer for the model with conversation-aware evaluation.
 
 from recbole.utils import get_trainer as get_recbole_trainer
 
-from recbole_crs.trainer.crs_evaluation import CRSEvaluationMixin, TrainerWithCRSEvaluation, with_crs_evaluation
 from recbole_crs.trainer.checkpoint import CRSCheckpointMixin
+from recbole_crs.trainer.crs_evaluation import CRSEvaluationMixin, TrainerWithCRSEvaluation, with_crs_evaluation
 from recbole_crs.trainer.stages import CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer
 
 __all__ = [

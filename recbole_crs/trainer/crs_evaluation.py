@@ -54,6 +54,8 @@ from recbole_crs.evaluation import (
     summarize_states,
     tie_counts,
 )
+from recbole_crs.run_plan import run_plan
+from recbole_crs.runtime import clean_stale_temporaries, run_id
 from recbole_crs.trainer.distributed import (
     gather_rows,
     is_distributed,
@@ -63,7 +65,6 @@ from recbole_crs.trainer.distributed import (
     single_process_values,
     wait_for_file,
 )
-from recbole_crs.runtime import clean_stale_temporaries, run_id
 
 
 class CRSEvaluationMixin:
@@ -74,10 +75,9 @@ class CRSEvaluationMixin:
             # RecBole's ensure_dir checks, then creates: two ranks racing there fail with FileExistsError.
             os.makedirs(config["checkpoint_dir"], exist_ok=True)
         super().__init__(config, model)
-        # Checked here, before any training, so a typo never costs a trained model.
-        self.crs_candidates = check_mode(config["crs_candidates"] or "all")
-        for mode in config["crs_test_modes"] or []:
-            check_mode(mode)
+        # The run plan's modes, checked here, before any training, so a typo never costs a trained model.
+        plan = run_plan(config)
+        self.crs_candidates, self.test_modes = plan.candidates, plan.test_modes
         self.rank_metrics = None
         if config["MODEL_TYPE"] == ModelType.SEQUENTIAL:  # conversational data (CRSDataset)
             self.rank_metrics = RankMetrics(config["metrics"], config["topk"], config["crs_ties"] or "expected")

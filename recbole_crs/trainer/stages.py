@@ -32,9 +32,10 @@ from recbole.utils import set_color
 from torch.nn.utils.clip_grad import clip_grad_norm_
 from tqdm import tqdm
 
-from recbole_crs.data.finetune import describe_counts, finetune_dataloader, finetune_options
+from recbole_crs.data.finetune import describe_counts, finetune_dataloader
 from recbole_crs.errors import CheckpointError
 from recbole_crs.model.negatives import NegativeSchedule
+from recbole_crs.run_plan import run_plan
 from recbole_crs.trainer.checkpoint import CRSCheckpointMixin
 from recbole_crs.trainer.crs_evaluation import CRSEvaluationMixin
 from recbole_crs.trainer.distributed import average_gradients, broadcast_parameters, is_distributed, reduce_epoch_stats
@@ -259,7 +260,7 @@ class CRSPretrainTrainer(CRSCheckpointMixin, CRSEvaluationMixin, Trainer):
 class CRSFinetuneTrainer(CRSCheckpointMixin, CRSEvaluationMixin, Trainer):
     """RecBole's training loop for :class:`~recbole_crs.model.crsfinetune.CRSFinetune`.
 
-    ``fit`` owns what fine-tuning trains on (``finetune_rows``, ``finetune_samples``;
+    ``fit`` owns what fine-tuning trains on (``finetune_rows``, ``finetune_samples`` of the run plan;
     :mod:`recbole_crs.data.finetune`): it swaps the training dataloader for one over those samples before the
     first epoch, for the pipeline's fine-tuning stage and ``--model CRSFinetune`` alike. ``finetune_counts``
     holds the last fit's (training rows, conversational rows, samples).
@@ -269,7 +270,8 @@ class CRSFinetuneTrainer(CRSCheckpointMixin, CRSEvaluationMixin, Trainer):
 
     def __init__(self, config, model):
         super().__init__(config, model)
-        finetune_options(config)  # refuse unknown values before anything runs
+        plan = run_plan(config)  # unknown values are refused here, before anything runs
+        self.finetune_rows, self.finetune_samples = plan.finetune_rows, plan.finetune_samples
         self.finetune_counts = None
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):

@@ -13,6 +13,8 @@ import stat
 import tempfile
 
 from recbole_crs.data.atomic import header_columns
+from recbole_crs.data.ml100k import is_builtin
+from recbole_crs.run_plan import run_plan
 from recbole_crs.validation.known_keys import plugin_model_keys, yaml_keys
 
 
@@ -29,8 +31,6 @@ def _existing_ancestor(path):
 def filesystem_errors(config, saved=True):
     """``data_path`` readable (with a candidate column for ``authors``), ``checkpoint_dir`` writable (created here),
     checkpoint inputs present."""
-    from recbole_crs.data.ml100k import is_builtin
-
     errors = []
     dataset, folder = config["dataset"], config["data_path"]
     if is_builtin(dataset):  # built on first use under data_path
@@ -126,12 +126,10 @@ def _read_problem(path):
 def _path_is_read(config, key):
     if config["model"] != "CRSPretrain":
         return True
-    from recbole_crs.model.negatives import needs_generator
-    from recbole_crs.pipeline import stages_to_run
-
-    stages = stages_to_run(config)
+    plan = run_plan(config)
+    stages = plan.stages
     if key == "generator_path":
-        return "generator" in stages or ("pretrain" in stages and needs_generator(config))
+        return "generator" in stages or ("pretrain" in stages and plan.generator_needed)
     return "finetune" in stages and "pretrain" not in stages
 
 

@@ -8,8 +8,16 @@ missing checkpoint at fine-tuning); the modules that read these keys own their c
 before training so that every problem is reported at once.
 """
 
+from recbole.utils import ModelType
+
+from recbole_crs.evaluation.candidates import check_mode
+from recbole_crs.evaluation.ranking import check_tie_rule, metric_keys
+from recbole_crs.model.negative_generator import check_generator_overrides
+from recbole_crs.model.negatives import NEGATIVE_SAMPLERS
+from recbole_crs.run_plan import check_stage_inputs, run_plan
 from recbole_crs.settings.key_rules import GENERAL_RULES, PLUGIN_MODEL_RULES, REMOVED_KEYS
 from recbole_crs.settings.rule import is_int, one_of
+from recbole_crs.trainer.stages import GENERATOR_MODES, checked_learning_rate
 from recbole_crs.validation.known_keys import plugin_model_keys
 
 
@@ -29,8 +37,6 @@ def value_error(config, key, value):
 
 def _recbole_loss_types(config):
     """RecBole's sequential models accept loss_type CE or BPR (their yaml says which one they default to)."""
-    from recbole.utils import ModelType
-
     default = config.internal_config_dict.get("loss_type")
     if config["MODEL_TYPE"] == ModelType.SEQUENTIAL and default in ("CE", "BPR"):
         return ("CE", "BPR")
@@ -38,6 +44,7 @@ def _recbole_loss_types(config):
 
 
 def _catch(errors, check, *args):
+    """``check(*args)``, its ValueError's lines added to ``errors`` (None returned then)."""
     try:
         return check(*args)
     except ValueError as error:  # the reused checks raise ValueError (CRSConfigError is one)
@@ -61,14 +68,9 @@ def value_errors(config):
 
 
 def _evaluation_errors(config):
-    """Candidate modes, tie rule, metrics and ``valid_metric`` among the metrics computed."""
-    from recbole.utils import ModelType
-
-    from recbole_crs.evaluation.candidates import check_mode
-    from recbole_crs.evaluation.ranking import check_tie_rule, metric_keys
-
+    """The run plan's candidate modes, tie rule, metrics and ``valid_metric`` among the metrics computed."""
     errors = []
-    _catch(errors, check_mode, config["crs_candidates"] or "all")
+    _catch(errors, lambda: run_plan(config).candidates)
     modes = config["crs_test_modes"]
     if isinstance(modes, (list, tuple)):
         for mode in modes:
@@ -122,26 +124,18 @@ def _model_errors(config):
                 f"hidden_size: {heads * max(1, round(hidden / heads))}."
             )
     if "generator_config" in model_keys and isinstance(config["generator_config"], dict):
-        from recbole_crs.model.negative_generator import check_generator_overrides
-
         _catch(errors, check_generator_overrides, config["generator_config"])
     if "negative_sampler" in model_keys or "generator_mode" in model_keys:
-        from recbole_crs.model.negatives import NEGATIVE_SAMPLERS
-        from recbole_crs.trainer.stages import GENERATOR_MODES, checked_learning_rate
-
         for key, options in (("negative_sampler", NEGATIVE_SAMPLERS), ("generator_mode", GENERATOR_MODES)):
             message = one_of(options).error(key, config[key])
             if message:
                 errors.append(message)
         _catch(errors, checked_learning_rate, config["generator_phase_learning_rate"])
+    plan = run_plan(config)
     if "finetune_rows" in model_keys:
-        from recbole_crs.data.finetune import finetune_options
-
-        _catch(errors, finetune_options, config)
+        _catch(errors, lambda: (plan.finetune_rows, plan.finetune_samples))
     if "crs_stages" in model_keys:
-        from recbole_crs.pipeline import check_stage_inputs, check_stages
-
-        stages = _catch(errors, check_stages, config["crs_stages"])
+        stages = _catch(errors, lambda: plan.listed_stages)
         if stages is not None:
-            _catch(errors, check_stage_inputs, config, stages)
+            _catch(errors, check_stage_inputs, config, list(stages))
     return errors
