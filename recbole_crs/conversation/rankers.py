@@ -39,8 +39,7 @@ class ModelRanker:
         self.item_list_field = dataset.iid_field + dataset.config["LIST_SUFFIX"]
         self.length_field = dataset.item_list_length_field
         self.confirmed_field = dataset.confirmed_field
-        rejected = dataset.rejected_field
-        self.rejected_field = rejected if rejected and rejected in dataset.field2type else None
+        self.rejected_field = dataset.loaded_rejected_field
         self.device = next(model.parameters(), torch.empty(0)).device
 
     def interaction(self, view):

@@ -34,14 +34,13 @@ from recbole.utils import FeatureType
 
 from recbole_crs.data.atomic import read_csv_options, text_encoding
 
-INTER_LOADINGS = ("compact", "recbole")
-DEFAULT_INTER_LOADING = "compact"
+INTER_LOADINGS = ("compact", "recbole")  # the first is the default (as in properties/overall.yaml)
 SEQ_TYPES = (FeatureType.TOKEN_SEQ, FeatureType.FLOAT_SEQ)
 
 
 def inter_loading_mode(config):
     """``config['inter_loading']`` with its default filled in; unknown values are refused."""
-    mode = config["inter_loading"] or DEFAULT_INTER_LOADING
+    mode = config["inter_loading"] or INTER_LOADINGS[0]
     if mode not in INTER_LOADINGS:
         raise ValueError(f"inter_loading must be one of {list(INTER_LOADINGS)}, got {mode!r}.")
     return mode
@@ -237,7 +236,6 @@ def encoded_column(table, codes, ftype):
 
 
 __all__ = [
-    "DEFAULT_INTER_LOADING",
     "INTER_LOADINGS",
     "SeqTable",
     "compact_blockers",

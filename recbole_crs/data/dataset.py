@@ -93,6 +93,13 @@ class CRSDataset(CRSLoading, CRSDataChecks, SequentialDataset):
         return bool(self._turn_columns())
 
     @property
+    def loaded_rejected_field(self):
+        """``REJECTED_FIELD`` if this dataset has that column, else None: whether the data holds rejected items, the
+        one answer for the models, the evaluation and the conversation rankers."""
+        field = self.rejected_field
+        return field if field and field in self.field2type else None
+
+    @property
     def n_attributes(self):
         """Number of attribute ids, padding (0) included."""
         return self.num(self.attribute_field)

@@ -74,8 +74,7 @@ class AttrFM(SequentialRecommender):
         # dataset information
         self.n_users = dataset.num(self.USER_ID)
         self.CONFIRMED = dataset.confirmed_field
-        rejected = dataset.rejected_field
-        self.REJECTED = rejected if rejected and rejected in dataset.field2type else None
+        self.REJECTED = dataset.loaded_rejected_field
         self.n_attributes = dataset.n_attributes
         # derived from the dataset, so not saved with the checkpoint
         self.register_buffer("item_attributes", dataset.item_attributes.clone(), persistent=False)  # [n_items, A]
