@@ -1092,7 +1092,7 @@ def test_converter_os_errors_are_one_line_conversion_errors(tmp_path, capsys):
 @pytest.mark.parametrize("conversations", ["all", "targets"])
 def test_recbole_simulator_popularity_counts_training_rows_only(tmp_path, monkeypatch, conversations):
     """The simulator recommends popular items first; held-out targets must not shape its popularity."""
-    import recbole_crs.data.convert.common as common
+    import recbole_crs.data.convert.conversion as common
 
     seen = {}
     real_simulator = common.ConversationSimulator

@@ -30,7 +30,7 @@ from recbole_crs.pipeline import (
 )
 from recbole_crs.quick_start import run_recbole_crs
 from recbole_crs.run_plan import check_stage_inputs, needs_generator
-from recbole_crs.trainer.checkpoint import unique_checkpoint_file
+from recbole_crs.trainer.resumable import unique_checkpoint_file
 from recbole_crs.trainer.stages import CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer
 from tiny_data import prepare_data, tiny_config, tiny_run
 

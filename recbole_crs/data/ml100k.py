@@ -99,11 +99,6 @@ def builtin_files(name, data_path):
     return [os.path.join(folder, f"{name}.{suffix}") for suffix in ("inter", "item")]
 
 
-def ml100k_crs_files(data_path):
-    """Paths of ``<data_path>/ml-100k-crs/ml-100k-crs.{inter,item}``."""
-    return builtin_files(ML100K_CRS, data_path)
-
-
 def _is_current(name, data_path):
     """Both files exist, match their manifest, and were built by this :data:`BUILD_VERSION`.
 

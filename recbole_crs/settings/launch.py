@@ -15,7 +15,6 @@ import socket
 from recbole_crs.errors import CRSConfigError
 from recbole_crs.settings.rule import Rule, is_int, number
 
-LAUNCHER_OPTIONS = ("nproc", "world_size", "ip", "port", "group_offset")
 # The config keys the launcher sets in every process it starts (RecBole's names: group_offset -> offset).
 LAUNCHED_KEYS = ("nproc", "world_size", "ip", "port", "offset")
 

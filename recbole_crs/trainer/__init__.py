@@ -3,7 +3,7 @@ trainer for the model with conversation-aware evaluation.
 
 * :mod:`~recbole_crs.trainer.crs_evaluation`: the mixin that gives any RecBole trainer conversation-aware
   evaluation (:func:`with_crs_evaluation`, :data:`TrainerWithCRSEvaluation`);
-* :mod:`~recbole_crs.trainer.checkpoint`: unique checkpoint names and exact resumption for the stage trainers;
+* :mod:`~recbole_crs.trainer.resumable`: unique checkpoint names and exact resumption for the stage trainers;
 * :mod:`~recbole_crs.trainer.stages`: the CRSPretrain pipeline's stage trainers (generator, pre-training,
   fine-tuning);
 * :mod:`~recbole_crs.trainer.distributed`: the multi-process pieces they share.
@@ -11,8 +11,8 @@ trainer for the model with conversation-aware evaluation.
 
 from recbole.utils import get_trainer as get_recbole_trainer
 
-from recbole_crs.trainer.checkpoint import CRSCheckpointMixin
 from recbole_crs.trainer.crs_evaluation import CRSEvaluationMixin, TrainerWithCRSEvaluation, with_crs_evaluation
+from recbole_crs.trainer.resumable import CRSCheckpointMixin
 from recbole_crs.trainer.stages import CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer
 
 __all__ = [

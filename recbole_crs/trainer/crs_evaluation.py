@@ -11,10 +11,9 @@ chance level of each (:mod:`recbole_crs.evaluation.summary`). It also loads chec
 Names: the package :mod:`recbole_crs.evaluation` is pure tensor -> metric code (candidate masks, tie counts,
 summaries; no model, no dataloader, no trainer). This module is the trainer side that drives it: it runs the
 model over the evaluation dataloader, gathers the rows across ranks and owns the checkpoints it evaluates, so it
-lives in ``trainer/`` and is named after the mixin (``crs_evaluation``: ``CRSEvaluationMixin``,
-``with_crs_evaluation``); it was ``trainer/evaluation.py``. The wrapped class is named after what it is,
-RecBole's trainer with CRS evaluation (``TrainerWithCRSEvaluation``, ``S3RecTrainerWithCRSEvaluation``, ...),
-not "the CRS trainer": the CRS models' own trainers are in :mod:`recbole_crs.trainer.stages`.
+lives in ``trainer/`` and is named after the mixin. The wrapped class is named after what it is, RecBole's
+trainer with CRS evaluation (``TrainerWithCRSEvaluation``, ``S3RecTrainerWithCRSEvaluation``, ...), not "the
+CRS trainer": the CRS models' own trainers are in :mod:`recbole_crs.trainer.stages`.
 
 Checkpoints (:mod:`recbole_crs.artifacts`): every trainer, RecBole's included, names its checkpoint per run
 (``<model>-<time>-<pid>-<random>.pth``: two runs started in the same second never share a file), writes it

@@ -12,8 +12,7 @@
   conversation-aware evaluation; it trains on the conversational training rows, one sample per turn
   (``finetune_rows``, ``finetune_samples``).
 
-Named after what it holds, the pipeline's stages (the module was ``trainer/pretrain.py``, although it held the
-fine-tuning trainer too). Every stage trainer is ``CRSCheckpointMixin`` (:mod:`recbole_crs.trainer.checkpoint`:
+Every stage trainer is ``CRSCheckpointMixin`` (:mod:`recbole_crs.trainer.resumable`:
 unique names, exact resumption) + ``CRSEvaluationMixin`` (:mod:`recbole_crs.trainer.crs_evaluation`) + RecBole's
 ``Trainer``.
 
@@ -36,9 +35,9 @@ from recbole_crs.data.finetune import describe_counts, finetune_dataloader
 from recbole_crs.errors import CheckpointError
 from recbole_crs.model.negatives import NegativeSchedule
 from recbole_crs.run_plan import run_plan
-from recbole_crs.trainer.checkpoint import CRSCheckpointMixin
 from recbole_crs.trainer.crs_evaluation import CRSEvaluationMixin
 from recbole_crs.trainer.distributed import average_gradients, broadcast_parameters, is_distributed, reduce_epoch_stats
+from recbole_crs.trainer.resumable import CRSCheckpointMixin
 
 GENERATOR_MODES = ("frozen", "joint")
 

@@ -18,7 +18,7 @@ One module per job:
 
 * one per source format, each reading it into rows: :mod:`.precrs` (the paper authors' Last.fm records),
   :mod:`.scpr` (SCPR's LastFM*), :mod:`.recbole` (any RecBole atomic dataset);
-* :mod:`.common`: the options every format takes and the steps they share after reading (simulation,
+* :mod:`.conversion`: the options every format takes and the steps they share after reading (simulation,
   ``--candidates``, the regime, writing, the report);
 * :mod:`.regimes`: ``--conversations all|targets`` and ``--train-conversations``;
 * :mod:`.reading` (ids, item catalogue, JSON), :mod:`.writing` (atomic files and their manifest, published as
@@ -27,7 +27,7 @@ One module per job:
 """
 
 from recbole_crs.data.convert.cli import build_parser, main, run
-from recbole_crs.data.convert.common import COMMON_OPTIONS, ConversionOptions
+from recbole_crs.data.convert.conversion import COMMON_OPTIONS, ConversionOptions
 from recbole_crs.data.convert.precrs import convert_precrs_lastfm, parse_holdout
 from recbole_crs.data.convert.recbole import convert_recbole
 from recbole_crs.data.convert.regimes import (

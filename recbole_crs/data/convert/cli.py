@@ -8,7 +8,7 @@ on stderr and exit status 2.
 import argparse
 import sys
 
-from recbole_crs.data.convert.common import COMMON_OPTIONS
+from recbole_crs.data.convert.conversion import COMMON_OPTIONS
 from recbole_crs.data.convert.precrs import convert_precrs_lastfm
 from recbole_crs.data.convert.recbole import (
     DEFAULT_ITEM_FIELD,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recbole_crs.data.convert.common import Conversion
+from recbole_crs.data.convert.conversion import Conversion
 from recbole_crs.data.convert.problems import WITHOUT_ATTRIBUTES, Problems
 from recbole_crs.data.convert.reading import as_list, int_token, load_item_dict, load_json
 from recbole_crs.data.convert.regimes import ALL_CONVERSATIONS

@@ -10,7 +10,7 @@ import os
 import numpy as np
 
 from recbole_crs.data.atomic import UTF8_TEXT
-from recbole_crs.data.convert.common import Conversion, popularity
+from recbole_crs.data.convert.conversion import Conversion, popularity
 from recbole_crs.data.convert.problems import WITHOUT_ATTRIBUTES, Problems
 from recbole_crs.data.convert.reading import Catalogue, check_without_attributes
 from recbole_crs.data.convert.regimes import TARGET_CONVERSATIONS, leave_one_out_split_values, leave_one_out_splits

@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from recbole_crs.data.convert.common import Conversion
+from recbole_crs.data.convert.conversion import Conversion
 from recbole_crs.data.convert.problems import Problems
 from recbole_crs.data.convert.reading import as_list, int_token, load_item_dict, load_json
 from recbole_crs.data.convert.writing import Row
