@@ -21,6 +21,8 @@ Several processes, RecBole's way (``torch.distributed``; gloo on CPUs, NCCL on G
 import argparse
 import sys
 
+from recbole_crs import quick_start
+from recbole_crs.config import parse_value
 from recbole_crs.data.ml100k import DEFAULT_DATASET
 from recbole_crs.errors import CRSInputError, WorkerDiedError, print_error
 
@@ -47,8 +49,6 @@ def build_parser():
 
 def _launch_options(args):
     """The launcher's options as values (checked by ``recbole_crs.settings.launch.check_launch``)."""
-    from recbole_crs.config import parse_value
-
     return {
         "nproc": parse_value(args.nproc),
         "world_size": parse_value(args.world_size),
@@ -69,25 +69,16 @@ def main(argv=None):
               file=sys.stderr)
         return 2
     config_file_list = args.config_files.strip().split(" ") if args.config_files else None
-    from recbole_crs import quick_start
-
-    program = sys.argv[0] if sys.argv else "run_recbole_crs.py"
-    saved_argv = sys.argv
-    # RecBole's Config reads --key=value from sys.argv (in every spawned process too, which inherit it): only the
-    # config values, not the launcher's own options (the launcher hands those to each process itself).
-    sys.argv = [program, *unknown]
     try:
-        quick_start.run(
-            model=args.model, dataset=args.dataset, config_file_list=config_file_list, **_launch_options(args)
-        )
+        # The config values go to Config in every process; the launcher's own options to the launcher.
+        quick_start.run(model=args.model, dataset=args.dataset, config_file_list=config_file_list,
+                        command_line=unknown, **_launch_options(args))
     except CRSInputError as error:
         print_error(error)
         return 2
     except WorkerDiedError as error:
         print_error(error)
         return error.exit_status
-    finally:
-        sys.argv = saved_argv
     return 0
 
 

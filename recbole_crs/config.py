@@ -191,7 +191,15 @@ def _process_group_ready(final):
 
 
 class Config(RecBoleConfig):
-    """RecBole Config that finds plugin models, adds the plugin's yaml defaults and never evaluates values."""
+    """RecBole Config that finds plugin models, adds the plugin's yaml defaults and never evaluates values.
+
+    ``command_line``: the ``--key=value`` arguments to read (a list of strings); None reads ``sys.argv[1:]``, as
+    RecBole does.
+    """
+
+    def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None, command_line=None):
+        self._command_line = None if command_line is None else list(command_line)
+        super().__init__(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
 
     @classmethod
     def from_checkpoint(cls, checkpoint):
@@ -252,24 +260,25 @@ class Config(RecBoleConfig):
         return config_dict
 
     def _load_cmd_line(self):
-        """``--key=value`` arguments of ``sys.argv``, values parsed by :func:`parse_value`.
+        """``--key=value`` arguments of ``command_line`` (else ``sys.argv``), values parsed by :func:`parse_value`.
 
         As RecBole's, but the value may itself hold ``=`` (split on the first one only), and a key given twice
         with different values is a :class:`CRSConfigError`. Other arguments are left to the script's own parser.
         """
         cmd_config_dict, unrecognized = {}, []
-        if "ipykernel_launcher" not in sys.argv[0]:
-            for arg in sys.argv[1:]:
-                key, _, value = arg[2:].partition("=")
-                if not arg.startswith("--") or not key or "=" not in arg:
-                    unrecognized.append(arg)
-                    continue
-                if key in cmd_config_dict and cmd_config_dict[key] != value:
-                    raise CRSConfigError(
-                        f"--{key} is given twice on the command line ({cmd_config_dict[key]!r} and {value!r}): "
-                        "keep one."
-                    )
-                cmd_config_dict[key] = value
+        arguments = self._command_line
+        if arguments is None:  # RecBole's way (not inside a notebook's kernel)
+            arguments = sys.argv[1:] if "ipykernel_launcher" not in sys.argv[0] else []
+        for arg in arguments:
+            key, _, value = arg[2:].partition("=")
+            if not arg.startswith("--") or not key or "=" not in arg:
+                unrecognized.append(arg)
+                continue
+            if key in cmd_config_dict and cmd_config_dict[key] != value:
+                raise CRSConfigError(
+                    f"--{key} is given twice on the command line ({cmd_config_dict[key]!r} and {value!r}): keep one."
+                )
+            cmd_config_dict[key] = value
         if unrecognized:
             getLogger().warning(f"command line args [{' '.join(unrecognized)}] will not be used in RecBole")
         return self._convert_config_dict(cmd_config_dict)

@@ -5,7 +5,6 @@
 "Multi-process and multi-machine training".
 """
 
-import importlib
 import logging
 import os
 import sys
@@ -23,21 +22,24 @@ from recbole_crs.data.ml100k import ensure_builtin, is_builtin
 from recbole_crs.errors import CRSConfigError, CRSInputError, OutputError
 from recbole_crs.evaluation import format_results_table
 from recbole_crs.launcher import end_with_launcher, launch, report_input_error
+from recbole_crs.pipeline import run_crs_pretrain_pipeline
 from recbole_crs.run_plan import run_plan
 from recbole_crs.settings.launch import check_launch, device_errors
 from recbole_crs.trainer import get_trainer
 from recbole_crs.trainer.distributed import is_distributed
 from recbole_crs.validation import validate
 
-# Models whose run is more than "fit one model": module:function running the whole pipeline.
-PIPELINES = {"CRSPretrain": "recbole_crs.pipeline:run_crs_pretrain_pipeline"}
+# Models whose run is more than "fit one model": the function running the whole pipeline.
+PIPELINES = {"CRSPretrain": run_crs_pretrain_pipeline}
 
 
-def build_config(model=None, dataset=None, config_file_list=None, config_dict=None):
+def build_config(model=None, dataset=None, config_file_list=None, config_dict=None, command_line=None):
     """:class:`Config`, with the errors RecBole's own Config raises on a wrong value (an unknown model or metric,
-    a bad ``topk`` or ``eval_args``, ...) turned into a one-line :class:`CRSConfigError`."""
+    a bad ``topk`` or ``eval_args``, ...) turned into a one-line :class:`CRSConfigError`. ``command_line``: the
+    ``--key=value`` arguments (None: RecBole's ``sys.argv[1:]``)."""
     try:
-        return Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+        return Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict,
+                      command_line=command_line)
     except CRSInputError:
         raise
     except (ValueError, KeyError, TypeError, NotImplementedError, RuntimeError, SyntaxError) as error:
@@ -65,17 +67,9 @@ def build_model(config, train_data):
     return model.to(config["device"])
 
 
-def _pipeline_for(model_name):
-    target = PIPELINES.get(model_name)
-    if target is None:
-        return None
-    module_name, function_name = target.split(":")
-    return getattr(importlib.import_module(module_name), function_name)
-
-
 def train(config, dataset, train_data, valid_data, saved=True, verbose=True):
     """Train ``config['model']``; returns ``(trainer, best_valid_score, best_valid_result)``."""
-    pipeline = _pipeline_for(config["model"])
+    pipeline = PIPELINES.get(config["model"])
     if pipeline is not None:
         return pipeline(config, dataset, train_data, valid_data, saved=saved, verbose=verbose)
     model = build_model(config, train_data)
@@ -154,6 +148,7 @@ def run(
     ip="localhost",
     port="5678",
     group_offset=0,
+    command_line=None,
 ):
     """RecBole's ``quick_start.run``: train and test in one process, or in ``nproc`` processes of a distributed run.
 
@@ -172,21 +167,23 @@ def run(
         nproc: processes on this machine. world_size: processes of all machines together (-1: ``nproc``).
         ip, port: address of the machine of rank 0 (the same on every machine).
         group_offset: the global rank of this machine's first process (processes on the machines before it).
+        command_line: the ``--key=value`` config arguments, for every process (None: RecBole's ``sys.argv[1:]``).
     """
     world_size = check_launch(nproc, world_size, ip, port, group_offset)
     if nproc == 1 and world_size <= 1:
         return run_recbole_crs(model=model, dataset=dataset, config_file_list=config_file_list,
-                               config_dict=config_dict, saved=saved)
+                               config_dict=config_dict, saved=saved, command_line=command_line)
     config_dict = dict(config_dict or {})
     # Everything checkable is checked once, here, before any process (or the process group) starts.
-    config = build_config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    config = build_config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict,
+                          command_line=command_line)
     validate(config, saved=saved)
     errors = device_errors(config.final_config_dict, nproc, uses_cuda(config.final_config_dict))
     if errors:
         raise CRSConfigError(errors)
     prepare_builtin_dataset(config)  # once, not by every process at the same time
     config_dict.update({"world_size": world_size, "ip": ip, "port": port, "nproc": nproc, "offset": group_offset})
-    kwargs = {"config_dict": config_dict, "saved": saved}
+    kwargs = {"config_dict": config_dict, "saved": saved, "command_line": command_line}
     items = launch(run_recbole_crses, (model, dataset, config_file_list), kwargs, nproc, first_rank=group_offset)
     results = [value for kind, value in items if kind == "result"]
     return results[0] if results else None
@@ -200,7 +197,7 @@ def prepare_builtin_dataset(config):
 
 def run_recbole_crses(rank, *args):
     """One process of :func:`run` (RecBole's ``run_recboles``): ``args`` = (model, dataset, config_file_list,
-    kwargs) with kwargs holding ``config_dict``, ``saved`` and what :func:`recbole_crs.launcher.launch` adds
+    kwargs) with kwargs holding ``config_dict``, ``saved``, ``command_line`` and what :func:`recbole_crs.launcher.launch` adds
     (``queue``, ``launcher_pid``); ``rank`` becomes ``local_rank``. The process ends with its launcher, and hands
     an input error to it (exit status 2)."""
     kwargs = dict(args[-1])
@@ -209,7 +206,8 @@ def run_recbole_crses(rank, *args):
     config_dict["local_rank"] = rank
     queue = kwargs.get("queue")
     try:
-        run_recbole_crs(*args[:3], config_dict=config_dict, saved=kwargs.get("saved", True), queue=queue)
+        run_recbole_crs(*args[:3], config_dict=config_dict, saved=kwargs.get("saved", True), queue=queue,
+                        command_line=kwargs.get("command_line"))
     except CRSInputError as error:
         report_input_error(queue, error)
 
@@ -231,7 +229,8 @@ def prepare_log_folders(model=None):
             ) from None
 
 
-def run_recbole_crs(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True, queue=None):
+def run_recbole_crs(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True, queue=None,
+                    command_line=None):
     """Train and test a model (ours or RecBole's) with conversation-aware evaluation.
 
     The config is validated (:func:`recbole_crs.validation.validate`) before the logger creates ./log: a
@@ -240,7 +239,8 @@ def run_recbole_crs(model=None, dataset=None, config_file_list=None, config_dict
     In a process of a distributed run (:func:`run`) rank 0 puts its result into ``queue``; the process group is
     closed at the end.
     """
-    config = build_config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    config = build_config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict,
+                          command_line=command_line)
     validate(config, saved=saved)
     init_seed(config["seed"], config["reproducibility"])
     prepare_log_folders(config["model"])

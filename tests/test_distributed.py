@@ -354,7 +354,7 @@ def test_launcher_options_go_to_the_launcher_and_config_values_to_every_process(
     assert run_recbole_crs.main(argv) == 0
     assert {key: seen[key] for key in ("nproc", "world_size", "ip", "port", "group_offset")} == {
         "nproc": 2, "world_size": 4, "ip": "10.0.0.1", "port": 6000, "group_offset": 2}
-    assert seen["argv"][1:] == ["--epochs=1"]  # what RecBole's Config reads in each spawned process
+    assert seen["command_line"] == ["--epochs=1"]  # what RecBole's Config reads in each spawned process
 
 
 def test_several_processes_outside_the_launcher_are_refused(root):

@@ -12,7 +12,6 @@ exits with status 2 before anything is trained or loaded.
 """
 
 import argparse
-import sys
 
 from recbole_crs.errors import CRSInputError, print_error
 
@@ -68,7 +67,6 @@ def _run(args, unknown):
     from recbole_crs.conversation.options import score_guided_parameters
     from recbole_crs.conversation.runner import build_policy, prepare, resolve_options, run_conversation
     from recbole_crs.conversation.sweep import check_sweep, run_sweep
-    from recbole_crs.runtime import isolated_argv
 
     overrides = _overrides(args, unknown)
     options, defaults = resolve_options(
@@ -83,9 +81,8 @@ def _run(args, unknown):
     if args.sweep:
         check_sweep(options, defaults)
     config_files = args.config_files.split() if args.config_files else None
-    with isolated_argv():
-        sys.argv += unknown  # RecBole's Config reads the --key=value overrides from sys.argv
-        setup = prepare(args.model, args.dataset, args.checkpoint, config_files, None, options["threads"])
+    setup = prepare(args.model, args.dataset, args.checkpoint, config_files, None, options["threads"],
+                    command_line=unknown)
     if args.interactive:
         play_interactive(setup, build_policy(setup, options, defaults, overrides), options, user=args.user)
     elif args.sweep:

@@ -103,9 +103,9 @@ def _load(checkpoint, model, dataset):
     return Setup(config, loaded, data, splits, checkpoint, None)
 
 
-def _train(model, dataset, config_file_list, config_dict):
+def _train(model, dataset, config_file_list, config_dict, command_line):
     config = quick_start.build_config(model=model, dataset=dataset, config_file_list=config_file_list,
-                                      config_dict=config_dict)
+                                      config_dict=config_dict, command_line=command_line)
     validate(config, saved=True)
     quick_start.prepare_builtin_dataset(config)
     _check_attribute_field(config)
@@ -123,12 +123,14 @@ def _train(model, dataset, config_file_list, config_dict):
     return Setup(config, trainer.model, data, splits, trainer.saved_model_file, training_seconds)
 
 
-def prepare(model=None, dataset=None, checkpoint=None, config_file_list=None, config_dict=None, threads=1):
-    """Train ``model`` on ``dataset`` through ``quick_start`` (best validation epoch) or load ``checkpoint``."""
+def prepare(model=None, dataset=None, checkpoint=None, config_file_list=None, config_dict=None, threads=1,
+            command_line=None):
+    """Train ``model`` on ``dataset`` through ``quick_start`` (best validation epoch) or load ``checkpoint``.
+    ``command_line``: ``--key=value`` config arguments (None: RecBole's ``sys.argv[1:]``)."""
     with torch_threads(threads):
         if checkpoint:
             return _load(checkpoint, model, dataset)
-        return _train(model or "CRSPretrain", dataset, config_file_list, config_dict)
+        return _train(model or "CRSPretrain", dataset, config_file_list, config_dict, command_line)
 
 
 def resolve_options(**options):
