@@ -45,7 +45,7 @@ import time
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-from recbole_crs.benchmark.steps import STAGES, Batches, stage_trainers  # noqa: E402
+from recbole_crs.benchmark.execution.steps import STAGES, Batches, stage_trainers  # noqa: E402
 from recbole_crs.data.ml100k import ML100K_CRS  # noqa: E402
 from recbole_crs.runtime import atomic_write, atomic_write_text  # noqa: E402
 

@@ -34,7 +34,7 @@ import time
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-from recbole_crs.benchmark.steps import STAGES, Batches, stage_trainers  # noqa: E402
+from recbole_crs.benchmark.execution.steps import STAGES, Batches, stage_trainers  # noqa: E402
 from recbole_crs.data.ml100k import DEFAULT_DATASET  # noqa: E402
 
 MODEL_KEYS = {"hidden_size": 32, "inner_size": 64, "n_layers": 1, "attribute_n_layers": 1, "n_heads": 2,

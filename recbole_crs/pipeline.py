@@ -222,5 +222,5 @@ def _run_stages(config, dataset, train_data, valid_data, saved, verbose):
         _log(verbose, f"stage finetune done in {time() - stage_started:.1f}s")
 
     _log(verbose, f"CRSPretrain pipeline ({', '.join(stages)}) done in {time() - started:.1f}s")
-    trainer.stage_cpu_s = stage_cpu_s  # read by recbole_crs.benchmark.run; changes no result
+    trainer.stage_cpu_s = stage_cpu_s  # read by recbole_crs.benchmark.execution.run_one; changes no result
     return trainer, best_score, best_result

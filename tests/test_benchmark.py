@@ -340,7 +340,7 @@ def test_resume_reruns_a_run_whose_model_defaults_changed(tiny_root, monkeypatch
     assert payload["runs"][0]["final_config"]["weight_decay"] == 0.01
 
     # A yaml edited while the suite runs (after planning) is flagged on the run.
-    from recbole_crs.benchmark import run as run_module, runner
+    from recbole_crs.benchmark.execution import run_all as runner, run_one as run_module
 
     monkeypatch.setattr(run_module, "config_sha", lambda final: "now")
     real_resolve = benchmark.resolve_config_shas
@@ -581,7 +581,7 @@ def test_crspretrain_suite_gives_sasrec_the_finetuning_budget(tmp_path, monkeypa
 
 
 def test_epoch_times_are_read_from_the_run_log_per_stage(tmp_path):
-    from recbole_crs.benchmark.epochs import epoch_seconds
+    from recbole_crs.benchmark.report.epochs import epoch_seconds
 
     log = tmp_path / "run.log"
     log.write_text(
@@ -658,7 +658,7 @@ def test_crspretrain_runs_record_the_epoch_times_of_each_stage_without_patching_
 
 
 def test_jobs_a_run_whose_process_dies_is_recorded_as_failed(tiny_root, monkeypatch):
-    from recbole_crs.benchmark import jobs
+    from recbole_crs.benchmark.execution import jobs
 
     monkeypatch.setattr(jobs, "WORKER_COMMAND", "import sys; sys.exit(3)")  # dies before any record
     suite = write_suite(tiny_root / "suite.yaml", {"Pop": {"model": "Pop"}})

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from recbole_crs import benchmark
-from recbole_crs.benchmark.tune import best_trial
+from recbole_crs.benchmark.execution.tune import best_trial
 from recbole_crs.tuning.params import grid_size, parse_params_file
 from recbole_crs.tuning.results import read_result_file
 from test_benchmark import REPO_ROOT, fake_run, parse_tables, run_main, synthetic_payload, write_suite

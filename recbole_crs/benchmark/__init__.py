@@ -48,33 +48,47 @@ seeds; the baselines ranked on validation and the pre-training compute below), `
 (or ``--epoch-ratios <variant>``) adds to ``results.md`` each variant's seconds per training epoch, per stage (read
 from the epochs its trainers log into ``run.log``), and their ratio to an epoch of that variant of the same seed.
 
-Modules, one job each: :mod:`~recbole_crs.benchmark.suite` (the suite file, the benchmark's defaults),
-:mod:`~recbole_crs.benchmark.datasets` (build and check the datasets), :mod:`~recbole_crs.benchmark.plan` (one
-spec per run, config hashes), :mod:`~recbole_crs.benchmark.isolation` (a run's cwd, log and argv),
-:mod:`~recbole_crs.benchmark.run` (one run through :mod:`recbole_crs.quick_start`),
-:mod:`~recbole_crs.benchmark.jobs` (runs in processes), :mod:`~recbole_crs.benchmark.runner` (the suite: resume,
-progress, ETA), :mod:`~recbole_crs.benchmark.results` (results.json), :mod:`~recbole_crs.benchmark.summary` (runs
-over seeds), :mod:`~recbole_crs.benchmark.costs` (epochs, caps, CPU seconds), :mod:`~recbole_crs.benchmark.report`
-(results.md), :mod:`~recbole_crs.benchmark.tuned` (the tuned file), :mod:`~recbole_crs.benchmark.tune`
-(``--export-config``, ``--tune``), :mod:`~recbole_crs.benchmark.plots`,
-:mod:`~recbole_crs.benchmark.curves`, :mod:`~recbole_crs.benchmark.epochs` (epoch times) and
-:mod:`~recbole_crs.benchmark.cli` (the command line).
+Three wings, each a sub-package, one module a job, each wing importing only from the wings before it:
+
+* :mod:`~recbole_crs.benchmark.spec`, what a benchmark is, its files: ``suite`` (the suite file, its ``curves``, the
+  benchmark's defaults), ``tuned`` (the tuned-values file), ``datasets`` (a dataset's ``.inter`` header and its
+  candidate modes), ``runs`` (one spec per run with its layered config, config hashes), ``results``
+  (``results.json``);
+* :mod:`~recbole_crs.benchmark.report`, what the results say: ``summary`` (runs over seeds, best baseline on
+  validation, chance), ``costs`` (epochs, caps, CPU seconds), ``epochs`` (epoch times from the run logs),
+  ``plots``, ``curves``, ``markdown`` (``results.md`` and the plots);
+* :mod:`~recbole_crs.benchmark.execution`, running it: ``prepare`` (build the datasets, check the variants),
+  ``isolation`` (a run's cwd, log and argv), ``run_one`` (one run through :mod:`recbole_crs.quick_start`),
+  ``jobs`` (``--jobs`` processes), ``run_all`` (the suite: resume, progress, ETA, the report), ``tune``
+  (``--export-config``, ``--tune``), ``steps`` (timed training steps for ``benchmarks/scale.py``);
+
+and :mod:`~recbole_crs.benchmark.cli`, the command line.
 """
 
-# The package's public names, for ``from recbole_crs import benchmark`` callers (tests, notebooks).
-from recbole_crs.benchmark.suite import (  # noqa: E402
-    AUTHORS_MODE, DEFAULT_MODES, DEFAULT_SCOPES, SCOPES, DatasetSpec, Suite, Variant, load_suite, parse_set, select,
-)
-from recbole_crs.benchmark.datasets import check_variants, dataset_modes, inter_header, prepare_datasets  # noqa: E402
-from recbole_crs.benchmark.plan import RunSpec, config_sha, plan_runs, resolve_config_shas  # noqa: E402
-from recbole_crs.benchmark.results import RESULTS_JSON, RESULTS_MD, load_results, write_json  # noqa: E402
-from recbole_crs.benchmark.summary import (  # noqa: E402
+from recbole_crs.benchmark.cli import build_parser, main
+from recbole_crs.benchmark.execution.prepare import check_variants, prepare_datasets
+from recbole_crs.benchmark.execution.run_all import estimate_remaining, run_suite
+from recbole_crs.benchmark.execution.run_one import execute_run
+from recbole_crs.benchmark.report.markdown import markdown_tables, write_reports
+from recbole_crs.benchmark.report.plots import by_turn_curves, plot_by_turn, plot_metric
+from recbole_crs.benchmark.report.summary import (
     baselines_by_validation, best_baseline, mean_std, metric_value, summarize,
 )
-from recbole_crs.benchmark.tuned import load_tuned, tuned_values, write_tuned_entry  # noqa: E402
-from recbole_crs.benchmark.plots import by_turn_curves, plot_by_turn, plot_metric  # noqa: E402
-from recbole_crs.benchmark.report import markdown_tables, write_reports  # noqa: E402
-from recbole_crs.benchmark.run import execute_run  # noqa: E402
-from recbole_crs.benchmark.runner import estimate_remaining, run_suite  # noqa: E402
-from recbole_crs.benchmark.cli import build_parser, main  # noqa: E402
-from recbole_crs.errors import SuiteError  # noqa: E402
+from recbole_crs.benchmark.spec.datasets import dataset_modes, inter_header
+from recbole_crs.benchmark.spec.results import RESULTS_JSON, RESULTS_MD, load_results, write_json
+from recbole_crs.benchmark.spec.runs import RunSpec, config_sha, plan_runs, resolve_config_shas
+from recbole_crs.benchmark.spec.suite import (
+    AUTHORS_MODE, DEFAULT_MODES, DEFAULT_SCOPES, SCOPES, DatasetSpec, Suite, Variant, load_suite, parse_set, select,
+)
+from recbole_crs.benchmark.spec.tuned import load_tuned, tuned_values, write_tuned_entry
+from recbole_crs.errors import SuiteError
+
+# The package's public names, for ``from recbole_crs import benchmark`` callers (tests, notebooks).
+__all__ = [
+    "AUTHORS_MODE", "DEFAULT_MODES", "DEFAULT_SCOPES", "RESULTS_JSON", "RESULTS_MD", "SCOPES", "DatasetSpec",
+    "RunSpec", "Suite", "SuiteError", "Variant", "baselines_by_validation", "best_baseline", "build_parser",
+    "by_turn_curves", "check_variants", "config_sha", "dataset_modes", "estimate_remaining", "execute_run",
+    "inter_header", "load_results", "load_suite", "load_tuned", "main", "markdown_tables", "mean_std", "metric_value",
+    "parse_set", "plan_runs", "plot_by_turn", "plot_metric", "prepare_datasets", "resolve_config_shas", "run_suite",
+    "select", "summarize", "tuned_values", "write_json", "write_reports", "write_tuned_entry",
+]

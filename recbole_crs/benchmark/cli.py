@@ -5,23 +5,23 @@ import json
 import os
 import sys
 
-import recbole_crs.benchmark as package
-from recbole_crs.benchmark.datasets import check_variants, prepare_datasets
-from recbole_crs.benchmark.plan import plan_runs
-from recbole_crs.benchmark.report import write_reports
-from recbole_crs.benchmark.results import RESULTS_JSON, load_results, to_builtin
-from recbole_crs.benchmark.runner import run_suite
-from recbole_crs.benchmark.suite import (
+from recbole_crs.benchmark.execution.prepare import check_variants, prepare_datasets
+from recbole_crs.benchmark.execution.run_all import run_suite
+from recbole_crs.benchmark.report.markdown import write_reports
+from recbole_crs.benchmark.spec.results import RESULTS_JSON, load_results, to_builtin
+from recbole_crs.benchmark.spec.runs import plan_runs
+from recbole_crs.benchmark.spec.suite import (
     DEFAULT_DATA_PATH, DEFAULT_OUT, DEFAULT_SEEDS, DEFAULT_SUITE, load_suite, parse_set, select,
 )
-from recbole_crs.benchmark.tuned import load_tuned, tuned_path
+from recbole_crs.benchmark.spec.tuned import load_tuned, tuned_path
 from recbole_crs.errors import CRSInputError, SuiteError, print_error
 
 
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m recbole_crs.benchmark",
-        description=package.__doc__.split("\n\n")[0],
+        description="Benchmark suite: every model variant x dataset x seed, evaluated the same way, with tables, JSON "
+        "and a plot.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--suite", default=DEFAULT_SUITE, help="suite yaml (default: benchmarks/suite.yaml)")
@@ -129,7 +129,7 @@ def _command(argv):
 def _tuning(args, argv, suite, datasets, variants, seed, overrides, sources, tuned_file, log):
     """``--export-config DIR`` or ``--tune``; returns None (nothing for the exit status to count)."""
     # Imports run_hyper.py's package (RecBole's HyperTuning, torch): only these two options need it.
-    from recbole_crs.benchmark import tune
+    from recbole_crs.benchmark.execution import tune
 
     data_path = os.path.abspath(args.data_path)
     prepare_datasets(suite, datasets, data_path, sources, log=log)

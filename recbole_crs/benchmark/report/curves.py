@@ -19,50 +19,8 @@ sample std over seeds) and one plot with a panel per curve.
 
 import os
 
-from recbole_crs.benchmark.plots import plot_file_name, pyplot, save_figure
-from recbole_crs.benchmark.summary import mean_std, metric_value
-from recbole_crs.benchmark.summary import metric_label as label_of
-
-CURVE_KEYS = ("label", "groups", "metric", "mode", "scope")
-
-
-class CurveError(ValueError):
-    """A ``curves`` section that cannot be used (raised as a SuiteError by the suite loader)."""
-
-
-def parse_curves(raw, datasets, scopes):
-    """Checked ``curves`` section: ``{"label", "groups": {name: [(x, dataset)]}, "metric", "mode", "scope"}``."""
-    if raw is None:
-        return None
-    if not isinstance(raw, dict) or not isinstance(raw.get("groups"), dict) or not raw["groups"]:
-        raise CurveError("curves needs a mapping 'groups': {curve name: {x value: dataset name}}")
-    unknown = set(raw) - set(CURVE_KEYS)
-    if unknown:
-        raise CurveError(f"curves has unknown keys {sorted(unknown)}; use {', '.join(CURVE_KEYS)}")
-    groups = {}
-    for name, points in raw["groups"].items():
-        if not isinstance(points, dict) or not points:
-            raise CurveError(f"curves.groups.{name} must map x values to dataset names")
-        parsed = []
-        for x, dataset in points.items():
-            try:
-                x = float(x)
-            except (TypeError, ValueError):
-                raise CurveError(f"curves.groups.{name}: x value {x!r} is not a number") from None
-            if dataset not in datasets:
-                raise CurveError(f"curves.groups.{name}: dataset '{dataset}' is not in the suite's datasets")
-            parsed.append((x, dataset))
-        groups[str(name)] = sorted(parsed)
-    scope = str(raw.get("scope", "all"))
-    if scope not in scopes:
-        raise CurveError(f"curves.scope '{scope}' is not one of {', '.join(scopes)}")
-    return {
-        "label": str(raw.get("label", "x")),
-        "groups": groups,
-        "metric": str(raw["metric"]).lower() if raw.get("metric") else None,
-        "mode": str(raw["mode"]) if raw.get("mode") else None,
-        "scope": scope,
-    }
+from recbole_crs.benchmark.report.plots import plot_file_name, pyplot, save_figure
+from recbole_crs.benchmark.report.summary import mean_std, metric_label as label_of, metric_value
 
 
 def curve_points(summary, curves, value_of, chance_of):

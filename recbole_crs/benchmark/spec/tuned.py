@@ -15,8 +15,8 @@ and variant, the values a search chose on validation, and how they were found.
         date: '2025-01-31T12:00:00'
 
 The suite applies ``values`` as a config layer after the variant's config and before ``--set``
-(:func:`recbole_crs.benchmark.plan.stage_configs`); a variant with ``tuned_from: <other variant>`` reads the other
-one's entry. ``python -m recbole_crs.benchmark --tune`` writes the entries (:mod:`recbole_crs.benchmark.tune`).
+(:func:`recbole_crs.benchmark.spec.runs.stage_configs`); a variant with ``tuned_from: <other variant>`` reads the
+other one's entry. ``python -m recbole_crs.benchmark --tune`` writes the entries (:mod:`recbole_crs.benchmark.execution.tune`).
 """
 
 import fcntl
@@ -24,9 +24,9 @@ import os
 
 import yaml
 
-from recbole_crs.benchmark.suite import REPO_ROOT, read_yaml
-from recbole_crs.runtime import atomic_write_text
+from recbole_crs.benchmark.spec.suite import REPO_ROOT, read_yaml
 from recbole_crs.errors import SuiteError
+from recbole_crs.runtime import atomic_write_text
 
 HEADER = """\
 # Tuned values of the benchmark suite, chosen on validation only (best_valid_score of run_hyper.py's trials; test
@@ -52,7 +52,7 @@ def load_tuned(path):
 
 
 def tuned_values(tuned, dataset, variant):
-    """The tuned config values of ``variant`` (a :class:`~recbole_crs.benchmark.suite.Variant`) on ``dataset``."""
+    """The tuned config values of ``variant`` (a :class:`~recbole_crs.benchmark.spec.suite.Variant`) on ``dataset``."""
     entry = (tuned or {}).get(dataset, {}).get(variant.tuned_name)
     return dict(entry["values"]) if entry else {}
 

@@ -7,13 +7,13 @@ import subprocess
 import sys
 import time
 
-from recbole_crs.benchmark.plan import RunSpec, run_dir_for
-from recbole_crs.benchmark.results import read_json, to_builtin, write_json
-from recbole_crs.benchmark.run import execute_run, run_header
-from recbole_crs.benchmark.suite import REPO_ROOT
+from recbole_crs.benchmark.execution.run_one import execute_run, run_header
+from recbole_crs.benchmark.spec.results import read_json, to_builtin, write_json
+from recbole_crs.benchmark.spec.runs import RunSpec, run_dir_for
+from recbole_crs.benchmark.spec.suite import REPO_ROOT
 from recbole_crs.runtime import torch_threads
 
-WORKER_COMMAND = "import sys; from recbole_crs.benchmark.jobs import worker_main; worker_main(sys.argv[1])"
+WORKER_COMMAND = "import sys; from recbole_crs.benchmark.execution.jobs import worker_main; worker_main(sys.argv[1])"
 
 
 def _record_path(run_dir):

@@ -2,7 +2,7 @@
 hashes of its effective config that ``--resume`` compares.
 
 Config layers, later wins: ``common`` -> ``datasets.<name>.config`` -> ``datasets.<name>.models.<Model>`` ->
-``variants.<name>.config`` -> the tuned values (:mod:`recbole_crs.benchmark.tuned`) -> ``--epochs`` / ``--set`` ->
+``variants.<name>.config`` -> the tuned values (:mod:`recbole_crs.benchmark.spec.tuned`) -> ``--epochs`` / ``--set`` ->
 what the runner sets (model, dataset, seed, data_path, checkpoint_dir, crs_test_modes, show_progress). A two-stage
 variant's pre-training stage reads the same layers without the tuned values (they are searched on its fine-tuning
 stage, from one fixed pre-trained checkpoint), then its ``pretrain`` section.
@@ -13,12 +13,13 @@ import json
 import os
 from dataclasses import dataclass
 
-from recbole_crs.benchmark.datasets import dataset_modes
-from recbole_crs.benchmark.results import to_builtin
-from recbole_crs.benchmark.tuned import tuned_values
+from recbole_crs.benchmark.spec.datasets import dataset_modes
+from recbole_crs.benchmark.spec.results import to_builtin
+from recbole_crs.benchmark.spec.tuned import tuned_values
+from recbole_crs.config import Config
 from recbole_crs.data.fields import CANDIDATE_FIELD
-from recbole_crs.runtime import isolated_argv
 from recbole_crs.errors import SuiteError
+from recbole_crs.runtime import isolated_argv
 
 # Keys that differ between runs of one variant by design (not by a change of the model's defaults).
 VOLATILE_KEYS = ("seed", "data_path", "checkpoint_dir", "device", "pre_model_path")
@@ -61,8 +62,6 @@ def config_sha(final_config_dict):
 def resolve_config_shas(specs):
     """Fill in each spec's effective-config hash: its config_dict over every yaml layer, as the run will see
     it. ``--resume`` compares these, so an edited model yaml (not only an edited suite) reruns a run."""
-    from recbole_crs.config import Config
-
     for spec in specs:
         with isolated_argv():
             spec.config_sha = config_sha(
@@ -113,7 +112,7 @@ def stage_configs(suite, dataset, name, modes, data_path, overrides=None, tuned=
 def plan_runs(suite, datasets, variants, seeds, data_path, out_dir, overrides=None, candidate_field=None,
               tuned=None):
     """One RunSpec per dataset x variant x seed, in that nesting order (datasets outermost). ``tuned``: the tuned
-    file's content (:func:`recbole_crs.benchmark.tuned.load_tuned`)."""
+    file's content (:func:`recbole_crs.benchmark.spec.tuned.load_tuned`)."""
     runs = []
     for dataset in datasets:
         modes = dataset_test_modes(suite, data_path, dataset, candidate_field)

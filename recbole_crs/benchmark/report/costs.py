@@ -11,7 +11,7 @@ run, and the pre-training compute of the variants that pre-train.
   (``pipeline_cpu_s``, with their budgets ``generator_epochs`` and ``pretrain_epochs``).
 """
 
-from recbole_crs.benchmark.summary import fmt, mean_std
+from recbole_crs.benchmark.report.summary import fmt, mean_std
 
 CAP_MARK = "†"
 COST_HEADERS = ["epochs", "CPU s / run", "wall s / run"]

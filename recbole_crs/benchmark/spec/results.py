@@ -5,9 +5,9 @@ import math
 import os
 import platform
 
-from recbole_crs.benchmark.suite import REPO_ROOT
-from recbole_crs.runtime import atomic_write_text
+from recbole_crs.benchmark.spec.suite import REPO_ROOT
 from recbole_crs.errors import SuiteError
+from recbole_crs.runtime import atomic_write_text
 
 RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"

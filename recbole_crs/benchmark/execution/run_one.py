@@ -9,10 +9,14 @@ import shutil
 import time
 import traceback
 
-from recbole_crs.benchmark.epochs import epoch_seconds, log_size
-from recbole_crs.benchmark.isolation import RUN_LOG, isolated_run
-from recbole_crs.benchmark.plan import config_sha
-from recbole_crs.benchmark.results import to_builtin
+from recbole.data import data_preparation
+from recbole.utils import init_seed
+
+from recbole_crs.benchmark.execution.isolation import RUN_LOG, isolated_run
+from recbole_crs.benchmark.report.epochs import epoch_seconds, log_size
+from recbole_crs.benchmark.spec.results import to_builtin
+from recbole_crs.benchmark.spec.runs import config_sha
+from recbole_crs.config import Config
 from recbole_crs.errors import SuiteError
 
 # Config keys copied from each run's final config into the JSON (what the run actually used).
@@ -34,11 +38,7 @@ def _close_trainer(trainer):
 def run_pretrain_stage(config_dict):
     """RecBole-style pre-training (``train_stage: pretrain``) through ``quick_start.train``; returns (checkpoint
     path, epochs, CPU seconds of the training alone: no dataset building)."""
-    from recbole.data import data_preparation
-    from recbole.utils import init_seed
-
-    from recbole_crs import quick_start
-    from recbole_crs.config import Config
+    from recbole_crs import quick_start  # every model and trainer: loaded when a run starts, not by --report-only
 
     config_dict = dict(config_dict)
     epochs = int(config_dict.get("pretrain_epochs") or 0)
@@ -62,10 +62,7 @@ def run_pretrain_stage(config_dict):
 def _train_and_test_stage(config_dict):
     """The fine-tuning (or only) stage: ``quick_start.train_and_test_with_trainer`` (training, then the test set in
     every mode of ``crs_test_modes``); keeps its validation result, its test results per mode and per turn."""
-    from recbole.utils import init_seed
-
-    from recbole_crs import quick_start
-    from recbole_crs.config import Config
+    from recbole_crs import quick_start  # every model and trainer: loaded when a run starts, not by --report-only
 
     config = Config(model=config_dict["model"], dataset=config_dict["dataset"], config_dict=config_dict)
     # Taken before the dataset is built: the dataset writes into the config (e.g. alias_of_item_id).

@@ -9,7 +9,7 @@
   once where it has one (every trial fine-tunes from that checkpoint), ``run_hyper.py --algo exhaustive`` over the
   model's params file (``benchmarks/hyper/<Model>.hyper``) with as many torch threads as the suite's runs, and the
   values of the trial with the best validation score written to the tuned file
-  (:func:`recbole_crs.benchmark.tuned.write_tuned_entry`).
+  (:func:`recbole_crs.benchmark.spec.tuned.write_tuned_entry`).
 """
 
 import datetime
@@ -21,15 +21,16 @@ import sys
 
 import yaml
 
-from recbole_crs.benchmark.isolation import isolated_run
-from recbole_crs.benchmark.plan import dataset_test_modes, stage_configs
-from recbole_crs.benchmark.results import to_builtin
-from recbole_crs.benchmark.run import run_pretrain_stage
-from recbole_crs.benchmark.suite import REPO_ROOT
-from recbole_crs.benchmark.tuned import repo_relative, write_tuned_entry
+from recbole_crs.benchmark.execution.isolation import isolated_run
+from recbole_crs.benchmark.execution.run_one import run_pretrain_stage
+from recbole_crs.benchmark.spec.results import to_builtin
+from recbole_crs.benchmark.spec.runs import dataset_test_modes, stage_configs
+from recbole_crs.benchmark.spec.suite import REPO_ROOT
+from recbole_crs.benchmark.spec.tuned import repo_relative, write_tuned_entry
+from recbole_crs.config import Config
+from recbole_crs.errors import SuiteError
 from recbole_crs.runtime import atomic_write_text, isolated_argv, torch_threads
 from recbole_crs.tuning.results import read_result_file
-from recbole_crs.errors import SuiteError
 
 HYPER_DIR = os.path.join(REPO_ROOT, "benchmarks", "hyper")
 RUN_HYPER = os.path.join(REPO_ROOT, "run_hyper.py")
@@ -89,8 +90,6 @@ def _pretrain_once(pretrain_file, work_dir, threads):
 
 def _valid_metric(config_file):
     """``(metric label, bigger is better)`` of the trials, from the config they run with."""
-    from recbole_crs.config import Config  # heavy (recbole, torch): only once a search is done
-
     with isolated_argv():
         config = Config(config_file_list=[config_file])
     return f"{config['valid_metric']} ({config['crs_candidates']})", bool(config["valid_metric_bigger"])

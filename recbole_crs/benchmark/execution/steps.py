@@ -8,6 +8,15 @@ what a run trains; :class:`Batches` feeds a trainer's ``_train_epoch`` a fixed n
 import gc
 import itertools
 
+from recbole.data import data_preparation
+from recbole.utils import init_seed
+
+from recbole_crs.data.finetune import finetune_dataloader
+from recbole_crs.model.negative_generator import NegativeGenerator
+from recbole_crs.pipeline import finetune_stage, generator_stage, pretrain_stage
+from recbole_crs.quick_start import build_model, create_dataset
+from recbole_crs.trainer import get_trainer
+
 STAGES = ("sasrec", "generator", "pretrain", "finetune")
 
 
@@ -36,12 +45,6 @@ def stage_trainer(stage, config, dataset, train_data):
     ``config`` is SASRec's for ``sasrec`` and CRSPretrain's otherwise. Pre-training draws negatives from an untrained
     generator (the same cost per step as a trained one); fine-tuning starts from scratch.
     """
-    from recbole_crs.data.finetune import finetune_dataloader
-    from recbole_crs.model.negative_generator import NegativeGenerator
-    from recbole_crs.pipeline import finetune_stage, generator_stage, pretrain_stage
-    from recbole_crs.quick_start import build_model
-    from recbole_crs.trainer import get_trainer
-
     if stage == "sasrec":
         model = build_model(config, train_data)
         return get_trainer(type(model).type, config["model"])(config, model), train_data
@@ -62,11 +65,6 @@ def stage_trainers(stages, config_of):
     dataset and its dataloaders are built once per model, each stage seeded as a run seeds it. A stage's trainer and
     the model's dataset are freed before the next is built, so memory peaks do not add up.
     """
-    from recbole.data import data_preparation
-    from recbole.utils import init_seed
-
-    from recbole_crs.quick_start import create_dataset
-
     for model in ("SASRec", "CRSPretrain"):
         wanted = [stage for stage in STAGES if stage in stages and (stage == "sasrec") == (model == "SASRec")]
         if not wanted:

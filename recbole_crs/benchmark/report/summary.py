@@ -3,7 +3,7 @@ on validation, and the chance level of each column. The tables, plots and curves
 
 import math
 
-from recbole_crs.benchmark.suite import SCOPES
+from recbole_crs.benchmark.spec.suite import SCOPES
 
 CHANCE_PREFIX = "chance/"
 # With one target per evaluated row Recall@K equals Hit@K; the authors' protocol reports Hit@K only.

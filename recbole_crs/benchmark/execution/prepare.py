@@ -1,26 +1,15 @@
-"""The suite's datasets before anything runs: build the missing ones, the candidate modes each is evaluated in, and
-a check that every variant's model and config keys exist."""
+"""The suite's datasets and variants before anything runs: build the missing datasets, and check that every
+variant's model and config keys exist."""
 
 import os
 
-from recbole_crs.benchmark.suite import AUTHORS_MODE
-from recbole_crs.benchmark.tuned import tuned_values
-from recbole_crs.data.fields import CANDIDATE_FIELD
-from recbole_crs.runtime import isolated_argv
+from recbole_crs.benchmark.spec.datasets import inter_header
+from recbole_crs.benchmark.spec.tuned import tuned_values
+from recbole_crs.config import Config
+from recbole_crs.data import convert
+from recbole_crs.data.ml100k import ensure_builtin, is_builtin
 from recbole_crs.errors import SuiteError
-
-
-def _inter_path(data_path, name):
-    return os.path.join(data_path, name, f"{name}.inter")
-
-
-def inter_header(data_path, name):
-    """Field names of ``<data_path>/<name>/<name>.inter`` (``name:type`` headers), or None if missing."""
-    path = _inter_path(data_path, name)
-    if not os.path.isfile(path):
-        return None
-    with open(path, "r", encoding="utf-8") as f:
-        return [column.split(":")[0] for column in f.readline().rstrip("\n").split("\t")]
+from recbole_crs.runtime import isolated_argv
 
 
 def convert_command(spec, sources, data_path):
@@ -37,8 +26,6 @@ def prepare_datasets(suite, names, data_path, sources, log=print):
     :mod:`recbole_crs.data.ml100k`) are built by the plugin itself on first use. A dataset that is missing and
     cannot be built stops the suite before anything runs, with the exact command that would build it.
     """
-    from recbole_crs.data.ml100k import ensure_builtin, is_builtin
-
     for name in names:
         spec = suite.datasets[name]
         if is_builtin(name):
@@ -55,22 +42,9 @@ def prepare_datasets(suite, names, data_path, sources, log=print):
                 f"dataset '{name}' is not in {os.path.join(data_path, name)}. Give its source folder with "
                 f"{option} DIR, or build it with:\n  python -m recbole_crs.data.convert " + " ".join(argv)
             )
-        from recbole_crs.data import convert
-
         log(f"preparing {name}: python -m recbole_crs.data.convert " + " ".join(argv))
         report = convert.run(convert.build_parser().parse_args(argv))
         log(str(report))
-
-
-def dataset_modes(suite, data_path, dataset_name, candidate_field=CANDIDATE_FIELD):
-    """The suite's modes on this dataset: ``authors`` only where the dataset has a fixed candidate list per
-    evaluated row (added at the end when the suite does not list it, dropped where the dataset has none)."""
-    header = inter_header(data_path, dataset_name) or []
-    has_candidates = candidate_field in header
-    modes = [m for m in suite.modes if m != AUTHORS_MODE or has_candidates]
-    if has_candidates and AUTHORS_MODE not in modes:
-        modes.append(AUTHORS_MODE)
-    return modes
 
 
 def check_variants(suite, variants, datasets, data_path, tuned=None):
@@ -80,8 +54,6 @@ def check_variants(suite, variants, datasets, data_path, tuned=None):
     RecBole accepts any key and ignores the ones nothing reads, so a misspelt ablation key (or one the model
     does not have) would silently run the unablated model under the ablation's name. Checked before any run.
     """
-    from recbole_crs.config import Config
-
     problems = []
     for name in variants:
         variant = suite.variants[name]

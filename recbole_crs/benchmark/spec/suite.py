@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 import yaml
 
 from recbole_crs.errors import SuiteError
+from recbole_crs.evaluation.candidates import CANDIDATE_MODES
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+# The checkout: this file is recbole_crs/benchmark/spec/suite.py.
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__)))))
 DEFAULT_SUITE = os.path.join(REPO_ROOT, "benchmarks", "suite.yaml")
 DEFAULT_OUT = os.path.join(REPO_ROOT, "benchmarks", "results", "suite")
 DEFAULT_DATA_PATH = os.path.join(REPO_ROOT, "dataset")
@@ -26,6 +28,7 @@ DEFAULT_METRIC = "ndcg@10"  # the tables' metric and the plots' metric unless th
 DEFAULT_PLOT_MODE = "confirmed"
 DEFAULT_BASE_SEED = 2020
 DEFAULT_SEEDS = 3  # seeds per run: base_seed, base_seed + 1, ...
+CURVE_KEYS = ("label", "groups", "metric", "mode", "scope")
 TOP_LEVEL_KEYS = {"common", "datasets", "variants", "modes", "base_seed", "table_metrics", "table_scopes",
                   "plot_metric", "plot_mode", "threads", "description", "curves", "epoch_ratios", "tuned"}
 
@@ -129,8 +132,6 @@ def _parse_variants(raw, path):
 
 
 def _parse_modes(raw, path):
-    from recbole_crs.evaluation.candidates import CANDIDATE_MODES
-
     modes = tuple(raw.get("modes") or DEFAULT_MODES)
     for mode in modes:
         if mode not in CANDIDATE_MODES:
@@ -177,12 +178,7 @@ def load_suite(path):
     epoch_ratios = raw.get("epoch_ratios")
     if epoch_ratios is not None and str(epoch_ratios) not in variants:
         raise SuiteError(f"{path}: epoch_ratios names '{epoch_ratios}', which is not a variant of the suite")
-    from recbole_crs.benchmark.curves import CurveError, parse_curves
-
-    try:
-        curves = parse_curves(raw.get("curves"), datasets, SCOPES)
-    except CurveError as error:
-        raise SuiteError(f"{path}: {error}") from None
+    curves = parse_curves(raw.get("curves"), datasets, SCOPES, path)
     return Suite(
         path=os.path.abspath(path),
         common=_mapping(raw.get("common"), f"{path}: common"),
@@ -200,6 +196,41 @@ def load_suite(path):
         tuned=os.path.join(os.path.dirname(os.path.abspath(path)), str(raw["tuned"])) if raw.get("tuned") else None,
         raw=raw,
     )
+
+
+def parse_curves(raw, datasets, scopes, path):
+    """Checked ``curves`` section: ``{"label", "groups": {name: [(x, dataset)]}, "metric", "mode", "scope"}``."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not isinstance(raw.get("groups"), dict) or not raw["groups"]:
+        raise SuiteError(f"{path}: curves needs a mapping 'groups': {{curve name: {{x value: dataset name}}}}")
+    unknown = set(raw) - set(CURVE_KEYS)
+    if unknown:
+        raise SuiteError(f"{path}: curves has unknown keys {sorted(unknown)}; use {', '.join(CURVE_KEYS)}")
+    groups = {}
+    for name, points in raw["groups"].items():
+        if not isinstance(points, dict) or not points:
+            raise SuiteError(f"{path}: curves.groups.{name} must map x values to dataset names")
+        parsed = []
+        for x, dataset in points.items():
+            try:
+                x = float(x)
+            except (TypeError, ValueError):
+                raise SuiteError(f"{path}: curves.groups.{name}: x value {x!r} is not a number") from None
+            if dataset not in datasets:
+                raise SuiteError(f"{path}: curves.groups.{name}: dataset '{dataset}' is not in the suite's datasets")
+            parsed.append((x, dataset))
+        groups[str(name)] = sorted(parsed)
+    scope = str(raw.get("scope", "all"))
+    if scope not in scopes:
+        raise SuiteError(f"{path}: curves.scope '{scope}' is not one of {', '.join(scopes)}")
+    return {
+        "label": str(raw.get("label", "x")),
+        "groups": groups,
+        "metric": str(raw["metric"]).lower() if raw.get("metric") else None,
+        "mode": str(raw["mode"]) if raw.get("mode") else None,
+        "scope": scope,
+    }
 
 
 def select(names, available, what):

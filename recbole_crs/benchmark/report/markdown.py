@@ -1,20 +1,20 @@
 """The report of a results payload: ``results.md`` (per dataset a chance row, every variant, the best baseline
 chosen on validation and CRSPretrain's gain over it; the curves and epoch-time tables where asked for) and the
-plots (:mod:`recbole_crs.benchmark.plots`, :mod:`recbole_crs.benchmark.curves`)."""
+plots (:mod:`recbole_crs.benchmark.report.plots`, :mod:`recbole_crs.benchmark.report.curves`)."""
 
 import os
 
-from recbole_crs.benchmark.costs import COST_HEADERS, cost_cells, cost_notes
-from recbole_crs.benchmark.curves import curves_report
-from recbole_crs.benchmark.epochs import epoch_ratio_tables
-from recbole_crs.benchmark.plots import plot_by_turn, plot_file_name, plot_metric
-from recbole_crs.benchmark.results import RESULTS_JSON, RESULTS_MD
-from recbole_crs.benchmark.suite import (
-    AUTHORS_MODE, DEFAULT_METRIC, DEFAULT_PLOT_MODE, DEFAULT_SCOPES, MODE_ORDER, SCOPES,
-)
-from recbole_crs.benchmark.summary import (
+from recbole_crs.benchmark.report.costs import COST_HEADERS, cost_cells, cost_notes
+from recbole_crs.benchmark.report.curves import curves_report
+from recbole_crs.benchmark.report.epochs import epoch_ratio_tables
+from recbole_crs.benchmark.report.plots import plot_by_turn, plot_file_name, plot_metric
+from recbole_crs.benchmark.report.summary import (
     OUR_MODELS, OUR_VARIANT, baselines_by_validation, chance_levels, duration, fmt, is_ours, mean_std,
     metric_label, metric_value, ordered, summarize, summary_modes,
+)
+from recbole_crs.benchmark.spec.results import RESULTS_JSON, RESULTS_MD
+from recbole_crs.benchmark.spec.suite import (
+    AUTHORS_MODE, DEFAULT_METRIC, DEFAULT_PLOT_MODE, DEFAULT_SCOPES, MODE_ORDER, SCOPES,
 )
 from recbole_crs.runtime import atomic_write_text
 
@@ -150,7 +150,7 @@ def markdown_tables(runs, metrics=(DEFAULT_METRIC,), mode_order=MODE_ORDER, data
 def write_reports(payload, out_dir, suite=None, epoch_ratios=None):
     """results.md and the PNGs from a results payload (an older results.json without per-turn results too);
     returns the paths written. ``epoch_ratios`` (default: the payload's, else the suite's) names the variant
-    whose training epoch is the unit of an epoch-time table (:mod:`recbole_crs.benchmark.epochs`)."""
+    whose training epoch is the unit of an epoch-time table (:mod:`recbole_crs.benchmark.report.epochs`)."""
     runs = payload.get("runs", [])
     metrics = tuple(payload.get("table_metrics") or (suite.table_metrics if suite else (DEFAULT_METRIC,)))
     scopes = tuple(payload.get("table_scopes") or (suite.table_scopes if suite else DEFAULT_SCOPES))

@@ -1,9 +1,9 @@
 """The plots of a results payload: the suite's ``plot_metric`` per variant and mode (bars), and by turn (lines)."""
 
-from recbole_crs.benchmark.suite import DEFAULT_METRIC, DEFAULT_PLOT_MODE, MODE_ORDER
-from recbole_crs.benchmark.summary import (
+from recbole_crs.benchmark.report.summary import (
     CHANCE_PREFIX, mean_std, metric_label, metric_value, ordered, summarize, summary_modes,
 )
+from recbole_crs.benchmark.spec.suite import DEFAULT_METRIC, DEFAULT_PLOT_MODE, MODE_ORDER
 from recbole_crs.runtime import atomic_write
 
 

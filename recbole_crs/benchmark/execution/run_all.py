@@ -5,16 +5,16 @@ import datetime
 import os
 import time
 
-from recbole_crs.benchmark.datasets import check_variants, prepare_datasets
-from recbole_crs.benchmark.jobs import run_in_processes
-from recbole_crs.benchmark.plan import plan_runs, resolve_config_shas, run_dir_for
-from recbole_crs.benchmark.report import write_reports
-from recbole_crs.benchmark.results import RESULTS_JSON, environment, load_results, to_builtin, write_json
-from recbole_crs.benchmark.run import execute_run
-from recbole_crs.benchmark.suite import DEFAULT_DATA_PATH
-from recbole_crs.benchmark.summary import duration, is_legacy_run, metric_value, ordered
-from recbole_crs.runtime import torch_threads
+from recbole_crs.benchmark.execution.jobs import run_in_processes
+from recbole_crs.benchmark.execution.prepare import check_variants, prepare_datasets
+from recbole_crs.benchmark.execution.run_one import execute_run
+from recbole_crs.benchmark.report.markdown import write_reports
+from recbole_crs.benchmark.report.summary import duration, is_legacy_run, metric_value, ordered
+from recbole_crs.benchmark.spec.results import RESULTS_JSON, environment, load_results, to_builtin, write_json
+from recbole_crs.benchmark.spec.runs import plan_runs, resolve_config_shas, run_dir_for
+from recbole_crs.benchmark.spec.suite import DEFAULT_DATA_PATH
 from recbole_crs.errors import SuiteError
+from recbole_crs.runtime import torch_threads
 
 
 def estimate_remaining(pending, finished):

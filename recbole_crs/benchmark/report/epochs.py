@@ -11,7 +11,7 @@ epochs logged before it to that stage; the epochs of any other run belong to the
 import os
 import re
 
-from recbole_crs.benchmark.summary import fmt, mean_std
+from recbole_crs.benchmark.report.summary import fmt, mean_std
 
 EPOCH_LINE = re.compile(r"epoch \d+ (?:pre-)?training \[time: ([0-9.]+)s")
 STAGE_DONE = re.compile(r"stage (\w+) done in ")
