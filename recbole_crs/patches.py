@@ -31,6 +31,10 @@ import warnings
 import torch
 import torch.distributed as dist
 
+from recbole_crs.artifacts.caches import (
+    safe_create_dataset, safe_load_split_dataloaders, safe_save_dataset, safe_save_split_dataloaders,
+)
+
 _installed = set()
 
 
@@ -89,10 +93,6 @@ def install_safe_caches():
     import recbole.data
     import recbole.data.utils as data_utils
     from recbole.data.dataset import Dataset
-
-    from recbole_crs.artifacts.caches import (
-        safe_create_dataset, safe_load_split_dataloaders, safe_save_dataset, safe_save_split_dataloaders,
-    )
 
     for name, function in (
         ("create_dataset", safe_create_dataset),

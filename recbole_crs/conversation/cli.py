@@ -62,7 +62,8 @@ def _overrides(args, unknown):
 
 
 def _run(args, unknown):
-    # imported here, not at the top: they load recbole and torch, which `--help` does not need
+    # imported here, not at the top: they load quick_start (every model and trainer), which `--help` and a wrong
+    # option do not need
     from recbole_crs.conversation.interactive import play_interactive
     from recbole_crs.conversation.options import score_guided_parameters
     from recbole_crs.conversation.runner import build_policy, prepare, resolve_options, run_conversation

@@ -8,9 +8,11 @@
   wrong model, dataset, file, key or value fails before any trial (``run_hyper.py`` then exits 2).
 """
 
+from recbole_crs import quick_start
 from recbole_crs.errors import CRSConfigError
 from recbole_crs.runtime import isolated_argv
 from recbole_crs.tuning.params import edge_values, sample_value
+from recbole_crs.validation import validate, value_error
 
 
 class TrialObjective:
@@ -21,17 +23,13 @@ class TrialObjective:
         self.saved = saved
 
     def __call__(self, config_dict=None, config_file_list=None):
-        from recbole_crs.quick_start import objective_function
-
         merged = {**self.fixed, **(config_dict or {})}
         with isolated_argv():
-            return objective_function(merged, config_file_list, saved=self.saved)
+            return quick_start.objective_function(merged, config_file_list, saved=self.saved)
 
 
 def search_space_errors(params, config):
     """One line per searched value that breaks its key's rule (every choice, both bounds of a range)."""
-    from recbole_crs.validation import value_error
-
     errors = []
     for p in params:
         for value in edge_values(p):
@@ -46,14 +44,11 @@ def check_config(fixed, config_file_list, params=None, saved=False):
     or value (and, with ``params``, on a searched name or value), and gives the values Ray needs (metric
     direction, absolute data path). ``saved``: trials write checkpoints, so ``checkpoint_dir`` must be
     writable (it is created)."""
-    from recbole_crs.quick_start import build_config
-    from recbole_crs.validation import validate
-
     config_dict = dict(fixed)
     for p in params or []:
         config_dict[p.name] = sample_value(p)
     with isolated_argv():
-        config = build_config(config_dict=config_dict, config_file_list=config_file_list)
+        config = quick_start.build_config(config_dict=config_dict, config_file_list=config_file_list)
     validate(config, saved=saved)
     errors = search_space_errors(params or [], config)
     if errors:

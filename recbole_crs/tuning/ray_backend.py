@@ -12,6 +12,7 @@ import math
 import os
 
 import recbole_crs
+from recbole_crs.data.ml100k import ensure_builtin, is_builtin
 from recbole_crs.tuning.objective import TrialObjective, check_config
 
 # The folder that holds the recbole_crs package: Ray workers import it from there, installed or not.
@@ -93,10 +94,6 @@ def _quiet_pkg_resources_in_children():
 def _prepare_default_dataset(config):
     """Build a built-in dataset (ml-100k-crs, ...) on the driver, so that parallel Ray trials do not all build
     it at once."""
-    try:
-        from recbole_crs.data.ml100k import ensure_builtin, is_builtin
-    except ImportError:
-        return
     if is_builtin(config["dataset"]):
         ensure_builtin(config["dataset"], os.path.dirname(os.path.normpath(config["data_path"])))
 
