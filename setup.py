@@ -41,5 +41,8 @@ setup(
         "pyarrow<26",
         "matplotlib<4",
     ],
-    extras_require={"test": ["pytest>=8"]},
+    extras_require={
+        # import-linter: `lint-imports` checks the floors of .importlinter (docs/architecture.md) in CI.
+        "test": ["pytest>=8", "import-linter==2.1"],
+    },
 )
