@@ -177,6 +177,28 @@ def test_the_checkpoint_errors_are_input_errors():
         assert issubclass(error, CheckpointError) and issubclass(error, CRSInputError)
 
 
+def test_a_missing_checkpoint_is_an_input_error(tmp_path):
+    """A model file that is not there is the user's mistake (one error line), and still a FileNotFoundError."""
+    with pytest.raises(CheckpointError, match="does not exist") as raised:
+        load_checkpoint(str(tmp_path / "missing.pth"))
+    assert isinstance(raised.value, FileNotFoundError)
+
+
+@pytest.mark.parametrize("change, message", [
+    (_edit_config(dataset="other"), r"was trained on dataset 'other', not 'tiny-crs'"),
+    (_edit_config(model="BPR"), r"was written by model BPR, not SASRec"),
+])
+def test_a_checkpoint_of_other_data_or_another_model_cannot_be_resumed(trained, change, message):
+    """A trainer refuses a checkpoint of another dataset or model as an input error, not a bare ValueError."""
+    from recbole_crs.model.negative_generator import GeneratorSASRec, generator_config
+    from recbole_crs.trainer.stages import CRSGeneratorTrainer
+
+    config = generator_config(trained["config"])
+    trainer = CRSGeneratorTrainer(config, GeneratorSASRec(config, trained["dataset"]))
+    with pytest.raises(CheckpointError, match=message):
+        trainer.resume_checkpoint(_variant(trained, "generator", change))
+
+
 def _main(root, *argv):
     import run_recbole_crs
 
