@@ -55,7 +55,7 @@ class CRSFinetune(SequentialRecommender):
         self.loss_type = config["loss_type"]
         self.bpr_negatives = config["bpr_negatives"]
         self.rejected_weight = config["rejected_weight"] or 0.0
-        check_keys(config, ("loss_type",))  # the rule validate() applies before a run (settings/key_rules.py)
+        check_keys(config, ("loss_type",))  # the rule validate() applies before a run (validation/key_rules.py)
 
         # dataset information
         self.dataset_name = config["dataset"]
