@@ -94,9 +94,15 @@ def test_a_killed_launcher_takes_its_processes_along(tiny_root):
     finally:
         process.kill()
         process.stderr.close()
+    # A process may be killed while it writes its next checkpoint: that leaves only its temporary file (named
+    # <checkpoint>.tmp-<pid>-<hex> by runtime.atomic_write), never a second checkpoint.
+    left = sorted(os.listdir(checkpoint_dir))
+    finished = [name for name in left if ".tmp-" not in name]
+    assert finished == [os.path.basename(checkpoint)]
+    assert all(int(name.split(".tmp-")[1].split("-")[0]) in descendants for name in left if ".tmp-" in name)
     written = os.stat(checkpoint).st_mtime_ns
     time.sleep(1.5)
-    assert os.listdir(checkpoint_dir) == [os.path.basename(checkpoint)]
+    assert sorted(os.listdir(checkpoint_dir)) == left
     assert os.stat(checkpoint).st_mtime_ns == written  # nothing trains on
 
     # A process killed while it wrote leaves its temporary file (as runtime.atomic_write names it); the next run in
