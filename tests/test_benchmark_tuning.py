@@ -247,6 +247,12 @@ def test_tune_needs_named_datasets_and_variants(tiny_root, capsys):
     assert "name them with --datasets and --models" in capsys.readouterr().err
     assert run_main(tiny_root, suite, "--tune", "--datasets", "tiny-crs", "--models", "SASRec-long")[0] == 2
     assert "reads the tuned values of 'SASRec' (tuned_from): tune that one" in capsys.readouterr().err
+    # a tuned file that does not exist yet: --tune starts it (and gets as far as the variant check), a run refuses it
+    new = str(tiny_root / "new-tuned.yaml")
+    assert run_main(tiny_root, suite, "--tune", "--datasets", "tiny-crs", "--models", "SASRec-long", "--tuned", new)[0] == 2
+    assert "tune that one" in capsys.readouterr().err
+    assert run_main(tiny_root, suite, "--seeds", "1", "--models", "SASRec", "--tuned", new)[0] == 2
+    assert f"tuned file '{new}' does not exist" in capsys.readouterr().err
 
 
 def test_benchmark_params_files_give_every_tuned_model_the_same_grid():
