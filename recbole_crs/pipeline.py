@@ -30,7 +30,8 @@ from recbole_crs.artifacts import load_checkpoint
 from recbole_crs.data.finetune import check_finetune_rows
 from recbole_crs.model.crsfinetune import CRSFinetune
 from recbole_crs.model.crspretrain import CRSPretrain
-from recbole_crs.model.negative_generator import GeneratorSASRec, NegativeGenerator, generator_config, stage_config
+from recbole_crs.model.generator_sasrec import GeneratorSASRec, generator_config, stage_config
+from recbole_crs.model.negative_generator import NegativeGenerator
 from recbole_crs.run_plan import check_stage_inputs, run_plan
 from recbole_crs.runtime import torch_threads
 from recbole_crs.trainer.stages import CRSFinetuneTrainer, CRSGeneratorTrainer, CRSPretrainTrainer
@@ -82,14 +83,14 @@ def stage_checkpoint(trainer, saved):
 
 
 def generator_stage(config, dataset, train_data):
-    """``(trainer, data)`` of the generator stage: RecBole's SASRec (:class:`GeneratorSASRec`) on the pre-training
-    sequences, seeded. The one place the stage is built (the pipeline and the benchmarks' step timings)."""
+    """``(trainer, data)`` of the generator stage: RecBole's SASRec (:class:`GeneratorSASRec`) on the training rows,
+    trained and early-stopped as a SASRec baseline is, seeded. The one place the stage is built (the pipeline and
+    the benchmarks' step timings)."""
     sasrec_config = generator_config(config)
-    sasrec_config["crs_candidates"] = "all"  # a generator is judged on plain next-item ranking
     init_seed(config["seed"], config["reproducibility"])
     # RecBole's trainers do not move the model: on a GPU machine the batches go to config["device"].
     sasrec = GeneratorSASRec(sasrec_config, dataset).to(config["device"])
-    return CRSGeneratorTrainer(sasrec_config, sasrec), pretrain_dataloader(sasrec_config, train_data)
+    return CRSGeneratorTrainer(sasrec_config, sasrec), train_data
 
 
 def pretrain_stage(config, dataset, train_data, generator):
@@ -101,25 +102,27 @@ def pretrain_stage(config, dataset, train_data, generator):
     return trainer, pretrain_dataloader(pretrain_config, train_data)
 
 
-def finetune_stage(config, dataset, pretrained=None):
+def finetune_stage(config, dataset, pretrained=None, history_prior=None):
     """The fine-tuning trainer: CRSFinetune initialised from ``pretrained`` (``pretrained_path`` or
-    :func:`stage_checkpoint`; None = from scratch), seeded. Its ``fit`` picks the fine-tuning samples."""
-    finetune_config = stage_config(config, model="CRSFinetune", pretrained_path=None)
+    :func:`stage_checkpoint`; None = from scratch), with the generator's SASRec ``history_prior`` when it reads one,
+    seeded. Its ``fit`` picks the fine-tuning samples."""
+    finetune_config = stage_config(config, model="CRSFinetune", pretrained_path=None, generator_path=None)
     init_seed(config["seed"], config["reproducibility"])
     model = CRSFinetune(finetune_config, dataset)
     if pretrained is not None:
         model.load_pretrained(pretrained)
+    if model.history_prior_weight > 0:
+        model.set_history_prior(history_prior)
     return CRSFinetuneTrainer(finetune_config, model.to(config["device"]))
 
 
 def train_generator(config, dataset, train_data, valid_data, saved=True, verbose=True):
     """Train RecBole's SASRec as the negative generator; returns (trainer, NegativeGenerator, score, result).
 
-    It learns from the pre-training sequences with the all-position next-item loss (see
-    :mod:`recbole_crs.model.negative_generator`).
+    It learns from the training rows as RecBole's SASRec does (:mod:`recbole_crs.model.generator_sasrec`).
     """
     trainer, data = generator_stage(config, dataset, train_data)
-    _log(verbose, f"training the SASRec negative generator on {len(data._dataset)} sequences of the training split")
+    _log(verbose, f"training the SASRec generator on the {len(data._dataset)} rows of the training split")
     show_progress = bool(config["show_progress"] and verbose)
     score, result = trainer.fit(data, valid_data, verbose=verbose, saved=saved, show_progress=show_progress)
     # the trained SASRec, as a fresh generator (pre-training freezes it unless generator_mode is joint)
@@ -138,9 +141,10 @@ def pretrain(config, dataset, train_data, generator, saved=True, verbose=True):
     return trainer
 
 
-def finetune(config, dataset, train_data, valid_data, pretrained=None, saved=True, verbose=True):
-    """Fine-tune CRSFinetune from ``pretrained`` (``pretrained_path`` or :func:`stage_checkpoint`; None = from scratch)."""
-    trainer = finetune_stage(config, dataset, pretrained)
+def finetune(config, dataset, train_data, valid_data, pretrained=None, history_prior=None, saved=True, verbose=True):
+    """Fine-tune CRSFinetune from ``pretrained`` (``pretrained_path`` or :func:`stage_checkpoint`; None = from
+    scratch), on top of the generator's SASRec ``history_prior`` when ``history_prior_weight`` > 0."""
+    trainer = finetune_stage(config, dataset, pretrained, history_prior)
     if pretrained is not None:
         _log(verbose, "fine-tuning from the pre-trained encoders")
     else:
@@ -215,8 +219,12 @@ def _run_stages(config, dataset, train_data, valid_data, saved, verbose):
 
     if "finetune" in stages:
         stage_started, cpu_started = time(), process_time()
+        if generator is None and plan.history_prior_needed:
+            generator = _load_generator(config, dataset, verbose)  # generator_path: check_stage_inputs
+        history_prior = generator.sasrec if plan.history_prior_needed else None
         trainer, best_score, best_result = finetune(
-            config, dataset, train_data, valid_data, pretrained=pretrained, saved=saved, verbose=verbose
+            config, dataset, train_data, valid_data, pretrained=pretrained, history_prior=history_prior, saved=saved,
+            verbose=verbose,
         )
         stage_cpu_s["finetune"] = process_time() - cpu_started
         _log(verbose, f"stage finetune done in {time() - stage_started:.1f}s")

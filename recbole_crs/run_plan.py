@@ -3,7 +3,8 @@
 * **stages**: the CRSPretrain pipeline's stages that run, ``crs_stages`` checked (:func:`check_stages`) less a
   generator stage that no pre-training epoch would use when the user left ``crs_stages`` at its default
   (:func:`generator_stage_unused`); listed explicitly, it runs;
-* **generator needed**: whether some pre-training epoch draws generator negatives (:func:`needs_generator`);
+* **generator needed**: whether some pre-training epoch draws generator negatives (:func:`needs_generator`), and
+  whether fine-tuning reads the generator as its history prior (:func:`needs_history_prior`);
 * **fine-tuning data**: which training rows fine-tuning keeps and how many samples each gives
   (:func:`finetune_options`: ``finetune_rows``, ``finetune_samples``; what they select is
   :mod:`recbole_crs.data.finetune`'s job);
@@ -26,7 +27,7 @@ FINETUNE_ROWS = ("all", "conversations")  # the first is the default (as in the 
 FINETUNE_SAMPLES = ("per_turn", "conversation")
 # The config values a plan is decided from.
 PLAN_KEYS = ("crs_stages", "negative_sampler", "uniform_warmup_epochs", "pretrain_epochs", "finetune_rows",
-             "finetune_samples", "crs_candidates", "crs_test_modes")
+             "finetune_samples", "crs_candidates", "crs_test_modes", "history_prior_weight")
 
 
 class RunPlan:
@@ -43,12 +44,19 @@ class RunPlan:
 
     @cached_property
     def generator_needed(self):
+        """Whether pre-training draws generator negatives."""
         return needs_generator(self.values)
+
+    @cached_property
+    def history_prior_needed(self):
+        """Whether fine-tuning reads the generator as its history prior."""
+        return needs_history_prior(self.values)
 
     @cached_property
     def stages(self):
         """The stages this run executes, in order."""
-        unused = generator_stage_unused(self.values, self.listed_stages, self.stages_given, self.generator_needed)
+        unused = generator_stage_unused(self.values, self.listed_stages, self.stages_given, self.generator_needed,
+                                        self.history_prior_needed)
         return tuple(stage for stage in self.listed_stages if not (stage == "generator" and unused))
 
     @property
@@ -128,6 +136,12 @@ def needs_generator(config):
     return config["negative_sampler"] == "generator" and warmup < config["pretrain_epochs"]
 
 
+def needs_history_prior(config):
+    """True when fine-tuning adds the generator's next-item log-probabilities to its scores
+    (``history_prior_weight`` > 0, :class:`~recbole_crs.model.crsfinetune.CRSFinetune`)."""
+    return (config["history_prior_weight"] or 0) > 0
+
+
 def stages_given(config):
     """Whether the user set ``crs_stages`` (a config file, ``config_dict`` or the command line) rather than leaving
     the yaml default; a config that does not say where its values came from counts as set."""
@@ -135,12 +149,15 @@ def stages_given(config):
     return given is None or "crs_stages" in given
 
 
-def generator_stage_unused(config, stages, given=None, generator_needed=None):
+def generator_stage_unused(config, stages, given=None, generator_needed=None, history_prior_needed=None):
     """True when ``stages`` trains (or loads) a generator that no pre-training epoch samples from
-    (:func:`needs_generator`) and the user did not list the stages: the pipeline then skips the generator stage."""
+    (:func:`needs_generator`) and fine-tuning does not read (:func:`needs_history_prior`), and the user did not list
+    the stages: the pipeline then skips the generator stage."""
     given = stages_given(config) if given is None else given
     needed = needs_generator(config) if generator_needed is None else generator_needed
-    return "generator" in stages and not ("pretrain" in stages and needed) and not given
+    prior = needs_history_prior(config) if history_prior_needed is None else history_prior_needed
+    return "generator" in stages and not ("pretrain" in stages and needed) and not ("finetune" in stages and prior) \
+        and not given
 
 
 def check_stage_inputs(config, stages):
@@ -148,7 +165,8 @@ def check_stage_inputs(config, stages):
 
     * ``pretrained_path`` with a ``pretrain`` stage: which one should fine-tuning start from? Neither wins.
     * ``pretrained_path`` without a ``finetune`` stage: it would be ignored.
-    * ``pretrain`` with generator negatives needs the ``generator`` stage or ``generator_path``.
+    * ``pretrain`` with generator negatives needs the ``generator`` stage or ``generator_path``, and so does
+      ``finetune`` with a history prior.
     """
     if config["pretrained_path"] and "pretrain" in stages:
         raise CRSConfigError(
@@ -165,6 +183,13 @@ def check_stage_inputs(config, stages):
         raise CRSConfigError(
             "Pre-training with negative_sampler 'generator' needs a generator: add 'generator' to "
             "crs_stages, set generator_path to a SASRec checkpoint, or use negative_sampler: uniform."
+        )
+    if "finetune" in stages and "generator" not in stages and not config["generator_path"] \
+            and needs_history_prior(config):
+        raise CRSConfigError(
+            f"Fine-tuning with history_prior_weight {config['history_prior_weight']} reads the SASRec generator as its "
+            "history prior: add 'generator' to crs_stages, set generator_path to a SASRec checkpoint, or set "
+            "history_prior_weight: 0."
         )
 
 

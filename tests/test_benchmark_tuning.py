@@ -247,6 +247,12 @@ def test_tune_needs_named_datasets_and_variants(tiny_root, capsys):
     assert "name them with --datasets and --models" in capsys.readouterr().err
     assert run_main(tiny_root, suite, "--tune", "--datasets", "tiny-crs", "--models", "SASRec-long")[0] == 2
     assert "reads the tuned values of 'SASRec' (tuned_from): tune that one" in capsys.readouterr().err
+    # a tuned file that does not exist yet: --tune starts it (and gets as far as the variant check), a run refuses it
+    new = str(tiny_root / "new-tuned.yaml")
+    assert run_main(tiny_root, suite, "--tune", "--datasets", "tiny-crs", "--models", "SASRec-long", "--tuned", new)[0] == 2
+    assert "tune that one" in capsys.readouterr().err
+    assert run_main(tiny_root, suite, "--seeds", "1", "--models", "SASRec", "--tuned", new)[0] == 2
+    assert f"tuned file '{new}' does not exist" in capsys.readouterr().err
 
 
 def test_benchmark_params_files_give_every_tuned_model_the_same_grid():
@@ -261,7 +267,7 @@ def test_benchmark_params_files_give_every_tuned_model_the_same_grid():
         model = name[: -len(".hyper")]
         assert model in {v.model for v in suite.variants.values()}, name
         params = parse_params_file(os.path.join(hyper_dir, name))
-        assert all(p.kind == "choice" for p in params) and grid_size(params) == 9, name
+        assert all(p.kind == "choice" for p in params) and grid_size(params) == 4, name
         grids[model] = {p.name: p.values for p in params}
         config = check_config({"model": model, "dataset": "ml-100k"}, None)
         assert all(p.name in config.final_config_dict for p in params), name  # no misspelt key
@@ -294,7 +300,7 @@ def test_every_transformer_of_the_suite_has_one_encoder_size(tmp_path, monkeypat
     """Final configs of every variant on both datasets: one size for every Transformer, CRSPretrain's attribute
     Transformer and its SASRec generator included, and one dropout."""
     from recbole_crs.config import Config
-    from recbole_crs.model.negative_generator import generator_config
+    from recbole_crs.model.generator_sasrec import generator_config
 
     monkeypatch.chdir(tmp_path)
     suite = benchmark.load_suite(os.path.join(REPO_ROOT, "benchmarks", "suite.yaml"))

@@ -163,9 +163,10 @@ def test_pretrained_path_with_a_pretrain_stage_is_refused(tiny_root):
     message = config_error(tiny_root, pretrained_path=str(checkpoint))
     assert message.startswith("pretrained_path (") and "neither wins" in message
     assert "Remove pretrained_path" in message and "remove 'pretrain' from crs_stages" in message
-    # fine-tuning only, from an existing file: fine
-    validate(build(tiny_root, pretrained_path=str(checkpoint), crs_stages=["finetune"]))
-    message = config_error(tiny_root, pretrained_path=str(tiny_root / "missing.pth"), crs_stages=["finetune"])
+    # fine-tuning only, from an existing file (and a generator for its history prior): fine
+    validate(build(tiny_root, pretrained_path=str(checkpoint), generator_path=str(checkpoint), crs_stages=["finetune"]))
+    message = config_error(tiny_root, pretrained_path=str(tiny_root / "missing.pth"), generator_path=str(checkpoint),
+                           crs_stages=["finetune"])
     assert message.startswith("pretrained_path: no file")
 
 
@@ -173,8 +174,13 @@ def test_generator_path_is_checked_only_where_a_stage_reads_it(tiny_root):
     missing = str(tiny_root / "missing-generator.pth")
     # default stages with generator negatives: the generator stage loads generator_path
     assert config_error(tiny_root, generator_path=missing).startswith("generator_path: no file")
-    # default stages, uniform negatives: the generator stage is skipped, so the path is never read
-    validate(build(tiny_root, generator_path=missing, negative_sampler="uniform"))
+    # default stages, uniform negatives, no history prior: the generator stage is skipped, so the path is never read
+    validate(build(tiny_root, generator_path=missing, negative_sampler="uniform", history_prior_weight=0))
+    # ... but fine-tuning's history prior reads it
+    message = config_error(tiny_root, generator_path=missing, negative_sampler="uniform")
+    assert message.startswith("generator_path: no file")
+    message = config_error(tiny_root, generator_path=missing, crs_stages=["finetune"])
+    assert message.startswith("generator_path: no file")
     # listed explicitly, the generator stage runs (and reads the path) even with uniform negatives
     message = config_error(tiny_root, generator_path=missing, negative_sampler="uniform",
                            crs_stages=["generator", "pretrain", "finetune"])

@@ -23,8 +23,8 @@ def root(tmp_path_factory):
         yield folder
 
 
-def ranker_of(root, model):
-    config = Config(model=model, dataset="tiny-crs", config_dict=tiny_config(root))
+def ranker_of(root, model, **overrides):
+    config = Config(model=model, dataset="tiny-crs", config_dict=tiny_config(root, **overrides))
     init_seed(config["seed"], config["reproducibility"])
     data = create_dataset(config)
     train, _, _ = data_preparation(config, data)
@@ -65,7 +65,8 @@ def test_attrfm_reads_user_and_accepted_attributes(root):
 
 
 def test_crsfinetune_reads_history_and_accepted_attributes(root):
-    ranker, data = ranker_of(root, "CRSFinetune")
+    # untrained and without a generator: the paper's model (the history prior is CRSFinetune's, test_finetune_inputs)
+    ranker, data = ranker_of(root, "CRSFinetune", history_prior_weight=0)
     scores = ranker.scores(view(data, ["u1", "u1", "u1"], [["a", 0], ["a", "c"], ["c", "a"]]))
     assert not torch.allclose(scores[0], scores[1])
     assert torch.allclose(scores[1], scores[2], atol=1e-5)  # the attribute Transformer reads a set

@@ -19,7 +19,8 @@ from recbole_crs.data.windows import materialize
 from recbole_crs.model.crsfinetune import CRSFinetune
 from recbole_crs.model.crspretrain import CRSPretrain
 from recbole_crs.model.layers import append_to_history
-from recbole_crs.model.negative_generator import NegativeGenerator, generator_config, stage_config
+from recbole_crs.model.generator_sasrec import generator_config, stage_config
+from recbole_crs.model.negative_generator import NegativeGenerator
 from recbole_crs.model.negatives import UniformNegativeSampler, uniform_negatives
 from recbole_crs.pipeline import (
     pretrain,
@@ -367,21 +368,21 @@ def test_generator_config_overrides_the_generators_sasrec(tiny):
         NegativeGenerator(crs_config(tiny.root, generator_config={"mask_ratio": 0.3}), tiny.dataset)
 
 
-def test_generator_loss_is_next_item_cross_entropy_at_every_position(tiny):
+def test_generator_trains_with_sasrecs_own_loss_on_the_training_rows(tiny):
+    """The generator is trained exactly as a SASRec baseline: SASRec's last-position cross-entropy, on every
+    training row (the generator stage reads the training loader itself, not pre-training windows)."""
+    from recbole_crs.pipeline import generator_stage
+
     torch.manual_seed(0)
     sasrec = NegativeGenerator(tiny.config, tiny.dataset).sasrec.eval()
+    plain = SASRec(generator_config(tiny.config), tiny.dataset).eval()
+    plain.load_state_dict(sasrec.state_dict())
     rows = all_train_rows(tiny)
-    loss = sasrec.calculate_loss(rows)  # what RecBole's Trainer._train_epoch calls
-    # the same from SASRec's own forward on every prefix: the prefix of length j predicts item j
-    terms = []
-    for b in range(len(rows)):
-        n = int(rows["item_length"][b])
-        sequence = rows["item_id_list"][b, :n].tolist() + [int(rows["item_id"][b])]
-        for j in range(1, n + 1):
-            prefix = torch.tensor([sequence[:j] + [0] * (rows["item_id_list"].size(1) - j)])
-            logits = sasrec.full_sort_predict(Interaction({"item_id_list": prefix, "item_length": torch.tensor([j])}))
-            terms.append(torch.nn.functional.cross_entropy(logits, torch.tensor([sequence[j]])))
-    assert torch.allclose(loss, torch.stack(terms).mean(), atol=1e-5)
+    assert torch.equal(sasrec.calculate_loss(rows), plain.calculate_loss(rows))
+    logits = plain.full_sort_predict(rows)  # the last position only: one target per row
+    assert torch.allclose(sasrec.calculate_loss(rows), torch.nn.functional.cross_entropy(logits, rows["item_id"]))
+    _, data = generator_stage(tiny.config, tiny.dataset, tiny.train)
+    assert data is tiny.train
 
 
 # ---------------------------------------------------------------------------------------------- excluding positives
@@ -725,7 +726,8 @@ def test_stages_can_run_one_at_a_time(tiny):
     assert isinstance(pretrain_trainer.model, CRSPretrain)
     assert pretrain_trainer.evaluate(tiny.test)["ndcg@3"] >= 0  # a pre-trained model alone can be evaluated
 
-    config = crs_config(tiny.root, crs_stages=["finetune"], pretrained_path=pretrain_trainer.saved_model_file)
+    config = crs_config(tiny.root, crs_stages=["finetune"], pretrained_path=pretrain_trainer.saved_model_file,
+                        generator_path=generator_trainer.saved_model_file)  # the history prior
     finetune_trainer, _, _ = run_crs_pretrain_pipeline(config, tiny.dataset, tiny.train, tiny.valid, verbose=False)
     assert isinstance(finetune_trainer.model, CRSFinetune)
 
@@ -753,11 +755,15 @@ def _stages_trained(tiny, monkeypatch, caplog, **overrides):
 
 @pytest.mark.parametrize("overrides", [{"negative_sampler": "uniform"}, {"uniform_warmup_epochs": 1}])
 def test_default_stages_train_no_generator_that_no_epoch_uses(tiny, monkeypatch, caplog, overrides):
-    """crs_stages left at its default: with only uniform negatives the generator stage is skipped, with one line."""
-    fitted, trainer = _stages_trained(tiny, monkeypatch, caplog, **overrides)
+    """crs_stages left at its default: with only uniform negatives and no history prior the generator stage is
+    skipped, with one line; the history prior alone keeps it."""
+    fitted, trainer = _stages_trained(tiny, monkeypatch, caplog, history_prior_weight=0, **overrides)
     assert fitted == ["CRSPretrainTrainer", "CRSFinetuneTrainer"]
     assert isinstance(trainer.model, CRSFinetune)
     assert sum("stage generator skipped" in record.getMessage() for record in caplog.records) == 1
+    caplog.clear()
+    fitted, _ = _stages_trained(tiny, monkeypatch, caplog, **overrides)  # the default history prior reads it
+    assert fitted == ["CRSGeneratorTrainer", "CRSPretrainTrainer", "CRSFinetuneTrainer"]
     # generator negatives in some epoch: the default stages train the generator as before
     caplog.clear()
     fitted, _ = _stages_trained(tiny, monkeypatch, caplog, uniform_warmup_epochs=0)

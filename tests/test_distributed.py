@@ -121,7 +121,8 @@ def _pretrain_step(rank, root, port, queue):
     from recbole.utils import init_seed
 
     from recbole_crs.model.crspretrain import CRSPretrain
-    from recbole_crs.model.negative_generator import NegativeGenerator, stage_config
+    from recbole_crs.model.generator_sasrec import stage_config
+    from recbole_crs.model.negative_generator import NegativeGenerator
     from recbole_crs.pipeline import pretrain_dataloader
     from recbole_crs.quick_start import build_config, create_dataset
     from recbole_crs.trainer.stages import CRSPretrainTrainer
@@ -163,15 +164,19 @@ def _recbole_loop_steps(config, dataset, train_data, rank):
     from recbole.utils import init_seed
 
     from recbole_crs.model.crsfinetune import CRSFinetune
-    from recbole_crs.model.negative_generator import NegativeGenerator, generator_config, stage_config
+    from recbole_crs.model.generator_sasrec import generator_config, stage_config
+    from recbole_crs.model.negative_generator import NegativeGenerator
     from recbole_crs.pipeline import pretrain_dataloader
     from recbole_crs.trainer.stages import CRSFinetuneTrainer, CRSGeneratorTrainer
 
     init_seed(config["seed"] + rank, config["reproducibility"])
     sasrec_config = generator_config(config)
     finetune_config = stage_config(config, model="CRSFinetune", train_batch_size=4)
-    generator_trainer = CRSGeneratorTrainer(sasrec_config, NegativeGenerator(config, dataset).sasrec)
-    finetune_trainer = CRSFinetuneTrainer(finetune_config, CRSFinetune(finetune_config, dataset))
+    sasrec = NegativeGenerator(config, dataset).sasrec
+    generator_trainer = CRSGeneratorTrainer(sasrec_config, sasrec)
+    finetune_model = CRSFinetune(finetune_config, dataset)
+    finetune_model.set_history_prior(sasrec)  # as the pipeline does, before the trainer (here: the untrained SASRec)
+    finetune_trainer = CRSFinetuneTrainer(finetune_config, finetune_model)
     out = {}
     for name, trainer, data in (
         ("generator", generator_trainer, pretrain_dataloader(sasrec_config, train_data)),

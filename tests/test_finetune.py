@@ -15,7 +15,7 @@ from torch.utils.tensorboard import SummaryWriter
 from recbole_crs.config import Config
 from recbole_crs.data.finetune import finetune_dataloader
 from recbole_crs.data.windows import materialize
-from recbole_crs.errors import CRSDataError, PretrainedCheckpointError
+from recbole_crs.errors import CRSConfigError, CRSDataError, PretrainedCheckpointError
 from recbole_crs.model.crsfinetune import CRSFinetune
 from recbole_crs.model.crspretrain import CRSPretrain
 from recbole_crs.quick_start import create_dataset, run_recbole_crs
@@ -28,6 +28,8 @@ FAST = {"epochs": 2, "train_batch_size": 4, "pretrain_epochs": 1, "generator_epo
 def crs_config(root, model="CRSFinetune", dataset="tiny-crs", **overrides):
     # These tests are about fine-tuning on the conversations; the yaml default (all rows) is asked for by name.
     config_dict = tiny_config(root, **FAST, finetune_rows="conversations")
+    if model == "CRSFinetune":  # the fine-tuning model itself; its history prior is test_finetune_inputs' subject
+        config_dict["history_prior_weight"] = 0.0
     config_dict.update(overrides)
     return Config(model=model, dataset=dataset, config_dict=config_dict)
 
@@ -102,7 +104,7 @@ def test_full_sort_predict_scores_every_item_and_masks_nothing(tiny):
 
 # ---------------------------------------------------------------------------------------------- losses
 def test_bpr_uses_rejected_items_as_negatives_and_skips_padding(tiny):
-    model = CRSFinetune(crs_config(tiny.root, loss_type="BPR"), tiny.dataset)
+    model = CRSFinetune(crs_config(tiny.root, loss_type="BPR", attribute_filter=False), tiny.dataset)
     user_state = torch.randn(2, model.encoder.hidden_size)
     pos = torch.tensor([1, 2])
     negatives = torch.tensor([[3, 4, 0], [5, 0, 0]])
@@ -114,7 +116,7 @@ def test_bpr_uses_rejected_items_as_negatives_and_skips_padding(tiny):
 
     seen = []
     original = model._pairwise_loss
-    model._pairwise_loss = lambda u, p, n: seen.append(n) or original(u, p, n)
+    model._pairwise_loss = lambda u, p, n, *rest: seen.append(n) or original(u, p, n, *rest)
     rows = rows_of(tiny.train)
     model.calculate_loss(rows)
     (negatives,) = seen
@@ -173,8 +175,19 @@ def test_mismatched_pretrained_checkpoints_give_clear_errors(tiny, tmp_path):
 
 
 def test_finetune_model_runs_alone_from_quick_start(tiny):
-    result = run_recbole_crs(model="CRSFinetune", dataset="tiny-crs", config_dict=tiny_config(tiny.root, **FAST))
+    # Its default history prior reads a SASRec checkpoint: without generator_path, one line before any training.
+    with pytest.raises(CRSConfigError, match=r"^history_prior_weight: .*set generator_path to a SASRec checkpoint"):
+        run_recbole_crs(model="CRSFinetune", dataset="tiny-crs", config_dict=tiny_config(tiny.root, **FAST))
+    sasrec_dir = os.path.join(str(tiny.root), "sasrec")
+    run_recbole_crs(model="SASRec", dataset="tiny-crs", config_dict=tiny_config(tiny.root, epochs=1,
+                                                                                 checkpoint_dir=sasrec_dir))
+    (checkpoint,) = os.listdir(sasrec_dir)
+    config_dict = tiny_config(tiny.root, **FAST, generator_path=os.path.join(sasrec_dir, checkpoint))
+    result = run_recbole_crs(model="CRSFinetune", dataset="tiny-crs", config_dict=config_dict)
     assert set(result["test_results"]) == {"all", "first", "confirmed"}
+    paper = run_recbole_crs(model="CRSFinetune", dataset="tiny-crs",
+                            config_dict=tiny_config(tiny.root, **FAST, history_prior_weight=0))
+    assert set(paper["test_results"]) == {"all", "first", "confirmed"}
 
 
 def test_finetune_resume_continues_exactly(tiny):
@@ -304,7 +317,7 @@ def test_each_states_rejected_items_reach_the_pairwise_loss(mixed, loss_type):
     pairs = []
     original_loss, original_pairwise = model.calculate_loss, model._pairwise_loss
     model.calculate_loss = lambda interaction: pairs.append([interaction]) or original_loss(interaction)
-    model._pairwise_loss = lambda u, p, n: pairs[-1].append(n) or original_pairwise(u, p, n)
+    model._pairwise_loss = lambda u, p, n, *rest: pairs[-1].append(n) or original_pairwise(u, p, n, *rest)
     CRSFinetuneTrainer(config, model).fit(train, None, verbose=False, saved=False)
     reached = []
     for interaction, *negatives in pairs:
@@ -386,6 +399,8 @@ def test_no_conversational_training_row_fails_before_any_training(here, monkeypa
     plain = {u: [rows[0], (rows[1][0], [], []), (rows[2][0], [], []), *rows[3:]] for u, rows in USER_SEQUENCES.items()}
     write_mixed(tmp_path, user_sequences=plain)
     config_dict = tiny_config(tmp_path, **FAST, finetune_rows="conversations")
+    if model == "CRSFinetune":
+        config_dict["history_prior_weight"] = 0  # no generator to read (test_finetune_model_runs_alone_...)
     started = []
     original = recbole_trainer.Trainer._train_epoch
     monkeypatch.setattr(recbole_trainer.Trainer, "_train_epoch",

@@ -38,6 +38,8 @@ def _in_folder(folder):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """The tiny dataset, a generator and a pre-trained checkpoint of one epoch each, and the run's dataset."""
+    from recbole.data import data_preparation
+
     from recbole_crs.quick_start import build_config, create_dataset, run_recbole_crs
 
     root = tmp_path_factory.mktemp("trained")
@@ -47,6 +49,7 @@ def trained(tmp_path_factory):
         run_recbole_crs("CRSPretrain", "tiny-crs", config_dict={**config_dict, "crs_stages": ["generator", "pretrain"]})
         config = build_config("CRSPretrain", "tiny-crs", config_dict=config_dict)
         dataset = create_dataset(config)
+        data_preparation(config, dataset)  # builds the item attribute tables models read
     (generator,) = glob.glob(os.path.join(config_dict["checkpoint_dir"], "SASRec-*.pth"))
     (pretrained,) = glob.glob(os.path.join(config_dict["checkpoint_dir"], "CRSPretrain-*.pth"))
     return {"root": root, "config": config, "dataset": dataset, "generator": generator, "pretrained": pretrained}
@@ -162,7 +165,7 @@ def test_a_generator_path_that_does_not_fit_is_a_checkpoint_error(trained, make,
 @pytest.mark.parametrize("make, message", PRETRAINED_CASES)
 def test_a_pretrained_path_that_does_not_fit_is_a_checkpoint_error(trained, make, message):
     from recbole_crs.model.crsfinetune import CRSFinetune
-    from recbole_crs.model.negative_generator import stage_config
+    from recbole_crs.model.generator_sasrec import stage_config
 
     path = _checkpoint_file(trained, "pretrained", make)
     model = CRSFinetune(stage_config(trained["config"], model="CRSFinetune"), trained["dataset"])
@@ -190,7 +193,7 @@ def test_a_missing_checkpoint_is_an_input_error(tmp_path):
 ])
 def test_a_checkpoint_of_other_data_or_another_model_cannot_be_resumed(trained, change, message):
     """A trainer refuses a checkpoint of another dataset or model as an input error, not a bare ValueError."""
-    from recbole_crs.model.negative_generator import GeneratorSASRec, generator_config
+    from recbole_crs.model.generator_sasrec import GeneratorSASRec, generator_config
     from recbole_crs.trainer.stages import CRSGeneratorTrainer
 
     config = generator_config(trained["config"])
@@ -219,7 +222,8 @@ def _one_error_line(capsys):
 @pytest.mark.parametrize("key, stages", [("generator_path", "[generator,pretrain]"), ("pretrained_path", "[finetune]")])
 def test_a_checkpoint_that_does_not_fit_ends_the_command_with_one_line(trained, key, stages, capsys):
     path = _variant(trained, "generator" if key == "generator_path" else "pretrained", _edit_config(dataset="other"))
-    status = _main(trained["root"], "--model=CRSPretrain", f"--crs_stages={stages}", f"--{key}={path}",
+    prior = [] if key == "generator_path" else [f"--generator_path={trained['generator']}"]  # the history prior's
+    status = _main(trained["root"], "--model=CRSPretrain", f"--crs_stages={stages}", f"--{key}={path}", *prior,
                    f"--checkpoint_dir={trained['root'] / 'cli'}")
     assert status == 2
     assert "trained on dataset 'other', not 'tiny-crs'" in _one_error_line(capsys)

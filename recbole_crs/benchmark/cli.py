@@ -98,7 +98,8 @@ def _run(args, argv, out_dir, log):
         overrides["epochs"] = args.epochs
     sources = {"precrs-source": os.path.abspath(args.precrs_source) if args.precrs_source else None}
     tuned_file = tuned_path(suite, args.tuned)
-    tuned = load_tuned(tuned_file)
+    # --tune writes the file: a new one is started empty (any other run must read an existing one)
+    tuned = {} if args.tune and tuned_file and not os.path.exists(tuned_file) else load_tuned(tuned_file)
     if args.export_config or args.tune:
         return _tuning(args, argv, suite, datasets, variants, seeds[0], overrides, sources, tuned_file, log)
     if args.dry_run:

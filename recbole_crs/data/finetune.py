@@ -21,6 +21,7 @@ generator and pre-training spend their time.
 
 from typing import NamedTuple
 
+import torch
 from recbole.data.dataloader import TrainDataLoader
 
 from recbole_crs.data.windows import WindowedInteraction, decode
@@ -72,6 +73,22 @@ def check_finetune_rows(config, dataset):
     return rows, samples, conversational
 
 
+def confirmed_size_distribution(dataset, max_rows=100_000):
+    """[K + 1] float: the share of training conversation states (turns) that hold k confirmed attributes, k = 0..K
+    (index 0 is 0), over the training rows of ``dataset`` with a conversation (at most ``max_rows`` of them, the
+    first ones); None when no row has one. The states are the per-turn samples fine-tuning and evaluation use
+    (:meth:`CRSDataset.conversation_states_of`), so the shares are what fine-tuning sees of real conversations.
+    """
+    rows = conversational_rows(dataset).nonzero(as_tuple=True)[0][:max_rows]
+    if len(rows) == 0:
+        return None
+    states = dataset.conversation_states_of(dataset.inter_feat[rows])
+    sizes = (states[dataset.confirmed_field] != 0).sum(dim=1)
+    counts = torch.bincount(sizes).to(torch.float64)
+    counts[0] = 0.0
+    return (counts / counts.sum()).to(torch.float32)
+
+
 def finetune_samples(config, dataset):
     """``(samples, counts)``: the fine-tuning samples of the training ``dataset``.
 
@@ -117,6 +134,7 @@ def describe_counts(config, counts):
 __all__ = [
     "FinetuneCounts",
     "check_finetune_rows",
+    "confirmed_size_distribution",
     "conversational_rows",
     "describe_counts",
     "finetune_dataloader",

@@ -24,14 +24,35 @@ def check_mode(mode):
     return mode
 
 
+def holding_all(attribute_item_mask, attributes):
+    """[B, n_items] bool: the items that hold every attribute of each row.
+
+    Args:
+        attribute_item_mask: [n_attributes, n_items] bool, row 0 (padding) all True.
+        attributes: [B, C] attribute ids, 0 = padding (constrains nothing).
+    """
+    allowed = attribute_item_mask[attributes[:, 0]].clone()
+    # One [B, n_items] slice per column keeps memory at B x n_items, not B x C x n_items.
+    for column in range(1, attributes.shape[1]):
+        allowed &= attribute_item_mask[attributes[:, column]]
+    return allowed
+
+
+def padded_attribute_item_mask(dataset):
+    """The dataset's [n_attributes, n_items] item-holds-attribute mask, with the padding attribute (row 0) holding
+    every item, so that padded slots constrain nothing."""
+    mask = dataset.attribute_item_mask.clone()
+    mask[0] = True
+    return mask
+
+
 class CandidateFilter:
     """Builds the ``[B, n_items]`` boolean mask of allowed items for a batch of evaluated rows."""
 
     def __init__(self, dataset, mode, device):
         self.mode = check_mode(mode)
         self.confirmed_field = dataset.confirmed_field
-        rejected = dataset.rejected_field
-        self.rejected_field = rejected if rejected and rejected in dataset.inter_feat else None
+        self.rejected_field = dataset.loaded_rejected_field
         self.item_field = dataset.iid_field
         self.candidate_field = dataset.candidate_field
         if mode == "authors" and not (self.candidate_field and self.candidate_field in dataset.inter_feat):
@@ -40,9 +61,7 @@ class CandidateFilter:
                 f"{dataset.dataset_name}.inter has no '{self.candidate_field}' column. Convert the data with "
                 "`python -m recbole_crs.data.convert ... --candidates 100`, or use all/first/confirmed."
             )
-        mask = dataset.attribute_item_mask.clone()
-        mask[0] = True  # a padded attribute slot constrains nothing
-        self.attribute_item_mask = mask.to(device)  # [n_attributes, n_items]
+        self.attribute_item_mask = padded_attribute_item_mask(dataset).to(device)  # [n_attributes, n_items]
 
     def __call__(self, interaction):
         confirmed = interaction[self.confirmed_field]  # [B, C], 0 = padding
@@ -62,10 +81,7 @@ class CandidateFilter:
             return allowed
         if self.mode == "first":
             return self.attribute_item_mask[confirmed[:, 0]].clone()
-        allowed = self.attribute_item_mask[confirmed[:, 0]].clone()
-        # One [B, n_items] slice per turn keeps memory at B x n_items, not B x C x n_items.
-        for turn in range(1, confirmed.shape[1]):
-            allowed &= self.attribute_item_mask[confirmed[:, turn]]
+        allowed = holding_all(self.attribute_item_mask, confirmed)
         if self.rejected_field is not None:
             rejected = interaction[self.rejected_field]  # [B, R], 0 = padding
             allowed.scatter_(1, rejected, False)

@@ -50,32 +50,15 @@ Deviations from the authors' code (docs/method.md):
 attributes), so a pre-trained model can be evaluated before fine-tuning.
 """
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from recbole.model.abstract_recommender import SequentialRecommender
 from torch import nn
 
+from recbole_crs.model.attribute_sampling import item_attribute_table, sample_attribute_subset
 from recbole_crs.model.layers import CRSEncoder, append_to_history
 from recbole_crs.model.negatives import UniformNegativeSampler
 from recbole_crs.settings.key_rules import check_keys
-
-
-def item_attribute_table(dataset):
-    """Each item's distinct attributes, ascending and left-aligned: ([n_items, W] LongTensor, [n_items] counts)."""
-    if dataset.item_attributes is None:
-        raise ValueError(
-            "The dataset has no item attribute table yet: build it first (recbole's data_preparation / "
-            "dataset.build()), then create the model, as quick_start does."
-        )
-    rows = dataset.item_attributes.numpy()  # [n_items, max_attrs], 0 = padding
-    unique = [np.unique(row[row > 0]) for row in rows]
-    width = max(1, max(len(u) for u in unique))
-    table = np.zeros((len(rows), width), dtype=np.int64)
-    for i, attributes in enumerate(unique):
-        table[i, : len(attributes)] = attributes
-    counts = np.array([len(u) for u in unique], dtype=np.int64)
-    return torch.from_numpy(table), torch.from_numpy(counts)
 
 
 def sad_slot_probabilities(rate, max_size):
@@ -115,7 +98,7 @@ class CRSPretrain(SequentialRecommender):
         self.sad_substitute_rate = config["sad_substitute_rate"]
         self.mip_weight = config["mip_weight"]
         self.sad_weight = config["sad_weight"]
-        # The rules validate() applies before a run, for a model built directly (one place: validation/key_rules.py).
+        # The rules validate() applies before a run, for a model built directly (one place: settings/key_rules.py).
         check_keys(config, ("negatives_exclude_positives", "mask_ratio", "n_negatives", "substitute_k",
                             "sad_substitute_rate"))
         self.negatives_exclude_positives = config["negatives_exclude_positives"] or False
@@ -156,20 +139,15 @@ class CRSPretrain(SequentialRecommender):
         return sequence, real, masked_seq, masked
 
     def sample_attribute_subset(self, items):
-        """A random non-empty subset of each item's attributes, shuffled, left-aligned.
+        """A random non-empty subset of each item's attributes, shuffled, left-aligned
+        (:func:`~recbole_crs.model.attribute_sampling.sample_attribute_subset`).
 
         [M] items -> [M, A] attribute ids (0 = padding), A = min(max_attribute_length, widest item).
         The subset size is uniform in 1 .. min(#attributes, A); items without attributes get an empty row.
         """
-        attributes = self.item_attribute_table[items]  # [M, W]
-        count = self.item_attribute_count[items]  # [M]
-        keys = torch.rand(attributes.shape, device=items.device).masked_fill(attributes == 0, 2.0)
-        shuffled = attributes.gather(1, keys.argsort(dim=1))[:, : self.max_attribute_length]  # real first
-        max_size = count.clamp(max=shuffled.size(1))
-        size = (torch.rand(len(items), device=items.device) * max_size).long() + 1
-        size = torch.minimum(size, max_size)  # 0 for items without attributes
-        keep = torch.arange(shuffled.size(1), device=items.device).unsqueeze(0) < size.unsqueeze(1)
-        return shuffled.masked_fill(~keep, 0)
+        return sample_attribute_subset(
+            self.item_attribute_table, self.item_attribute_count, items, self.max_attribute_length
+        )
 
     def sample_lacking_attributes(self, items, n_slots):
         """Uniform attributes the item does NOT have: [M] items -> [M, n_slots] (0 where it has them all).

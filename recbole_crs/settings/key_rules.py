@@ -90,8 +90,8 @@ PLUGIN_MODEL_RULES = {
     "torch_threads": integer(1, 1, none_ok=True, none_text="(or ~ to keep torch's setting)"),
     # negative generator
     "generator_temperature": number(0, example=2.0),
-    "generator_epochs": integer(1, 10),
-    "generator_learning_rate": number(0, example=0.002),
+    "generator_epochs": integer(1, 200),
+    "generator_learning_rate": number(0, example=0.002, none_ok=True),
     "generator_config": Rule(lambda v: isinstance(v, dict), "a mapping of SASRec keys (or ~)", "{n_layers: 1}",
                              none_ok=True),
     # pre-training
@@ -118,6 +118,9 @@ PLUGIN_MODEL_RULES = {
     "loss_type": one_of(("CE", "BPR")),
     "bpr_negatives": integer(1, 1),
     "rejected_weight": number(0, low_open=False, example=0.0, none_ok=True),
+    "attribute_filter": boolean(none_ok=True),
+    "history_prior_weight": number(0, low_open=False, example=1.0, none_ok=True),
+    "history_attributes": one_of(("empty", "subset", "initial", "matched"), none_ok=True),
     # AttrFM
     "embedding_size": integer(1, 64),
     "n_uniform_negatives": integer(0, 1),

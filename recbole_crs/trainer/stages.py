@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from recbole_crs.data.finetune import describe_counts, finetune_dataloader
 from recbole_crs.errors import CheckpointError
+from recbole_crs.model.generator_sasrec import generator_config
 from recbole_crs.model.negatives import NegativeSchedule
 from recbole_crs.run_plan import run_plan
 from recbole_crs.trainer.crs_evaluation import CRSEvaluationMixin
@@ -104,7 +105,7 @@ class CRSPretrainTrainer(CRSCheckpointMixin, CRSEvaluationMixin, Trainer):
                 broadcast_parameters(self.generator)
         if self.joint:
             self.generator_optimizer = self._build_optimizer(
-                params=self.generator.parameters(), learning_rate=config["generator_learning_rate"]
+                params=self.generator.parameters(), learning_rate=generator_config(config)["learning_rate"]
             )
         self.loss_names = ("mip", "sad") + (("generator",) if self.joint else ())
         if self.generator_phase_learning_rate is not None and not self.uses_generator:

@@ -128,8 +128,9 @@ def _path_is_read(config, key):
         return True
     plan = run_plan(config)
     stages = plan.stages
-    if key == "generator_path":
-        return "generator" in stages or ("pretrain" in stages and plan.generator_needed)
+    if key == "generator_path":  # the generator stage loads it; without one, pre-training or the history prior reads it
+        return "generator" in stages or ("pretrain" in stages and plan.generator_needed) \
+            or ("finetune" in stages and plan.history_prior_needed)
     return "finetune" in stages and "pretrain" not in stages
 
 

@@ -12,9 +12,9 @@ from recbole.utils import ModelType
 
 from recbole_crs.evaluation.candidates import check_mode
 from recbole_crs.evaluation.ranking import check_tie_rule, metric_keys
-from recbole_crs.model.negative_generator import check_generator_overrides
+from recbole_crs.model.generator_sasrec import check_generator_overrides
 from recbole_crs.model.negatives import NEGATIVE_SAMPLERS
-from recbole_crs.run_plan import check_stage_inputs, run_plan
+from recbole_crs.run_plan import check_stage_inputs, needs_history_prior, run_plan
 from recbole_crs.settings.key_rules import GENERAL_RULES, PLUGIN_MODEL_RULES, REMOVED_KEYS
 from recbole_crs.settings.rule import is_int, one_of
 from recbole_crs.trainer.stages import GENERATOR_MODES, checked_learning_rate
@@ -138,4 +138,14 @@ def _model_errors(config):
         stages = _catch(errors, lambda: plan.listed_stages)
         if stages is not None:
             _catch(errors, check_stage_inputs, config, list(stages))
+    elif "history_prior_weight" in model_keys and not config["generator_path"] \
+            and _catch(errors, needs_history_prior, config):
+        # CRSFinetune on its own: nothing trains the generator its history prior reads
+        errors.append(
+            f"history_prior_weight: {config['model']} adds a SASRec generator's scores as its history prior "
+            f"(history_prior_weight {config['history_prior_weight']}), and no generator is given: set generator_path "
+            "to a SASRec checkpoint (e.g. one written by --model SASRec), run --model CRSPretrain "
+            "--crs_stages='[generator,finetune]' to train one first, or set history_prior_weight: 0 (the paper's "
+            "fine-tuning model)."
+        )
     return errors
