@@ -155,6 +155,26 @@ def test_unknown_model_or_config_key_stops_before_any_run(tiny_root, capsys, var
     assert re.search(message, capsys.readouterr().err, re.S)
 
 
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("hidden_act=foo", "tiny-crs Pop, tiny-crs SASRec: hidden_act must be one of gelu, relu"),
+        ("epochs=abc", "tiny-crs Pop, tiny-crs SASRec: epochs must be an integer >= 1, got 'abc'"),
+        ("hiden_size=8", "tiny-crs Pop: hiden_size (in config_dict) is not a setting"),
+    ],
+)
+def test_a_set_value_the_config_refuses_stops_before_any_run(tiny_root, capsys, setting, message):
+    """A --set value every run would refuse is the suite's error (one line per problem, exit 2), found before any
+    run starts: not a failed run per seed recorded in results.json."""
+    suite = write_suite(tiny_root / "suite.yaml", {"Pop": {"model": "Pop"}, "SASRec": {"model": "SASRec"}})
+    for extra in ((), ("--dry-run",)):
+        code, out, payload = run_main(tiny_root, suite, "--seeds", "2", "--set", setting, *extra)
+        err = capsys.readouterr().err.splitlines()
+        assert code == 2 and payload is None and not os.path.exists(out)
+        assert err and all(line.startswith("error: ") for line in err) and message in err[0], err
+        assert "Traceback" not in "\n".join(err)
+
+
 def test_resume_reuses_finished_runs_and_extends_the_results(tiny_root, capsys):
     variants = {"Pop": {"model": "Pop"}, "SASRec": {"model": "SASRec"}}
     suite = write_suite(tiny_root / "suite.yaml", variants)
@@ -548,10 +568,10 @@ def test_set_values_are_yaml_never_python(tiny_root, capsys):
         benchmark.parse_set(["epochs"])
     suite = write_suite(tiny_root / "suite.yaml", {"SASRec": {"model": "SASRec"}})
     code, _, payload = run_main(tiny_root, suite, "--dry-run", "--seeds", "1", "--set", "epochs=3", "--set",
-                                "x=__import__('os')", "--no-key-check")
+                                "wandb_project=__import__('os')")
     assert code == 0 and payload is None
     planned = json.loads(capsys.readouterr().out.strip().split(": ", 1)[1])
-    assert planned["epochs"] == 3 and planned["x"] == "__import__('os')"
+    assert planned["epochs"] == 3 and planned["wandb_project"] == "__import__('os')"
     assert run_main(tiny_root, suite, "--dry-run", "--set", "epochs")[0] == 2
     assert "--set expects KEY=VALUE" in capsys.readouterr().err
 

@@ -309,7 +309,8 @@ def test_the_benchmark_reports_an_input_error_before_its_runs_in_one_line(traine
         status = benchmark.main(["--suite", suite, "--data-path", str(trained["root"]), "--out", str(tmp_path / "out"),
                                  "--set", "nproc=2"])
     assert status == 2
-    assert _one_error_line(capsys).startswith("error: nproc=2 asks for several processes, which only the launcher")
+    assert _one_error_line(capsys).startswith("error: tiny-crs Pop: nproc=2 asks for several processes, which only "
+                                              "the launcher")
 
 
 def test_run_hyper_reports_a_working_folder_without_room_for_the_logs_in_one_line(trained, tmp_path, capsys):
