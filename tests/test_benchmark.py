@@ -175,6 +175,19 @@ def test_a_set_value_the_config_refuses_stops_before_any_run(tiny_root, capsys, 
         assert "Traceback" not in "\n".join(err)
 
 
+@pytest.mark.parametrize("option, value, message", [
+    ("--threads", "-1", "--threads must be at least 1, got -1"),  # torch's RuntimeError traceback before
+    ("--jobs", "0", "--jobs must be at least 1, got 0"),  # ran as --jobs 1
+    ("--seeds", "0", "--seeds must be at least 1, got 0"),
+    ("--base-seed", "-1", "--base-seed must be at least 0, got -1"),  # every run failed in NumPy's seeding
+])
+def test_a_command_line_number_out_of_range_stops_before_any_run(tiny_root, capsys, option, value, message):
+    suite = write_suite(tiny_root / "suite.yaml", {"Pop": {"model": "Pop"}})
+    code, out, payload = run_main(tiny_root, suite, option, value)
+    assert code == 2 and payload is None and not os.path.exists(out)
+    assert capsys.readouterr().err == f"error: {message}\n"
+
+
 def test_resume_reuses_finished_runs_and_extends_the_results(tiny_root, capsys):
     variants = {"Pop": {"model": "Pop"}, "SASRec": {"model": "SASRec"}}
     suite = write_suite(tiny_root / "suite.yaml", variants)
@@ -324,6 +337,12 @@ def test_suite_file_errors_are_reported(tmp_path):
     bad.write_text("table_scopes: [turn1, middle]\nvariants: {X: {model: SASRec}}\n")
     with pytest.raises(benchmark.SuiteError, match=r"table_scopes lists \['middle'\]"):
         benchmark.load_suite(str(bad))
+    for line, message in (("threads: -1", "threads must be an integer >= 1, got -1"),
+                          ("threads: abc", "threads must be an integer >= 1, got 'abc'"),
+                          ("base_seed: abc", "base_seed must be an integer >= 0, got 'abc'")):
+        bad.write_text(f"{line}\nvariants: {{X: {{model: SASRec}}}}\n")  # torch's or int()'s traceback before
+        with pytest.raises(benchmark.SuiteError, match=f"bad.yaml: {message}$"):
+            benchmark.load_suite(str(bad))
     suite = benchmark.load_suite(write_suite(tmp_path / "ok.yaml", {"Pop": {"model": "Pop"}}))
     with pytest.raises(benchmark.SuiteError, match="unknown models"):
         benchmark.select("Pop,SASRec", list(suite.variants), "models")

@@ -89,8 +89,11 @@ def _run(args, argv, out_dir, log):
     variants = select(args.models, list(suite.variants), "models")
     if args.epoch_ratios:
         suite.epoch_ratios = select(args.epoch_ratios, list(suite.variants), "--epoch-ratios variant")[0]
-    if args.seeds < 1:
-        raise SuiteError("--seeds must be at least 1")
+    for option, value in (("--seeds", args.seeds), ("--threads", args.threads), ("--jobs", args.jobs)):
+        if value is not None and value < 1:  # torch refused threads < 1 with a traceback; --jobs 0 meant 1
+            raise SuiteError(f"{option} must be at least 1, got {value}")
+    if args.base_seed is not None and args.base_seed < 0:
+        raise SuiteError(f"--base-seed must be at least 0, got {args.base_seed}")
     base = suite.base_seed if args.base_seed is None else args.base_seed
     seeds = list(range(base, base + args.seeds))
     overrides = parse_set(args.set)
