@@ -194,7 +194,8 @@ def test_a_checkpoint_of_other_data_or_another_model_cannot_be_resumed(trained, 
     from recbole_crs.trainer.stages import CRSGeneratorTrainer
 
     config = generator_config(trained["config"])
-    trainer = CRSGeneratorTrainer(config, GeneratorSASRec(config, trained["dataset"]))
+    with _in_folder(trained["root"]):  # RecBole's trainer writes ./log_tensorboard: not into the repository
+        trainer = CRSGeneratorTrainer(config, GeneratorSASRec(config, trained["dataset"]))
     with pytest.raises(CheckpointError, match=message):
         trainer.resume_checkpoint(_variant(trained, "generator", change))
 
