@@ -6,7 +6,7 @@
 * Atomic writes: :func:`atomic_write` writes ``<path>.tmp-<pid>-<random>`` next to ``path``, flushes and
   fsyncs it, then ``os.replace``-s it onto ``path``: a kill or a full disk during a write leaves the previous
   file intact, never a truncated file under the final name. :func:`clean_stale_temporaries` removes the
-  temporaries of processes that died mid-write.
+  temporaries of processes that died mid-write (``atomic_write`` those of the file it writes).
 * :func:`run_id`: a name part distinct for every run (local time + pid + random).
 """
 
@@ -68,8 +68,9 @@ def _pid_alive(pid):
     return True
 
 
-def clean_stale_temporaries(folder):
-    """Remove ``*.tmp-<pid>[-<random>]`` files in ``folder`` left by processes that are no longer running.
+def clean_stale_temporaries(folder, target=None):
+    """Remove ``*.tmp-<pid>[-<random>]`` files in ``folder`` left by processes that are no longer running (only
+    those of the file named ``target``, when given).
 
     Files of this process and of live processes are kept (they may be mid-write). Returns the removed paths.
     """
@@ -79,7 +80,7 @@ def clean_stale_temporaries(folder):
     except OSError:
         return removed
     for name in names:
-        if TMP_MARK not in name:
+        if TMP_MARK not in name or (target is not None and not name.startswith(target + TMP_MARK)):
             continue
         pid_text = name.rsplit(TMP_MARK, 1)[1].split("-", 1)[0]
         if not pid_text.isdigit() or int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
@@ -113,9 +114,12 @@ def _fsync_folder(folder):
 def atomic_write(path, write):
     """Call ``write(handle)`` on a temporary file next to ``path``, fsync it, then rename it onto ``path``.
 
-    On any failure (an exception, a full disk) the temporary file is removed and ``path`` is untouched.
+    On any failure (an exception, a full disk) the temporary file is removed and ``path`` is untouched. The
+    temporary files of ``path`` that killed writers left are removed first, so a rerun leaves none.
     """
     path = os.fspath(path)
+    folder, name = os.path.split(path)
+    clean_stale_temporaries(folder or ".", target=name)
     temporary = temporary_path(path)
     try:
         with open(temporary, "wb") as handle:

@@ -15,7 +15,7 @@ import torch
 import recbole_crs
 from recbole_crs.artifacts import atomic_torch_save, dataset_fingerprint, load_checkpoint
 from recbole_crs.errors import CheckpointMismatchError, OutputError, UnsafeCheckpointError
-from recbole_crs.runtime import clean_stale_temporaries
+from recbole_crs.runtime import atomic_write_text, clean_stale_temporaries
 from tiny_data import ITEM_ATTRIBUTES, USER_SEQUENCES, tiny_config, write_tiny_dataset
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(recbole_crs.__file__)))
@@ -100,6 +100,20 @@ def test_temporaries_of_live_processes_and_this_one_are_kept(tmp_path):
         path.write_bytes(b"x")
     assert clean_stale_temporaries(str(tmp_path)) == []
     assert own.exists() and parent.exists()
+
+
+def test_a_rewrite_removes_the_temporaries_that_killed_writers_of_the_file_left(tmp_path):
+    """A benchmark's results.json, a tuning result file, a conversation's report: a rerun that writes the file again
+    removes the temporary files of writers killed mid-write (they stayed forever)."""
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    stale = tmp_path / f"results.json.tmp-{dead}-0a1b2c3d"
+    others = [tmp_path / f"results.md.tmp-{dead}-0a1b2c3d",  # another file's: left to its own writer
+              tmp_path / f"results.json.tmp-{os.getppid()}-2c3d4e5f"]  # a live writer's
+    for path in [stale, *others]:
+        path.write_text("partial")
+    atomic_write_text(tmp_path / "results.json", "{}\n")
+    assert sorted(os.listdir(tmp_path)) == sorted(["results.json"] + [path.name for path in others])
 
 
 def test_trainer_cleans_leftovers_of_dead_runs(tiny_root):

@@ -155,6 +155,39 @@ def test_unknown_model_or_config_key_stops_before_any_run(tiny_root, capsys, var
     assert re.search(message, capsys.readouterr().err, re.S)
 
 
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("hidden_act=foo", "tiny-crs Pop, tiny-crs SASRec: hidden_act must be one of gelu, relu"),
+        ("epochs=abc", "tiny-crs Pop, tiny-crs SASRec: epochs must be an integer >= 1, got 'abc'"),
+        ("hiden_size=8", "tiny-crs Pop: hiden_size (in config_dict) is not a setting"),
+    ],
+)
+def test_a_set_value_the_config_refuses_stops_before_any_run(tiny_root, capsys, setting, message):
+    """A --set value every run would refuse is the suite's error (one line per problem, exit 2), found before any
+    run starts: not a failed run per seed recorded in results.json."""
+    suite = write_suite(tiny_root / "suite.yaml", {"Pop": {"model": "Pop"}, "SASRec": {"model": "SASRec"}})
+    for extra in ((), ("--dry-run",)):
+        code, out, payload = run_main(tiny_root, suite, "--seeds", "2", "--set", setting, *extra)
+        err = capsys.readouterr().err.splitlines()
+        assert code == 2 and payload is None and not os.path.exists(out)
+        assert err and all(line.startswith("error: ") for line in err) and message in err[0], err
+        assert "Traceback" not in "\n".join(err)
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--threads", "-1", "--threads must be at least 1, got -1"),  # torch's RuntimeError traceback before
+    ("--jobs", "0", "--jobs must be at least 1, got 0"),  # ran as --jobs 1
+    ("--seeds", "0", "--seeds must be at least 1, got 0"),
+    ("--base-seed", "-1", "--base-seed must be at least 0, got -1"),  # every run failed in NumPy's seeding
+])
+def test_a_command_line_number_out_of_range_stops_before_any_run(tiny_root, capsys, option, value, message):
+    suite = write_suite(tiny_root / "suite.yaml", {"Pop": {"model": "Pop"}})
+    code, out, payload = run_main(tiny_root, suite, option, value)
+    assert code == 2 and payload is None and not os.path.exists(out)
+    assert capsys.readouterr().err == f"error: {message}\n"
+
+
 def test_resume_reuses_finished_runs_and_extends_the_results(tiny_root, capsys):
     variants = {"Pop": {"model": "Pop"}, "SASRec": {"model": "SASRec"}}
     suite = write_suite(tiny_root / "suite.yaml", variants)
@@ -304,6 +337,12 @@ def test_suite_file_errors_are_reported(tmp_path):
     bad.write_text("table_scopes: [turn1, middle]\nvariants: {X: {model: SASRec}}\n")
     with pytest.raises(benchmark.SuiteError, match=r"table_scopes lists \['middle'\]"):
         benchmark.load_suite(str(bad))
+    for line, message in (("threads: -1", "threads must be an integer >= 1, got -1"),
+                          ("threads: abc", "threads must be an integer >= 1, got 'abc'"),
+                          ("base_seed: abc", "base_seed must be an integer >= 0, got 'abc'")):
+        bad.write_text(f"{line}\nvariants: {{X: {{model: SASRec}}}}\n")  # torch's or int()'s traceback before
+        with pytest.raises(benchmark.SuiteError, match=f"bad.yaml: {message}$"):
+            benchmark.load_suite(str(bad))
     suite = benchmark.load_suite(write_suite(tmp_path / "ok.yaml", {"Pop": {"model": "Pop"}}))
     with pytest.raises(benchmark.SuiteError, match="unknown models"):
         benchmark.select("Pop,SASRec", list(suite.variants), "models")
@@ -548,10 +587,10 @@ def test_set_values_are_yaml_never_python(tiny_root, capsys):
         benchmark.parse_set(["epochs"])
     suite = write_suite(tiny_root / "suite.yaml", {"SASRec": {"model": "SASRec"}})
     code, _, payload = run_main(tiny_root, suite, "--dry-run", "--seeds", "1", "--set", "epochs=3", "--set",
-                                "x=__import__('os')", "--no-key-check")
+                                "wandb_project=__import__('os')")
     assert code == 0 and payload is None
     planned = json.loads(capsys.readouterr().out.strip().split(": ", 1)[1])
-    assert planned["epochs"] == 3 and planned["x"] == "__import__('os')"
+    assert planned["epochs"] == 3 and planned["wandb_project"] == "__import__('os')"
     assert run_main(tiny_root, suite, "--dry-run", "--set", "epochs")[0] == 2
     assert "--set expects KEY=VALUE" in capsys.readouterr().err
 

@@ -261,6 +261,9 @@ def test_unreadable_data_path_fails_before_any_training(tiny_root, no_training):
         ("--learning_rate=abc", "learning_rate must be a number > 0, got 'abc': fix it, e.g. learning_rate: 0.001"),
         ("--torch_threads=-1",
          "torch_threads must be an integer >= 1 (or ~ to keep torch's setting), got -1: fix it, e.g. torch_threads: 1"),
+        # NumPy's seed range: a traceback from init_seed before
+        ("--seed=-1", "seed must be an integer in [0, 4294967295], got -1: fix it, e.g. seed: 2020"),
+        ("--seed=4294967296", "seed must be an integer in [0, 4294967295], got 4294967296: fix it, e.g. seed: 2020"),
     ],
 )
 def test_cryptic_values_get_one_line(tiny_root, argument, message):

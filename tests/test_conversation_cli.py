@@ -82,6 +82,7 @@ def test_cli_with_a_checkpoint_prints_one_table(trained, capsys):
     (["--topk", "0"], "--topk must be >= 1, got 0"),
     (["--max_turns", "0"], "--max_turns must be >= 2, got 0"),
     (["--episodes", "0"], "--episodes must be >= 1, got 0"),
+    (["--seed", "-1"], "--seed must be >= 0, got -1: the episodes' random draws take a seed >= 0, e.g. --seed 0.\n"),
     (["--episodes", "some"], "--episodes must be a whole number >= 1, got 'some'"),
     (["--split", "train"], "--split must be one of valid, test, got 'train'"),
     (["--sweep"], "--sweep chooses parameters, so it plays validation episodes only: add --split valid."),

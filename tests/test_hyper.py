@@ -128,6 +128,18 @@ def test_a_missing_file_exits_2_before_any_trial(tmp_path, capsys, argument):
     assert os.listdir(tmp_path) == ["p.hyper"]
 
 
+@pytest.mark.parametrize("algo", ["random", "bayes"])
+def test_no_trial_to_run_exits_2_before_any_trial(tmp_path, capsys, algo):
+    """--max_evals 0 was hyperopt's traceback ('There are no evaluation tasks') after the config check."""
+    params = _write(tmp_path / "p.hyper", "learning_rate choice [0.01]\n")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--params_file", params, "--algo", algo, "--max_evals", "0", f"--output_file={tmp_path / 'r'}"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == f"error: --max_evals must be at least 1 for --algo {algo}, got 0: give the " \
+        "number of trials, e.g. --max_evals 10\n"
+    assert os.listdir(tmp_path) == ["p.hyper"]
+
+
 def test_trial_sees_fixed_values_and_params_but_not_argv(monkeypatch):
     import recbole_crs.quick_start as quick_start
 

@@ -197,7 +197,8 @@ def test_a_checkpoint_of_other_data_or_another_model_cannot_be_resumed(trained, 
     from recbole_crs.trainer.stages import CRSGeneratorTrainer
 
     config = generator_config(trained["config"])
-    trainer = CRSGeneratorTrainer(config, GeneratorSASRec(config, trained["dataset"]))
+    with _in_folder(trained["root"]):  # RecBole's trainer writes ./log_tensorboard: not into the repository
+        trainer = CRSGeneratorTrainer(config, GeneratorSASRec(config, trained["dataset"]))
     with pytest.raises(CheckpointError, match=message):
         trainer.resume_checkpoint(_variant(trained, "generator", change))
 
@@ -313,7 +314,8 @@ def test_the_benchmark_reports_an_input_error_before_its_runs_in_one_line(traine
         status = benchmark.main(["--suite", suite, "--data-path", str(trained["root"]), "--out", str(tmp_path / "out"),
                                  "--set", "nproc=2"])
     assert status == 2
-    assert _one_error_line(capsys).startswith("error: nproc=2 asks for several processes, which only the launcher")
+    assert _one_error_line(capsys).startswith("error: tiny-crs Pop: nproc=2 asks for several processes, which only "
+                                              "the launcher")
 
 
 def test_run_hyper_reports_a_working_folder_without_room_for_the_logs_in_one_line(trained, tmp_path, capsys):

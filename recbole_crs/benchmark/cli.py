@@ -5,7 +5,7 @@ import json
 import os
 import sys
 
-from recbole_crs.benchmark.execution.prepare import check_variants, prepare_datasets
+from recbole_crs.benchmark.execution.prepare import check_configs, check_variants, prepare_datasets
 from recbole_crs.benchmark.execution.run_all import run_suite
 from recbole_crs.benchmark.report.markdown import write_reports
 from recbole_crs.benchmark.spec.results import RESULTS_JSON, load_results, to_builtin
@@ -89,8 +89,11 @@ def _run(args, argv, out_dir, log):
     variants = select(args.models, list(suite.variants), "models")
     if args.epoch_ratios:
         suite.epoch_ratios = select(args.epoch_ratios, list(suite.variants), "--epoch-ratios variant")[0]
-    if args.seeds < 1:
-        raise SuiteError("--seeds must be at least 1")
+    for option, value in (("--seeds", args.seeds), ("--threads", args.threads), ("--jobs", args.jobs)):
+        if value is not None and value < 1:  # torch refused threads < 1 with a traceback; --jobs 0 meant 1
+            raise SuiteError(f"{option} must be at least 1, got {value}")
+    if args.base_seed is not None and args.base_seed < 0:
+        raise SuiteError(f"--base-seed must be at least 0, got {args.base_seed}")
     base = suite.base_seed if args.base_seed is None else args.base_seed
     seeds = list(range(base, base + args.seeds))
     overrides = parse_set(args.set)
@@ -100,13 +103,17 @@ def _run(args, argv, out_dir, log):
     tuned_file = tuned_path(suite, args.tuned)
     # --tune writes the file: a new one is started empty (any other run must read an existing one)
     tuned = {} if args.tune and tuned_file and not os.path.exists(tuned_file) else load_tuned(tuned_file)
+    # Before anything is built or run: every variant's model and keys, then every dataset x variant's config (the
+    # first seed's: the others differ in seed and folder only). A --set value the config refuses is one error, not
+    # a failed run per seed.
+    data_path = os.path.abspath(args.data_path)
+    if not args.no_key_check:
+        check_variants(suite, variants, datasets, data_path, tuned)
+    check_configs(plan_runs(suite, datasets, variants, seeds[:1], data_path, out_dir, overrides, tuned=tuned))
     if args.export_config or args.tune:
         return _tuning(args, argv, suite, datasets, variants, seeds[0], overrides, sources, tuned_file, log)
     if args.dry_run:
-        if not args.no_key_check:
-            check_variants(suite, variants, datasets, os.path.abspath(args.data_path), tuned)
-        for spec in plan_runs(suite, datasets, variants, seeds, os.path.abspath(args.data_path), out_dir,
-                              overrides, tuned=tuned):
+        for spec in plan_runs(suite, datasets, variants, seeds, data_path, out_dir, overrides, tuned=tuned):
             extra = f" (pretrain: {json.dumps(to_builtin(spec.pretrain_config))})" if spec.pretrain_config else ""
             log(f"{spec.dataset} {spec.variant} seed={spec.seed}: {json.dumps(to_builtin(spec.config))}{extra}")
         return None
@@ -119,7 +126,7 @@ def _run(args, argv, out_dir, log):
         suite, datasets, variants, seeds, out_dir, data_path=args.data_path, overrides=overrides,
         sources=sources, resume=args.resume, rerun=rerun, fail_fast=args.fail_fast,
         keep_checkpoints=args.keep_checkpoints, threads=args.threads, jobs=args.jobs,
-        key_check=not args.no_key_check, log=log, command=_command(argv), tuned=tuned, tuned_file=tuned_file,
+        key_check=False, log=log, command=_command(argv), tuned=tuned, tuned_file=tuned_file,  # checked above
     )
 
 
@@ -142,8 +149,6 @@ def _tuning(args, argv, suite, datasets, variants, seed, overrides, sources, tun
         return None
     if args.datasets is None or args.models in (None, "all"):
         raise SuiteError("--tune searches one grid per dataset and variant: name them with --datasets and --models")
-    if not args.no_key_check:
-        check_variants(suite, variants, datasets, data_path)
     tune.tune(suite, datasets, variants, os.path.join(os.path.abspath(args.out), "tuning"), data_path, tuned_file,
               params_file=args.params_file, overrides=overrides, threads=args.threads, seed=seed,
               command=" ".join(_command(argv)), log=log)
@@ -152,8 +157,8 @@ def _tuning(args, argv, suite, datasets, variants, seed, overrides, sources, tun
 
 def main(argv=None):
     """Exit status: 0 when every run finished, 1 when one failed, 2 for a suite or command-line error, or an input
-    error found before the runs (a ``--set`` value the config refuses, a dataset that cannot be built). A run that
-    fails is recorded with its one-line message and the suite goes on (exit status 1)."""
+    error found before the runs (a ``--set``, suite or tuned value the config refuses, a dataset that cannot be
+    built). A run that fails is recorded with its one-line message and the suite goes on (exit status 1)."""
     args = build_parser().parse_args(argv)
     log = lambda message: print(message, flush=True)  # noqa: E731
     try:

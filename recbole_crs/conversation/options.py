@@ -41,6 +41,7 @@ def _why(name):
         "episodes": "play at least one episode, or 'all'.",
         "batch_size": "play at least one episode at a time.",
         "threads": "use at least one torch thread.",
+        "seed": "the episodes' random draws take a seed >= 0, e.g. --seed 0.",
         "considered_items": "the gain of an attribute is read from at least the top-k candidates.",
     }.get(name, "")
 

@@ -46,7 +46,8 @@ GENERAL_RULES = {
     "stopping_step": integer(0, 3),
     "MAX_ITEM_LIST_LENGTH": integer(1, 20),
     "weight_decay": number(0, low_open=False, example=0.0),
-    "seed": Rule(is_int, "an integer", 2020),
+    # RecBole's init_seed seeds NumPy, which takes 0 .. 2**32 - 1 (a negative seed was a traceback from NumPy).
+    "seed": Rule(lambda v: is_int(v) and 0 <= v < 2 ** 32, "an integer in [0, 4294967295]", 2020),
     "use_gpu": boolean(),
     "show_progress": boolean(),
     "reproducibility": boolean(),

@@ -133,6 +133,9 @@ def _main(argv=None):
     config_file_list = args.config_files.strip().split() if args.config_files else None
     params = parse_params_file(args.params_file)
     algo = resolve_algo(args.algo, params)
+    if algo != "exhaustive" and args.max_evals < 1:  # hyperopt's fmin raised 'There are no evaluation tasks'
+        raise CRSInputError(f"--max_evals must be at least 1 for --algo {algo}, got {args.max_evals}: give the "
+                            "number of trials, e.g. --max_evals 10")
     fixed = fixed_config(args, extras, config_file_list)
     overridden = sorted(set(extras) & {p.name for p in params})
     if overridden:

@@ -1,5 +1,5 @@
-"""The suite's datasets and variants before anything runs: build the missing datasets, and check that every
-variant's model and config keys exist."""
+"""The suite's datasets and variants before anything runs: build the missing datasets, check that every
+variant's model and config keys exist, and that every run's config passes the checks a run makes first."""
 
 import os
 
@@ -8,8 +8,9 @@ from recbole_crs.benchmark.spec.tuned import tuned_values
 from recbole_crs.config import Config
 from recbole_crs.data import convert
 from recbole_crs.data.ml100k import ensure_builtin, is_builtin
-from recbole_crs.errors import SuiteError
+from recbole_crs.errors import CRSConfigError, SuiteError
 from recbole_crs.runtime import isolated_argv
+from recbole_crs.validation import unknown_key_errors, value_errors
 
 
 def convert_command(spec, sources, data_path):
@@ -79,3 +80,32 @@ def check_variants(suite, variants, datasets, data_path, tuned=None):
                 )
     if problems:
         raise SuiteError("\n".join(dict.fromkeys(problems)))
+
+
+def check_configs(specs):
+    """Every stage config of ``specs`` (:class:`~recbole_crs.benchmark.spec.runs.RunSpec`) passes the key and value
+    checks each run makes before training (:mod:`recbole_crs.validation`), before any run starts.
+
+    A value the config refuses (a ``--set``, suite or tuned value: ``hidden_act=foo``, ``epochs=abc``, a misspelt
+    key) would otherwise fail every run of the suite one after the other, each recorded as a failed run. Raises one
+    :class:`CRSConfigError`, a line per problem naming the datasets and variants it concerns. The file system
+    (dataset files, checkpoint folders) is each run's own check: the datasets may not be built yet.
+    """
+    problems = {}  # problem -> where (a --set value wrong for every variant is one line)
+    for spec in specs:
+        for stage, config_dict in (("", spec.config), (" (pretrain)", spec.pretrain_config)):
+            if config_dict is None:
+                continue
+            where = f"{spec.dataset} {spec.variant}{stage}"
+            try:
+                with isolated_argv():
+                    config = Config(model=config_dict["model"], dataset=spec.dataset, config_dict=config_dict)
+                errors = unknown_key_errors(config) + value_errors(config)
+            except CRSConfigError as error:  # a value Config itself refuses (e.g. nproc)
+                errors = error.errors
+            except (ValueError, KeyError, ImportError) as error:  # an unknown model: as check_variants says it
+                where, errors = f"variant '{spec.variant}'", [" ".join(str(error).split())]
+            for line in errors:
+                problems.setdefault(line, []).append(where)
+    if problems:
+        raise CRSConfigError([f"{', '.join(dict.fromkeys(wheres))}: {line}" for line, wheres in problems.items()])

@@ -82,6 +82,16 @@ def _mapping(value, where):
     return dict(value)
 
 
+def _integer(raw, key, default, minimum, path):
+    """``raw[key]`` (``default`` when absent or null), an integer >= ``minimum``."""
+    value = raw.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise SuiteError(f"{path}: {key} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
 def _entries(raw, section, path, keys):
     """``(name, spec)`` of each entry of ``raw[section]``; a spec may hold ``keys`` and a ``description``."""
     for name, spec in _mapping(raw.get(section), f"{path}: {section}").items():
@@ -185,12 +195,12 @@ def load_suite(path):
         datasets=datasets,
         variants=variants,
         modes=modes,
-        base_seed=int(raw.get("base_seed", DEFAULT_BASE_SEED)),
+        base_seed=_integer(raw, "base_seed", DEFAULT_BASE_SEED, 0, path),
         table_metrics=tuple(m.lower() for m in (raw.get("table_metrics") or (DEFAULT_METRIC,))),
         table_scopes=scopes,
         plot_metric=str(raw.get("plot_metric", DEFAULT_METRIC)).lower(),
         plot_mode=plot_mode,
-        threads=int(raw["threads"]) if raw.get("threads") else None,
+        threads=_integer(raw, "threads", None, 1, path),
         curves=curves,
         epoch_ratios=None if epoch_ratios is None else str(epoch_ratios),
         tuned=os.path.join(os.path.dirname(os.path.abspath(path)), str(raw["tuned"])) if raw.get("tuned") else None,
