@@ -124,7 +124,8 @@ def _train_and_test_validated(config, saved, verbose):
     test_results, test_results_by_turn = evaluate_test(
         config, trainer, test_data, saved=saved, show_progress=config["show_progress"] and verbose
     )
-    main_mode = config["crs_candidates"] if config["crs_candidates"] in test_results else next(iter(test_results))
+    candidates = run_plan(config).candidates  # the mode validation used during training
+    main_mode = candidates if candidates in test_results else next(iter(test_results))
     result = {
         "model": config["model"],
         "best_valid_score": best_valid_score,

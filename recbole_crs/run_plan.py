@@ -82,6 +82,13 @@ class RunPlan:
         """The candidate modes the test reports: ``crs_test_modes``, or the training's mode."""
         return tuple(check_mode(mode) for mode in self.values["crs_test_modes"] or [self.candidates])
 
+    def keys_asking_for(self, mode):
+        """The keys that ask for candidate mode ``mode``: ``crs_candidates`` (by its value or its default) and
+        ``crs_test_modes`` when it lists the mode itself (not when it only inherits ``crs_candidates``)."""
+        asks = (("crs_candidates", self.candidates == mode),
+                ("crs_test_modes", bool(self.values["crs_test_modes"]) and mode in self.test_modes))
+        return [key for key, asked in asks if asked]
+
 
 def _value(config, key):
     return config.get(key) if isinstance(config, dict) else config[key]

@@ -75,9 +75,7 @@ def _candidate_column_errors(config, columns, inter=None):
     at the first evaluation, after the generator and pre-training stages."""
     from recbole.utils import ModelType
 
-    modes = config["crs_test_modes"] if isinstance(config["crs_test_modes"], (list, tuple)) else []
-    keys = [key for key, asks in (("crs_candidates", config["crs_candidates"] == "authors"),
-                                  ("crs_test_modes", "authors" in modes)) if asks]
+    keys = run_plan(config).keys_asking_for("authors")
     if not keys or config["MODEL_TYPE"] != ModelType.SEQUENTIAL:
         return []
     field = config["CANDIDATE_FIELD"]
