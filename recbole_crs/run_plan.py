@@ -23,7 +23,7 @@ from recbole_crs.errors import CRSConfigError
 from recbole_crs.evaluation.candidates import check_mode
 
 STAGES = ("generator", "pretrain", "finetune")
-FINETUNE_ROWS = ("all", "conversations")  # the first is the default (as in the yaml)
+FINETUNE_ROWS = ("all", "conversations")  # the first is the default: CRSFinetune.yaml's (a test checks)
 FINETUNE_SAMPLES = ("per_turn", "conversation")
 # The config values a plan is decided from.
 PLAN_KEYS = ("crs_stages", "negative_sampler", "uniform_warmup_epochs", "pretrain_epochs", "finetune_rows",
