@@ -11,6 +11,7 @@ import sys
 import tempfile
 from logging import getLogger
 
+import torch.distributed as dist
 from recbole.data import data_preparation
 from recbole.data.utils import create_dataset as create_recbole_dataset
 from recbole.utils import ModelType, get_environment, init_logger, init_seed, set_color
@@ -256,8 +257,6 @@ def run_recbole_crs(model=None, dataset=None, config_file_list=None, config_dict
     logger.info(set_color("best valid ", "yellow") + f": {result['best_valid_result']}")
     logger.info(set_color("test result", "yellow") + ":\n" + format_results_table(result["test_results"]))
     if is_distributed(config):
-        import torch.distributed as dist
-
         dist.destroy_process_group()
     if config["local_rank"] == 0 and queue is not None:
         queue.put(("result", result))
