@@ -38,6 +38,9 @@ import sys
 import threading
 import time
 
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
 from recbole_crs.errors import CRSConfigError, CRSInputError, WorkerDiedError
 
 INPUT_ERROR_STATUS = 2  # a process that refused its input exits with this status, like the command would
@@ -54,8 +57,6 @@ def launch(worker, args, kwargs, nproc, first_rank=0):
     ``first_rank``: the global rank of local rank 0 (``group_offset``), for the messages. Returns the items the
     processes put; raises as the module docstring says.
     """
-    import torch.multiprocessing as mp
-
     queue = mp.get_context("spawn").SimpleQueue()
     process_kwargs = {**kwargs, "queue": queue, "launcher_pid": os.getpid()}
     with _quiet_torch_logs():
@@ -64,8 +65,6 @@ def launch(worker, args, kwargs, nproc, first_rank=0):
 
 
 def _join(context, queue, first_rank):
-    import torch.multiprocessing as mp
-
     items = []
     try:
         # Read while the processes run: a result larger than the pipe's buffer (every mode's metrics by turn)
@@ -205,8 +204,6 @@ def report_input_error(queue, error):
     if queue is None:
         raise error
     queue.put(("error", str(error)))
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
     sys.exit(INPUT_ERROR_STATUS)
@@ -219,8 +216,6 @@ def join_process_group(backend, rank, world_size, ip, port, timeout_s):
     (None: torch's default, 30 minutes); past it a :class:`CRSConfigError` names the ranks that did not join, or
     says that rank 0 could not be reached. The group's collectives keep torch's default timeout.
     """
-    import torch.distributed as dist
-
     timeout = datetime.timedelta(seconds=timeout_s) if timeout_s else dist.default_pg_timeout
     where = f"{ip}:{port}"
     try:

@@ -28,8 +28,14 @@ loader).
 
 import warnings
 
+import numpy as np
+import recbole.data
+import recbole.data.utils as data_utils
+import recbole.trainer.trainer as recbole_trainer
 import torch
 import torch.distributed as dist
+from recbole.data.dataset import Dataset
+from torch.nn.parallel import DistributedDataParallel
 
 from recbole_crs.artifacts.caches import (
     safe_create_dataset, safe_load_split_dataloaders, safe_save_dataset, safe_save_split_dataloaders,
@@ -53,8 +59,6 @@ def restore_numpy_aliases():
     ``Config.compatibility_settings`` runs ``np.float = np.float_`` etc. on every Config, which raises
     AttributeError on NumPy 2. On NumPy 1 this does nothing.
     """
-    import numpy as np
-
     for old, new in (("float_", "float64"), ("complex_", "complex128"), ("unicode_", "str_")):
         if old not in vars(np):
             setattr(np, old, getattr(np, new))
@@ -78,7 +82,8 @@ def disable_recbole_anomaly_detection():
     doubles the cost of a training step of every model (SASRec included). The module is imported once, here, and
     the mode switched back off; a later import does not re-run it.
     """
-    import recbole.model.sequential_recommender  # noqa: F401  (runs sine.py's module-level call)
+    # imported here, next to its undo: the import runs sine.py's set_detect_anomaly(True)
+    import recbole.model.sequential_recommender  # noqa: F401
 
     torch.autograd.set_detect_anomaly(False)
 
@@ -90,10 +95,6 @@ def install_safe_caches():
     the dataset cache likewise: caches are read only from files the user named (``dataset_save_path`` /
     ``dataloaders_save_path``) and written atomically under names keyed by the data and config.
     """
-    import recbole.data
-    import recbole.data.utils as data_utils
-    from recbole.data.dataset import Dataset
-
     for name, function in (
         ("create_dataset", safe_create_dataset),
         ("load_split_dataloaders", safe_load_split_dataloaders),
@@ -112,14 +113,10 @@ def install_cpu_ddp():
     on a CPU model that raises. The replacement passes ``device_ids=None`` for a model whose parameters are all on
     the CPU and leaves GPU models (NCCL) exactly as RecBole wraps them.
     """
-    import recbole.trainer.trainer as recbole_trainer
-
     recbole_trainer.DistributedDataParallel = cpu_aware_ddp
 
 
 def cpu_aware_ddp(module, device_ids=None, **kwargs):
-    from torch.nn.parallel import DistributedDataParallel
-
     devices = {parameter.device.type for parameter in module.parameters()}
     if devices == {"cpu"}:
         device_ids = None
@@ -143,8 +140,6 @@ def install_rank0_tensorboard():
     and an event file in every process; the ranks log the same evaluation figures, so their files would be copies
     (or per-shard losses nobody asked for).
     """
-    import recbole.trainer.trainer as recbole_trainer
-
     open_writer = recbole_trainer.get_tensorboard
 
     def rank0_tensorboard(logger):

@@ -11,6 +11,7 @@ import sys
 import tempfile
 from logging import getLogger
 
+import torch.distributed as dist
 from recbole.data import data_preparation
 from recbole.data.utils import create_dataset as create_recbole_dataset
 from recbole.utils import ModelType, get_environment, init_logger, init_seed, set_color
@@ -124,7 +125,8 @@ def _train_and_test_validated(config, saved, verbose):
     test_results, test_results_by_turn = evaluate_test(
         config, trainer, test_data, saved=saved, show_progress=config["show_progress"] and verbose
     )
-    main_mode = config["crs_candidates"] if config["crs_candidates"] in test_results else next(iter(test_results))
+    candidates = run_plan(config).candidates  # the mode validation used during training
+    main_mode = candidates if candidates in test_results else next(iter(test_results))
     result = {
         "model": config["model"],
         "best_valid_score": best_valid_score,
@@ -255,8 +257,6 @@ def run_recbole_crs(model=None, dataset=None, config_file_list=None, config_dict
     logger.info(set_color("best valid ", "yellow") + f": {result['best_valid_result']}")
     logger.info(set_color("test result", "yellow") + ":\n" + format_results_table(result["test_results"]))
     if is_distributed(config):
-        import torch.distributed as dist
-
         dist.destroy_process_group()
     if config["local_rank"] == 0 and queue is not None:
         queue.put(("result", result))

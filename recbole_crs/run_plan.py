@@ -23,7 +23,7 @@ from recbole_crs.errors import CRSConfigError
 from recbole_crs.evaluation.candidates import check_mode
 
 STAGES = ("generator", "pretrain", "finetune")
-FINETUNE_ROWS = ("all", "conversations")  # the first is the default (as in the yaml)
+FINETUNE_ROWS = ("all", "conversations")  # the first is the default: CRSFinetune.yaml's (a test checks)
 FINETUNE_SAMPLES = ("per_turn", "conversation")
 # The config values a plan is decided from.
 PLAN_KEYS = ("crs_stages", "negative_sampler", "uniform_warmup_epochs", "pretrain_epochs", "finetune_rows",
@@ -81,6 +81,13 @@ class RunPlan:
     def test_modes(self):
         """The candidate modes the test reports: ``crs_test_modes``, or the training's mode."""
         return tuple(check_mode(mode) for mode in self.values["crs_test_modes"] or [self.candidates])
+
+    def keys_asking_for(self, mode):
+        """The keys that ask for candidate mode ``mode``: ``crs_candidates`` (by its value or its default) and
+        ``crs_test_modes`` when it lists the mode itself (not when it only inherits ``crs_candidates``)."""
+        asks = (("crs_candidates", self.candidates == mode),
+                ("crs_test_modes", bool(self.values["crs_test_modes"]) and mode in self.test_modes))
+        return [key for key, asked in asks if asked]
 
 
 def _value(config, key):

@@ -13,12 +13,13 @@ import sys
 import numpy as np
 import pytest
 import torch
+import yaml
 from recbole.data import data_preparation
 from recbole.utils import init_seed
 
-from recbole_crs.config import Config
+from recbole_crs.config import PROPERTIES_DIR, Config
 from recbole_crs.data import checks as checks_module
-from recbole_crs.data.compact import inter_loading_mode
+from recbole_crs.data.compact import INTER_LOADINGS, inter_loading_mode
 from recbole_crs.data.finetune import conversational_rows, finetune_samples
 from recbole_crs.data.windows import WindowedInteraction, materialize
 from recbole_crs.errors import CRSDataError
@@ -257,6 +258,13 @@ def test_option_the_compact_loader_cannot_reproduce_falls_back(in_tmp):
     data._change_feat_format()
     reference._change_feat_format()
     assert_same_interaction(all_rows(reference), all_rows(data))
+
+
+def test_the_default_of_an_unset_inter_loading_is_the_yaml_default():
+    """``inter_loading: ~`` means the documented default (properties/overall.yaml's), the first allowed value."""
+    with open(os.path.join(PROPERTIES_DIR, "overall.yaml"), encoding="utf-8") as handle:
+        default = yaml.safe_load(handle)["inter_loading"]
+    assert inter_loading_mode({"inter_loading": None}) == default == INTER_LOADINGS[0]
 
 
 def test_unknown_loading_is_refused(in_tmp):

@@ -49,3 +49,16 @@ def test_objective_function_returns_what_hypertuning_reads(tiny_config_dict):
     result = objective_function(config_dict={**tiny_config_dict, "model": "SASRec", "dataset": "tiny-crs"}, saved=False)
     assert {"model", "best_valid_score", "valid_score_bigger", "best_valid_result", "test_result"} <= set(result)
     assert result["test_result"] == result["test_results"]["confirmed"]  # crs_candidates default
+
+
+@pytest.mark.parametrize("candidates, test_modes, main", [
+    ("first", ["all", "first"], "first"),
+    ("confirmed", ["all", "first"], "all"),  # not tested in its own mode: the first test mode
+    (None, ["first", "all"], "all"),  # crs_candidates ~ is the run plan's default mode, all
+])
+def test_test_result_is_in_the_run_plans_candidate_mode(tiny_config_dict, candidates, test_modes, main):
+    config_dict = {**tiny_config_dict, "model": "Pop", "dataset": "tiny-crs", "crs_candidates": candidates,
+                   "crs_test_modes": test_modes}
+    result = objective_function(config_dict=config_dict, saved=False)
+    assert set(result["test_results"]) == set(test_modes)
+    assert result["test_result"] == result["test_results"][main]

@@ -10,13 +10,14 @@ import sys
 import numpy as np
 import pytest
 import torch
+import yaml
 from recbole.data import data_preparation
 from recbole.data.interaction import Interaction
 from recbole.utils import init_seed
 
-from recbole_crs.config import Config
+from recbole_crs.config import PROPERTIES_DIR, Config
 from recbole_crs.data.finetune import finetune_samples
-from recbole_crs.data.windows import HISTORY_START_FIELD, WindowedInteraction
+from recbole_crs.data.windows import HISTORY_START_FIELD, HISTORY_WINDOWS, WindowedInteraction, history_windows_mode
 from recbole_crs.pipeline import pretrain_dataloader, run_crs_pretrain_pipeline
 from recbole_crs.quick_start import create_dataset, run_recbole_crs
 from tiny_data import isolated_run_dir, ml100k_config, tiny_config, unsaved_run_results, write_tiny_dataset
@@ -124,6 +125,13 @@ def test_list_fields_of_lazy_rows_match_materialised_rows_one_by_one(in_tmp):
     assert torch.equal(lazy.repeat_interleave(torch.full((len(lazy),), 2))["item_id_list"],
                        data_m.inter_feat.repeat_interleave(torch.full((len(lazy),), 2))["item_id_list"])
     assert_same_interaction(data_m.inter_feat.to("cpu"), lazy.to("cpu"))
+
+
+def test_the_default_of_an_unset_history_windows_is_the_yaml_default():
+    """``history_windows: ~`` means the documented default (properties/overall.yaml's), the first allowed value."""
+    with open(os.path.join(PROPERTIES_DIR, "overall.yaml"), encoding="utf-8") as handle:
+        default = yaml.safe_load(handle)["history_windows"]
+    assert history_windows_mode({"history_windows": None}) == default == HISTORY_WINDOWS[0]
 
 
 def test_unknown_mode_is_refused(in_tmp):

@@ -13,12 +13,19 @@ run would yield rank r's half of the rows wherever they were loaded.
 
 import copy
 import hashlib
+import importlib
 import json
 import os
 import pickle
 from logging import getLogger
 
 import torch
+import torch.distributed as dist
+from recbole.data import utils as data_utils
+from recbole.data.dataloader import AbstractDataLoader
+from recbole.utils import ModelType, ensure_dir, set_color
+from recbole.utils.argument_list import dataset_arguments
+from torch.utils.data.distributed import DistributedSampler
 
 from recbole_crs.artifacts.checkpoints import checked_atomic_write, to_plain
 from recbole_crs.artifacts.fingerprints import data_fingerprint_of, file_digests
@@ -35,8 +42,6 @@ def _several_processes(config):
 
 def _other_rank(config):
     """A process of a multi-process run other than rank 0 (which writes the caches for all)."""
-    import torch.distributed as dist
-
     return _several_processes(config) and dist.is_initialized() and dist.get_rank() != 0
 
 
@@ -55,8 +60,6 @@ def _one_process_config(config):
 
 def _cache_key(config, model=None):
     """Hash of the data files and the config values that shape a dataset/dataloader cache."""
-    from recbole.utils.argument_list import dataset_arguments
-
     keys = list(dataset_arguments) + ["seed", "repeatable", "eval_args", "MODEL_TYPE"]
     values = {key: repr(to_plain(config[key])) for key in keys}
     try:
@@ -98,17 +101,10 @@ def _data_changed_since(dataset, config):
 
 def safe_create_dataset(config):
     """RecBole's ``create_dataset`` that unpickles a dataset only from ``dataset_save_path`` (trusted)."""
-    import importlib
-
-    from recbole.data import utils as data_utils
-    from recbole.utils import set_color
-
     dataset_module = importlib.import_module("recbole.data.dataset")
     if hasattr(dataset_module, config["model"] + "Dataset"):
         dataset_class = getattr(dataset_module, config["model"] + "Dataset")
     else:
-        from recbole.utils import ModelType
-
         type2class = {
             ModelType.GENERAL: "Dataset",
             ModelType.SEQUENTIAL: "SequentialDataset",
@@ -141,8 +137,6 @@ def safe_create_dataset(config):
 
 def safe_save_dataset(self):
     """``Dataset.save``, atomically, under a name keyed by the data files and dataset config."""
-    from recbole.utils import ensure_dir, set_color
-
     if _other_rank(self.config):  # every rank built the same dataset: rank 0 writes it
         return
     save_dir = self.config["checkpoint_dir"]
@@ -163,8 +157,6 @@ def safe_save_split_dataloaders(config, dataloaders):
 
     In a multi-process run rank 0 writes loaders of one process (every row); the other ranks write nothing.
     Returns the file's path (None on the other ranks)."""
-    from recbole.utils import ensure_dir, set_color
-
     if _several_processes(config):
         if _other_rank(config):
             return None
@@ -196,9 +188,6 @@ def safe_save_split_dataloaders(config, dataloaders):
 
 def safe_load_split_dataloaders(config):
     """RecBole's ``load_split_dataloaders``, reading only ``dataloaders_save_path`` (a trusted file the user named)."""
-    from recbole.data import utils as data_utils
-    from recbole.utils import set_color
-
     named = config["dataloaders_save_path"]
     if not named:
         default_file = os.path.join(config["checkpoint_dir"], f'{config["dataset"]}-for-{config["model"]}-dataloader.pth')
@@ -216,8 +205,6 @@ def safe_load_split_dataloaders(config):
     if _data_changed_since(train_data._dataset, config):
         getLogger().warning(f"dataloaders_save_path '{named}' was built from other data files: rebuilding.")
         return None
-    from torch.utils.data.distributed import DistributedSampler
-
     # This process's rows: its share in a multi-process run; every row in one process, also from a file that an
     # earlier version wrote from one rank of a multi-process run.
     if _several_processes(config) or any(isinstance(data.sampler, DistributedSampler) for data in dataloaders):
@@ -231,8 +218,6 @@ def safe_load_split_dataloaders(config):
 def _saved_dataloaders(path):
     """The (train, valid, test) dataloaders pickled in ``path`` by :func:`safe_save_split_dataloaders`, with their
     shuffling generators restored."""
-    from recbole.data.dataloader import AbstractDataLoader
-
     content = _trusted_pickle_load(path, "dataloaders_save_path")
     try:
         pairs = [(loader, state) for loader, state in content]

@@ -25,7 +25,9 @@ import types
 import warnings
 import zipfile
 
+import numpy as np
 import torch
+from recbole.utils.enum_type import EvaluatorType, FeatureSource, FeatureType, InputType, ModelType
 
 from recbole_crs.errors import CheckpointError, MissingCheckpointError, OutputError, UnsafeCheckpointError
 from recbole_crs.runtime import atomic_write
@@ -192,8 +194,6 @@ def atomic_torch_save(obj, path, pickle_protocol=2):
 
 
 def _plain_enums():
-    from recbole.utils.enum_type import EvaluatorType, FeatureSource, FeatureType, InputType, ModelType
-
     return {cls.__name__: cls for cls in (ModelType, InputType, EvaluatorType, FeatureType, FeatureSource)}
 
 
@@ -215,15 +215,10 @@ def to_plain(value):
         return type(value)(to_plain(item) for item in value)
     if isinstance(value, (set, frozenset)):
         return [to_plain(item) for item in sorted(value, key=repr)]
-    try:
-        import numpy as np
-
-        if isinstance(value, np.generic):
-            return value.item()
-        if isinstance(value, np.ndarray):
-            return torch.from_numpy(value.copy())
-    except ImportError:  # pragma: no cover
-        pass
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value.copy())
     return repr(value)
 
 

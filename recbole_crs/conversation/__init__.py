@@ -20,6 +20,6 @@ Two parts (``.importlinter``, docs/architecture.md):
 def run_conversation(*args, **kwargs):
     """:func:`recbole_crs.conversation.runner.run_conversation`, imported on call: it loads quick_start, which the
     simulation does not need."""
-    from recbole_crs.conversation.runner import run_conversation as run
+    from recbole_crs.conversation.runner import run_conversation as run  # on call: runner loads quick_start
 
     return run(*args, **kwargs)

@@ -15,6 +15,7 @@ import contextlib
 
 import numpy as np
 import pandas as pd
+import recbole.data.dataset.dataset as recbole_dataset
 from pandas._libs.parsers import STR_NA_VALUES  # pandas' default missing markers (pinned pandas<3)
 
 FLOAT_TYPES = ("float", "float_seq")
@@ -137,8 +138,6 @@ def recbole_reads_text(config):
     encoding=...)`` of its own module: the config's encoding becomes :func:`text_encoding`'s, and that module's
     ``pd`` reads with :func:`read_csv_options`. Both are restored afterwards.
     """
-    import recbole.data.dataset.dataset as recbole_dataset
-
     encoding = config["encoding"]
     config["encoding"] = text_encoding(encoding)
     recbole_dataset.pd = _TextPandas()

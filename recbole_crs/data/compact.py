@@ -34,7 +34,7 @@ from recbole.utils import FeatureType
 
 from recbole_crs.data.atomic import read_csv_options, text_encoding
 
-INTER_LOADINGS = ("compact", "recbole")  # the first is the default (as in properties/overall.yaml)
+INTER_LOADINGS = ("compact", "recbole")  # the first is the default: overall.yaml's (a test checks)
 SEQ_TYPES = (FeatureType.TOKEN_SEQ, FeatureType.FLOAT_SEQ)
 
 

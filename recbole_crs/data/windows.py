@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from recbole.data.interaction import Interaction
 
-HISTORY_WINDOWS = ("lazy", "materialized")  # the first is the default (as in properties/overall.yaml)
+HISTORY_WINDOWS = ("lazy", "materialized")  # the first is the default: overall.yaml's (a test checks)
 # Hidden per-row column: position of the row's first history interaction in the flat per-user sequences.
 HISTORY_START_FIELD = "crs_history_start"
 

@@ -6,6 +6,8 @@ its fix before anything is written, and models and trainers built without ``vali
 the same rule through :func:`check_keys`. Add a rule here when a model gets a new key.
 """
 
+from recbole.model.layers import FeedForward
+
 from recbole_crs.data.compact import INTER_LOADINGS
 from recbole_crs.data.windows import HISTORY_WINDOWS
 from recbole_crs.errors import CRSConfigError
@@ -22,8 +24,6 @@ def recbole_activations():
     """The ``hidden_act`` values RecBole accepts: the keys of the table in ``FeedForward.get_hidden_act``
     (recbole.model.layers), read from RecBole, not copied. The table is a dict literal inside the method, so its
     keys are string constants of the method's code; each is confirmed by a lookup through the method itself."""
-    from recbole.model.layers import FeedForward
-
     lookup = FeedForward.get_hidden_act
     constants = [c for const in lookup.__code__.co_consts
                  for c in (const if isinstance(const, tuple) else (const,)) if isinstance(c, str)]

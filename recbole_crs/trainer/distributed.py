@@ -22,6 +22,7 @@ import os
 import torch
 import torch.distributed as dist
 from recbole.utils import init_seed
+from torch.utils.data.distributed import DistributedSampler
 
 from recbole_crs.settings.launch import LAUNCHED_KEYS
 
@@ -143,8 +144,6 @@ def sampler_rows(eval_data):
     RecBole's dataloaders use a ``DistributedSampler`` (no shuffling for evaluation) under DDP; its index list
     (padded with repeated rows so every rank has as many) is the order in which the batches arrive.
     """
-    from torch.utils.data.distributed import DistributedSampler
-
     sampler = getattr(eval_data, "sampler", None)
     if not isinstance(sampler, DistributedSampler):
         return None

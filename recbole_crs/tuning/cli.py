@@ -8,6 +8,8 @@ data error prints ``error: <message>`` and exits with status 2, before any trial
 import argparse
 import sys
 
+import yaml
+
 from recbole_crs.data.ml100k import DEFAULT_DATASET
 from recbole_crs.errors import CRSInputError, print_error
 from recbole_crs.tuning.hyperopt_backend import hyperopt_tune
@@ -87,8 +89,6 @@ def parse_args(argv=None):
 def _read_yaml_key(files, key):
     """``key`` of the last config file that sets it. A file that cannot be read is passed over here: the
     config check before the first trial reports it (``error: config file ... cannot be read``)."""
-    import yaml
-
     value = None
     for path in files or []:
         try:

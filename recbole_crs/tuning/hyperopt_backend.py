@@ -25,6 +25,7 @@ from recbole_crs.tuning.results import params2str
 
 def hyperopt_space(params):
     """The hyperopt space RecBole's ``HyperTuning`` searches (``space=`` argument)."""
+    # hyperopt only when a Hyperopt search runs (~0.15 s and a pkg_resources warning): not for --help or Ray
     from hyperopt import hp
     from hyperopt.pyll import scope
 
@@ -55,7 +56,7 @@ class RecordingHyperTuning(HyperTuning):
 
     def trial(self, params):
         """``HyperTuning.trial``, recorded; a failure after the first trial returns hyperopt's ``STATUS_FAIL``."""
-        import hyperopt
+        import hyperopt  # not at the top: see hyperopt_space
 
         try:
             status = super().trial(params)

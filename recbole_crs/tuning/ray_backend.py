@@ -10,6 +10,9 @@ before the trials, gives each trial its own checkpoint folder and puts this pack
 import contextlib
 import math
 import os
+import warnings
+
+import torch
 
 import recbole_crs
 from recbole_crs.data.ml100k import ensure_builtin, is_builtin
@@ -24,7 +27,7 @@ _PKG_RESOURCES_WARNING = "pkg_resources is deprecated as an API"
 
 def ray_space(params, grid=False):
     """The Ray Tune search space; ``grid=True`` turns every choice into ``tune.grid_search`` (exhaustive)."""
-    from ray import tune
+    from ray import tune  # Ray (~0.8 s) only when a Ray search runs: not for --help or a Hyperopt search
 
     space = {}
     for p in params:
@@ -52,7 +55,7 @@ def ray_trainable(config, fixed=None, config_file_list=None, checkpoint_root="sa
     checkpoints by model and second, and two trials often start in the same second.
     (Not called ``checkpoint_dir``: Ray would take that for its own deprecated checkpoint argument.)
     """
-    from ray.air import session
+    from ray.air import session  # Ray only when a Ray search runs (as in ray_space)
 
     trial_fixed = dict(fixed or {})
     trial_fixed["checkpoint_dir"] = os.path.join(checkpoint_root, session.get_trial_id())
@@ -71,8 +74,6 @@ def ray_trainable(config, fixed=None, config_file_list=None, checkpoint_root="sa
 
 def quiet_pkg_resources_warning():
     """Hide setuptools' pkg_resources deprecation warning in this process."""
-    import warnings
-
     warnings.filterwarnings("ignore", message=_PKG_RESOURCES_WARNING, category=UserWarning)
 
 
@@ -113,7 +114,7 @@ def _absolute_paths(fixed, config, config_file_list):
 
 def _start_ray(ray_address, ray_cpus, verbose):
     """Connect to ``ray_address`` or start a local instance, unless Ray is up already; True if started here."""
-    import ray
+    import ray  # Ray only when a Ray search runs (as in ray_space)
 
     if ray.is_initialized():
         return False
@@ -175,6 +176,7 @@ def ray_tune(
     """Run the search with Ray Tune; returns ``(trials, best, analysis)`` (see :mod:`recbole_crs.tuning.results`)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report (and no network) by default
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Ray 2.6's new output ignores the CLIReporter below
+    # Ray only when a Ray search runs (as in ray_space), and imported after the two variables above are set
     import ray
     from ray import tune
     from ray.tune import CLIReporter
@@ -185,8 +187,6 @@ def ray_tune(
     fixed, files = _absolute_paths(fixed, config, config_file_list)
     _prepare_default_dataset(config)
     if gpus_per_trial is None:
-        import torch
-
         gpus_per_trial = 1 if torch.cuda.is_available() else 0
     started_here = _start_ray(ray_address, ray_cpus, verbose)
 
@@ -194,7 +194,7 @@ def ray_tune(
     if algo == "exhaustive":
         num_samples = 1  # one trial per grid point
     elif algo == "bayes":
-        from ray.tune.search.hyperopt import HyperOptSearch
+        from ray.tune.search.hyperopt import HyperOptSearch  # Ray only when a Ray search runs (as in ray_space)
 
         search_alg = HyperOptSearch()
     valid_metric = str(config["valid_metric"]).lower()

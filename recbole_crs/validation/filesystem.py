@@ -12,6 +12,9 @@ import os
 import stat
 import tempfile
 
+import recbole
+from recbole.utils import ModelType
+
 from recbole_crs.data.atomic import header_columns
 from recbole_crs.data.ml100k import is_builtin
 from recbole_crs.run_plan import run_plan
@@ -73,11 +76,7 @@ def _candidate_column_errors(config, columns, inter=None):
     """``authors`` (in ``crs_candidates`` or ``crs_test_modes``) ranks each target against the row's
     ``CANDIDATE_FIELD`` list; without that column (in the header ``columns`` of ``inter``, and loaded) it would fail
     at the first evaluation, after the generator and pre-training stages."""
-    from recbole.utils import ModelType
-
-    modes = config["crs_test_modes"] if isinstance(config["crs_test_modes"], (list, tuple)) else []
-    keys = [key for key, asks in (("crs_candidates", config["crs_candidates"] == "authors"),
-                                  ("crs_test_modes", "authors" in modes)) if asks]
+    keys = run_plan(config).keys_asking_for("authors")
     if not keys or config["MODEL_TYPE"] != ModelType.SEQUENTIAL:
         return []
     field = config["CANDIDATE_FIELD"]
@@ -136,8 +135,6 @@ def _path_is_read(config, key):
 
 def _recbole_downloads(dataset):
     """Whether RecBole knows a download address for ``dataset`` (it fetches a missing folder itself)."""
-    import recbole
-
     root = os.path.join(os.path.dirname(recbole.__file__), "properties", "dataset")
     return any(dataset in yaml_keys(os.path.join(root, name)) for name in ("url.yaml", "kg_url.yaml")
                if os.path.isfile(os.path.join(root, name)))

@@ -11,7 +11,9 @@ import functools
 import glob
 import os
 
+import recbole
 import yaml
+from recbole.utils import argument_list
 
 from recbole_crs import config as crs_config
 from recbole_crs.settings.key_rules import REMOVED_KEYS
@@ -28,8 +30,6 @@ def yaml_keys(path):
 def recbole_keys():
     """Keys of RecBole's own yamls (overall, dataset defaults, quick-start layers, every model) and argument
     lists, and the keys RecBole's Config and its multi-process launcher set themselves."""
-    import recbole
-    from recbole.utils import argument_list
 
     root = os.path.join(os.path.dirname(recbole.__file__), "properties")
     files = [os.path.join(root, "overall.yaml"), os.path.join(root, "dataset", "sample.yaml"),

@@ -4,6 +4,8 @@ import contextlib
 import logging
 import os
 
+from recbole.utils.logger import RemoveColorFilter
+
 from recbole_crs.runtime import isolated_argv
 
 RUN_LOG = "run.log"
@@ -21,7 +23,6 @@ def isolated_run(run_dir):
     saved_level = root.level
     handler = logging.FileHandler(os.path.join(run_dir, RUN_LOG), encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s  %(message)s"))
-    from recbole.utils.logger import RemoveColorFilter
 
     handler.addFilter(RemoveColorFilter())
     handler.setLevel(logging.INFO)

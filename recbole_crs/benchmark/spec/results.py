@@ -4,6 +4,9 @@ import json
 import math
 import os
 import platform
+import subprocess
+
+import torch
 
 from recbole_crs.benchmark.spec.suite import REPO_ROOT
 from recbole_crs.errors import SuiteError
@@ -32,8 +35,6 @@ def to_builtin(value):
 
 def _git_state():
     """Commit of the repository and the files that differ from it (the code the runs used)."""
-    import subprocess
-
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
                                 timeout=10).stdout.strip()
@@ -45,8 +46,6 @@ def _git_state():
 
 
 def environment():
-    import torch
-
     return {
         "git": _git_state(),
         "python": platform.python_version(),
