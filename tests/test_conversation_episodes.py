@@ -26,6 +26,9 @@ LASTFM_STAR = os.path.join(REPO_ROOT, "..", "shared", "data", "scpr-lastfm-star"
 
 
 # ---------------------------------------------------------------------------------------------- UNICORN's order
+# The real file lives next to the repository (../shared/data, where CI's checkout finds it), as test_convert's
+# Last.fm files; a clone elsewhere has no such folder, and the hand-made file below checks the same order.
+@pytest.mark.skipif(not os.path.isdir(LASTFM_STAR), reason=f"SCPR's LastFM* files are not in {LASTFM_STAR}")
 def test_unicorn_pair_order_on_the_real_lastfm_star_test_file():
     pairs = load_review_dict_pairs(os.path.join(LASTFM_STAR, "review_dict_test.json"))
     assert len(pairs) == 11892
